@@ -1,0 +1,546 @@
+//! Chunks (FORMAT.md §4): a contiguous range of rows stored as CSR. This module encodes a
+//! chunk for each codec, decodes it, and checks its structure.
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+use crate::dtype::{DType, IndexVec, Indices, ValueVec, Values};
+use crate::layout::{align_up, ChunkEntry, Codec, RowLayout};
+
+/// Width of local row numbers in a sparse row section (FORMAT.md §4.1).
+pub(crate) fn row_id_width(row_count: u64) -> usize {
+    if row_count <= 1 << 32 {
+        4
+    } else {
+        8
+    }
+}
+
+/// Width of local row offsets (FORMAT.md §4.1).
+pub(crate) fn offset_width(nnz: u64) -> usize {
+    if nnz <= u32::MAX as u64 {
+        4
+    } else {
+        8
+    }
+}
+
+/// Byte positions inside a chunk's (decoded) payload, all checked against overflow.
+#[derive(Debug, Clone)]
+struct Geometry {
+    row_ids: Range<u64>,
+    offsets: Range<u64>,
+    /// End of the row section, 8-aligned: where indices begin.
+    rows_end: u64,
+}
+
+fn geometry(layout: RowLayout, n_listed: u64, row_count: u64, nnz: u64) -> Option<Geometry> {
+    let rw = row_id_width(row_count) as u64;
+    let ow = offset_width(nnz) as u64;
+    let ids_len = match layout {
+        RowLayout::Dense => 0,
+        RowLayout::Sparse => n_listed.checked_mul(rw)?,
+    };
+    let off_start = align_up(ids_len, 8);
+    let off_end = off_start.checked_add(n_listed.checked_add(1)?.checked_mul(ow)?)?;
+    Some(Geometry {
+        row_ids: 0..ids_len,
+        offsets: off_start..off_end,
+        rows_end: align_up(off_end, 8),
+    })
+}
+
+/// Exact stored length of a raw chunk (FORMAT.md §4.2), or `None` on overflow.
+pub(crate) fn raw_len(layout: RowLayout, n_listed: u64, row_count: u64, nnz: u64, iw: usize, dtype: DType) -> Option<u64> {
+    let g = geometry(layout, n_listed, row_count, nnz)?;
+    let idx_end = g.rows_end.checked_add(nnz.checked_mul(iw as u64)?)?;
+    align_up(idx_end, 8).checked_add(nnz.checked_mul(dtype.size() as u64)?)
+}
+
+/// A borrowed CSR chunk: from the map (raw codec) or from a decoded [`ChunkData`].
+#[derive(Debug, Clone, Copy)]
+pub struct CsrView<'a> {
+    pub row_start: u64,
+    pub row_end: u64,
+    /// Local row numbers of the listed rows (sparse layout); `None` for the dense layout.
+    pub rows: Option<Indices<'a>>,
+    /// `n_listed + 1` offsets into `indices` and `values`.
+    pub offsets: Indices<'a>,
+    pub indices: Indices<'a>,
+    pub values: Values<'a>,
+}
+
+impl<'a> CsrView<'a> {
+    /// Number of rows with an entry in the row section.
+    pub fn n_listed(&self) -> usize {
+        self.offsets.len() - 1
+    }
+    /// The position in the row section of absolute row `row`, if listed.
+    #[inline]
+    pub fn find(&self, row: u64) -> Option<usize> {
+        if row < self.row_start || row >= self.row_end {
+            return None;
+        }
+        let local = row - self.row_start;
+        match self.rows {
+            None => Some(local as usize),
+            Some(ids) => ids.binary_search(local).ok(),
+        }
+    }
+    /// The absolute row id of listed position `k`.
+    #[inline]
+    pub fn row_id(&self, k: usize) -> u64 {
+        match self.rows {
+            None => self.row_start + k as u64,
+            Some(ids) => self.row_start + ids.get(k),
+        }
+    }
+    /// The range of `indices`/`values` that listed position `k` holds.
+    #[inline]
+    pub fn range(&self, k: usize) -> Range<usize> {
+        self.offsets.get(k) as usize..self.offsets.get(k + 1) as usize
+    }
+
+    /// Checks everything a reader relies on: offsets start at 0, never decrease and end at
+    /// nnz; listed rows increase and lie in range; column indices of each row strictly
+    /// increase and are below `n_cols`.
+    pub(crate) fn validate(&self, n_cols: u64) -> Result<(), String> {
+        let nnz = self.indices.len();
+        if self.values.len() != nnz {
+            return Err(format!("{} indices but {} values", nnz, self.values.len()));
+        }
+        let n = self.n_listed();
+        if self.offsets.get(0) != 0 || self.offsets.get(n) != nnz as u64 {
+            return Err(format!(
+                "row offsets run {}..{}, expected 0..{nnz}",
+                self.offsets.get(0),
+                self.offsets.get(n)
+            ));
+        }
+        let row_count = self.row_end - self.row_start;
+        if let Some(ids) = self.rows {
+            let mut prev: Option<u64> = None;
+            for (k, id) in ids.iter().enumerate() {
+                if id >= row_count || prev.is_some_and(|p| id <= p) {
+                    return Err(format!("listed row {k} has local row number {id}, out of order or range"));
+                }
+                prev = Some(id);
+            }
+        }
+        for k in 0..n {
+            let (a, b) = (self.offsets.get(k), self.offsets.get(k + 1));
+            if a > b {
+                return Err(format!("row offsets decrease at listed row {k} ({a} > {b})"));
+            }
+            let mut prev: Option<u64> = None;
+            for j in a as usize..b as usize {
+                let col = self.indices.get(j);
+                if col >= n_cols || prev.is_some_and(|p| col <= p) {
+                    return Err(format!(
+                        "row {}: column {col} at position {j} is out of order or not below {n_cols}",
+                        self.row_id(k)
+                    ));
+                }
+                prev = Some(col);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An owned, decoded chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkData {
+    pub row_start: u64,
+    pub row_end: u64,
+    pub rows: Option<IndexVec>,
+    pub offsets: IndexVec,
+    pub indices: IndexVec,
+    pub values: ValueVec,
+}
+
+impl ChunkData {
+    /// Borrow as a [`CsrView`].
+    pub fn view(&self) -> CsrView<'_> {
+        CsrView {
+            row_start: self.row_start,
+            row_end: self.row_end,
+            rows: self.rows.as_ref().map(IndexVec::as_indices),
+            offsets: self.offsets.as_indices(),
+            indices: self.indices.as_indices(),
+            values: self.values.as_values(),
+        }
+    }
+    /// Bytes of memory held, for the cache's budget.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.rows.as_ref().map_or(0, IndexVec::heap_bytes)
+            + self.offsets.heap_bytes()
+            + self.indices.heap_bytes()
+            + self.values.len() * self.values.dtype().size()
+            + std::mem::size_of::<Self>()
+    }
+}
+
+/// Rows gathered for one chunk, in the writer: absolute row ids, offsets, indices, values.
+#[derive(Debug)]
+pub(crate) struct ChunkBuilder {
+    pub rows: Vec<u64>,
+    pub offsets: Vec<u64>,
+    pub indices: IndexVec,
+    pub values: ValueVec,
+}
+
+impl ChunkBuilder {
+    pub(crate) fn new(index_width: usize, dtype: DType) -> Self {
+        ChunkBuilder {
+            rows: Vec::new(),
+            offsets: vec![0],
+            indices: IndexVec::new(index_width),
+            values: ValueVec::new(dtype),
+        }
+    }
+    pub(crate) fn nnz(&self) -> u64 {
+        *self.offsets.last().expect("offsets start with 0")
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+    /// Raw CSR bytes held, against the chunk-size target.
+    pub(crate) fn raw_bytes(&self) -> usize {
+        self.indices.len() * self.indices.as_indices().width()
+            + self.values.len() * self.values.dtype().size()
+            + self.rows.len() * 8
+    }
+}
+
+/// An encoded chunk: its stored bytes and its catalog entry (offset still to be set).
+#[derive(Debug)]
+pub(crate) struct EncodedChunk {
+    pub bytes: Vec<u8>,
+    pub entry: ChunkEntry,
+}
+
+fn push_uint(out: &mut Vec<u8>, x: u64, width: usize) {
+    if width == 4 {
+        out.extend_from_slice(&(x as u32).to_le_bytes());
+    } else {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+fn pad8(out: &mut Vec<u8>) {
+    while out.len() % 8 != 0 {
+        out.push(0);
+    }
+}
+
+/// Writes the row section (FORMAT.md §4.1) and picks the smaller layout.
+fn write_row_section(b: &ChunkBuilder, out: &mut Vec<u8>) -> (RowLayout, u64, u64, u64) {
+    let row_start = b.rows[0];
+    let row_end = *b.rows.last().expect("nonempty") + 1;
+    let row_count = row_end - row_start;
+    let n_listed = b.rows.len() as u64;
+    let nnz = b.nnz();
+    let ow = offset_width(nnz);
+    let dense_len = geometry(RowLayout::Dense, row_count, row_count, nnz).map(|g| g.rows_end);
+    let sparse_len = geometry(RowLayout::Sparse, n_listed, row_count, nnz).map(|g| g.rows_end);
+    let dense = matches!((dense_len, sparse_len), (Some(d), Some(s)) if d <= s);
+    if dense {
+        let mut k = 0;
+        for local in 0..row_count {
+            // Rows between listed ones are empty: their offset repeats.
+            if k < b.rows.len() && b.rows[k] - row_start == local {
+                push_uint(out, b.offsets[k], ow);
+                k += 1;
+            } else {
+                push_uint(out, b.offsets[k], ow);
+            }
+        }
+        push_uint(out, nnz, ow);
+        pad8(out);
+        (RowLayout::Dense, row_count, row_start, row_end)
+    } else {
+        let rw = row_id_width(row_count);
+        for &r in &b.rows {
+            push_uint(out, r - row_start, rw);
+        }
+        pad8(out);
+        for &o in &b.offsets {
+            push_uint(out, o, ow);
+        }
+        pad8(out);
+        (RowLayout::Sparse, n_listed, row_start, row_end)
+    }
+}
+
+thread_local! {
+    static ZSTD_COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static ZSTD_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// Encodes a chunk with a codec (FORMAT.md §4.2, §4.3).
+pub(crate) fn encode(b: &ChunkBuilder, codec: Codec, zstd_level: i32) -> std::io::Result<EncodedChunk> {
+    let nnz = b.nnz();
+    let iw = b.indices.as_indices().width();
+    let vw = b.values.dtype().size();
+    let mut out = Vec::with_capacity(b.raw_bytes() + b.rows.len() * 8 + 64);
+    let (layout, n_listed, row_start, row_end) = write_row_section(b, &mut out);
+    let bytes = match codec {
+        Codec::Raw => {
+            out.extend_from_slice(b.indices.as_indices().as_bytes());
+            pad8(&mut out);
+            out.extend_from_slice(b.values.as_values().as_bytes());
+            out
+        }
+        Codec::Lz4 | Codec::Zstd => {
+            // Indices: per row, the first absolute, then the gaps, as LEB128 varints.
+            let idx = b.indices.as_indices();
+            for k in 0..b.rows.len() {
+                let mut prev = 0u64;
+                for j in b.offsets[k] as usize..b.offsets[k + 1] as usize {
+                    let col = idx.get(j);
+                    let mut d = col - prev;
+                    prev = col;
+                    while d >= 0x80 {
+                        out.push((d as u8) | 0x80);
+                        d >>= 7;
+                    }
+                    out.push(d as u8);
+                }
+            }
+            // Values: byte planes, so that the sign/exponent bytes sit together.
+            let vb = b.values.as_values().as_bytes();
+            let n = nnz as usize;
+            let base = out.len();
+            out.resize(base + vb.len(), 0);
+            for plane in 0..vw {
+                let dst = &mut out[base + plane * n..base + (plane + 1) * n];
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = vb[i * vw + plane];
+                }
+            }
+            let decoded_len = out.len() as u64;
+            let compressed = if codec == Codec::Zstd {
+                ZSTD_COMPRESSOR.with(|c| -> std::io::Result<Vec<u8>> {
+                    let mut c = c.borrow_mut();
+                    if c.as_ref().is_none_or(|(l, _)| *l != zstd_level) {
+                        *c = Some((zstd_level, zstd::bulk::Compressor::new(zstd_level)?));
+                    }
+                    let (_, comp) = c.as_mut().expect("set above");
+                    comp.compress(&out)
+                })?
+            } else {
+                lz4_flex::block::compress(&out)
+            };
+            return Ok(finish(compressed, codec, layout, row_start, row_end, nnz, n_listed, decoded_len));
+        }
+    };
+    let len = bytes.len() as u64;
+    debug_assert_eq!(Some(len), raw_len(layout, n_listed, row_end - row_start, nnz, iw, b.values.dtype()));
+    Ok(finish(bytes, codec, layout, row_start, row_end, nnz, n_listed, len))
+}
+
+#[expect(clippy::too_many_arguments, reason = "one call site per codec, fields of one entry")]
+fn finish(
+    bytes: Vec<u8>,
+    codec: Codec,
+    layout: RowLayout,
+    row_start: u64,
+    row_end: u64,
+    nnz: u64,
+    n_listed: u64,
+    decoded_len: u64,
+) -> EncodedChunk {
+    let entry = ChunkEntry {
+        row_start,
+        row_end,
+        nnz,
+        offset: 0,
+        stored_len: bytes.len() as u64,
+        decoded_len,
+        n_listed,
+        codec,
+        layout,
+        crc: crc32c::crc32c(&bytes),
+    };
+    EncodedChunk { bytes, entry }
+}
+
+/// Views a raw chunk in place. `bytes` are exactly its stored bytes, 8-aligned in memory.
+/// Returns `Err` when the length is wrong or the bytes are misaligned.
+pub(crate) fn view_raw<'a>(bytes: &'a [u8], e: &ChunkEntry, iw: usize, dtype: DType) -> Result<CsrView<'a>, String> {
+    let row_count = e.row_end - e.row_start;
+    let g = geometry(e.layout, e.n_listed, row_count, e.nnz).ok_or("chunk sizes overflow")?;
+    let expected = raw_len(e.layout, e.n_listed, row_count, e.nnz, iw, dtype).ok_or("chunk sizes overflow")?;
+    if expected != bytes.len() as u64 {
+        return Err(format!(
+            "raw chunk is {} bytes but its {} rows and {} nonzeros need {expected}",
+            bytes.len(),
+            e.n_listed,
+            e.nnz
+        ));
+    }
+    let slice = |r: Range<u64>| &bytes[r.start as usize..r.end as usize];
+    let misaligned = || "raw chunk is not aligned in memory".to_string();
+    let rows = match e.layout {
+        RowLayout::Dense => None,
+        RowLayout::Sparse => Some(Indices::from_bytes(row_id_width(row_count), slice(g.row_ids)).ok_or_else(misaligned)?),
+    };
+    let offsets = Indices::from_bytes(offset_width(e.nnz), slice(g.offsets)).ok_or_else(misaligned)?;
+    let idx_end = g.rows_end + e.nnz * iw as u64;
+    let indices = Indices::from_bytes(iw, slice(g.rows_end..idx_end)).ok_or_else(misaligned)?;
+    let values = Values::from_bytes(dtype, slice(align_up(idx_end, 8)..expected)).ok_or_else(misaligned)?;
+    Ok(CsrView {
+        row_start: e.row_start,
+        row_end: e.row_end,
+        rows,
+        offsets,
+        indices,
+        values,
+    })
+}
+
+fn read_uints(bytes: &[u8], width: usize) -> IndexVec {
+    if width == 4 {
+        IndexVec::U32(bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4"))).collect())
+    } else {
+        IndexVec::U64(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8"))).collect())
+    }
+}
+
+/// Decodes a chunk of any codec into owned data, refusing to allocate more than
+/// `max_decoded` bytes. The checksum has been checked by the caller. The result's structure
+/// is not yet validated (see [`CsrView::validate`]).
+pub(crate) fn decode(stored: &[u8], e: &ChunkEntry, iw: usize, dtype: DType, max_decoded: u64) -> Result<ChunkData, String> {
+    let row_count = e.row_end - e.row_start;
+    let g = geometry(e.layout, e.n_listed, row_count, e.nnz).ok_or("chunk sizes overflow")?;
+    let vw = dtype.size() as u64;
+    let payload: std::borrow::Cow<'_, [u8]> = match e.codec {
+        Codec::Raw => std::borrow::Cow::Borrowed(stored),
+        Codec::Lz4 | Codec::Zstd => {
+            // The decoded size must be possible for the declared counts: each index takes
+            // 1 to 10 varint bytes. Checked before allocating.
+            let min = g.rows_end.checked_add(e.nnz.checked_mul(1 + vw).ok_or("chunk sizes overflow")?);
+            let max = g.rows_end.checked_add(e.nnz.checked_mul(10 + vw).ok_or("chunk sizes overflow")?);
+            let ok = matches!((min, max), (Some(lo), Some(hi)) if e.decoded_len >= lo && e.decoded_len <= hi);
+            if !ok {
+                return Err(format!(
+                    "decoded length {} is impossible for {} rows and {} nonzeros",
+                    e.decoded_len, e.n_listed, e.nnz
+                ));
+            }
+            if e.decoded_len > max_decoded {
+                return Err(format!(
+                    "decoded length {} exceeds the limit of {max_decoded} bytes",
+                    e.decoded_len
+                ));
+            }
+            let mut buf = vec![0u8; e.decoded_len as usize];
+            let n = if e.codec == Codec::Zstd {
+                ZSTD_DECOMPRESSOR.with(|d| -> Result<usize, String> {
+                    let mut d = d.borrow_mut();
+                    if d.is_none() {
+                        *d = Some(zstd::bulk::Decompressor::new().map_err(|x| x.to_string())?);
+                    }
+                    d.as_mut()
+                        .expect("set above")
+                        .decompress_to_buffer(stored, &mut buf)
+                        .map_err(|x| format!("zstd: {x}"))
+                })?
+            } else {
+                lz4_flex::block::decompress_into(stored, &mut buf).map_err(|x| format!("lz4: {x}"))?
+            };
+            if n as u64 != e.decoded_len {
+                return Err(format!("decompressed to {n} bytes, expected {}", e.decoded_len));
+            }
+            std::borrow::Cow::Owned(buf)
+        }
+    };
+    let p = &payload[..];
+    if (p.len() as u64) < g.rows_end {
+        return Err("chunk is shorter than its row section".into());
+    }
+    let rows = match e.layout {
+        RowLayout::Dense => None,
+        RowLayout::Sparse => Some(read_uints(&p[g.row_ids.start as usize..g.row_ids.end as usize], row_id_width(row_count))),
+    };
+    let offsets = read_uints(&p[g.offsets.start as usize..g.offsets.end as usize], offset_width(e.nnz));
+    let nnz = e.nnz as usize;
+    let rest = &p[g.rows_end as usize..];
+    let (indices, values) = match e.codec {
+        Codec::Raw => {
+            // Copy into an 8-aligned buffer so that the in-place view applies.
+            let mut aligned = vec![0u64; stored.len().div_ceil(8)];
+            bytemuck::cast_slice_mut::<u64, u8>(&mut aligned)[..stored.len()].copy_from_slice(stored);
+            let v = view_raw(&bytemuck::cast_slice::<u64, u8>(&aligned)[..stored.len()], e, iw, dtype)?;
+            let indices = match v.indices {
+                Indices::U32(s) => IndexVec::U32(s.to_vec()),
+                Indices::U64(s) => IndexVec::U64(s.to_vec()),
+            };
+            (indices, ValueVec::from_le_bytes(dtype, v.values.as_bytes()))
+        }
+        Codec::Lz4 | Codec::Zstd => {
+            let mut indices = IndexVec::new(iw);
+            let mut pos = 0usize;
+            let offs = offsets.as_indices();
+            let limit = if iw == 4 { u32::MAX as u64 } else { u64::MAX };
+            for k in 0..e.n_listed as usize {
+                let (a, b) = (offs.get(k), offs.get(k + 1));
+                if a > b || b > e.nnz {
+                    return Err(format!("row offsets out of order at listed row {k}"));
+                }
+                let mut prev = 0u64;
+                for j in a..b {
+                    let mut d = 0u64;
+                    let mut shift = 0u32;
+                    loop {
+                        let byte = *rest.get(pos).ok_or("index stream ends early")?;
+                        pos += 1;
+                        if shift >= 64 || (shift == 63 && byte > 1) {
+                            return Err("varint overflows 64 bits".into());
+                        }
+                        d |= ((byte & 0x7f) as u64) << shift;
+                        shift += 7;
+                        if byte & 0x80 == 0 {
+                            break;
+                        }
+                    }
+                    if j > a && d == 0 {
+                        return Err(format!("listed row {k}: repeated column index"));
+                    }
+                    let col = prev.checked_add(d).filter(|&c| c <= limit).ok_or("column index overflows")?;
+                    indices.push(col);
+                    prev = col;
+                }
+            }
+            if indices.len() != nnz {
+                return Err(format!("{} indices decoded, expected {nnz}", indices.len()));
+            }
+            let planes = &rest[pos..];
+            if planes.len() as u64 != e.nnz * vw {
+                return Err(format!(
+                    "value planes are {} bytes, expected {}",
+                    planes.len(),
+                    e.nnz * vw
+                ));
+            }
+            let vw = vw as usize;
+            let mut vb = vec![0u8; planes.len()];
+            for plane in 0..vw {
+                let src = &planes[plane * nnz..(plane + 1) * nnz];
+                for (i, &s) in src.iter().enumerate() {
+                    vb[i * vw + plane] = s;
+                }
+            }
+            (indices, ValueVec::from_le_bytes(dtype, &vb))
+        }
+    };
+    Ok(ChunkData {
+        row_start: e.row_start,
+        row_end: e.row_end,
+        rows,
+        offsets,
+        indices,
+        values,
+    })
+}

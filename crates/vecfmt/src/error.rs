@@ -1,0 +1,156 @@
+//! The one error type of the core crate.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the core crate. Each variant says what was wrong and
+/// where: the file, the chunk, the row, the byte offset.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An operating-system error on a file.
+    #[error("{}: {op}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// The file does not start with the `.vfm` magic bytes.
+    #[error("{}: not a .vfm file (the first 8 bytes are not the vfm magic)", .path.display())]
+    NotVfm { path: PathBuf },
+    /// The file is of a format version newer than this library reads.
+    #[error("{}: format version {found} is newer than this vecfmt reads (up to {supported}); upgrade vecfmt", .path.display())]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u16,
+        supported: u16,
+    },
+    /// Neither meta page holds a valid commit.
+    #[error("{}: no valid commit in the superblock: {detail}", .path.display())]
+    NoValidCommit { path: PathBuf, detail: String },
+    /// A structure outside the chunks (meta page, catalog, labels, metadata) is malformed.
+    #[error("{}: corrupt {what} at byte offset {offset}: {detail}", .path.display())]
+    Corrupt {
+        path: PathBuf,
+        what: &'static str,
+        offset: u64,
+        detail: String,
+    },
+    /// A chunk is malformed or fails its checksum.
+    #[error("{}: corrupt chunk {chunk} (rows {row_start}..{row_end}) at byte offset {offset}: {detail}", .path.display())]
+    CorruptChunk {
+        path: PathBuf,
+        chunk: usize,
+        row_start: u64,
+        row_end: u64,
+        offset: u64,
+        detail: String,
+    },
+    /// Another process holds the file's exclusive lock (it is being updated).
+    #[error("{}: the file is locked for update by another process; retry when it has finished", .path.display())]
+    Locked { path: PathBuf },
+    /// A row id past the last row.
+    #[error("row {row} is out of range: the matrix has {n_rows} rows")]
+    RowOutOfRange { row: u64, n_rows: u64 },
+    /// A column id past the last column.
+    #[error("column {col} is out of range in row {row}: the matrix has {n_cols} columns")]
+    ColOutOfRange { row: u64, col: u64, n_cols: u64 },
+    /// No row or column carries this label.
+    #[error("no {axis} is labelled {label:?}")]
+    LabelNotFound { axis: Axis, label: String },
+    /// The matrix has no labels on this axis.
+    #[error("the matrix has no {axis} labels")]
+    NoLabels { axis: Axis },
+    /// A label occurs twice on one axis.
+    #[error("{axis} label {label:?} occurs more than once (at {first} and {second}); labels must be unique")]
+    DuplicateLabel {
+        axis: Axis,
+        label: String,
+        first: u64,
+        second: u64,
+    },
+    /// The number of labels does not match the axis length.
+    #[error("{got} {axis} labels given for {expected} {axis}s")]
+    LabelCount { axis: Axis, expected: u64, got: u64 },
+    /// Values of one dtype were given or asked for where the matrix holds another.
+    #[error("dtype mismatch: the matrix holds {actual}, but {requested} was used")]
+    DTypeMismatch {
+        actual: crate::DType,
+        requested: crate::DType,
+    },
+    /// Rows were pushed out of order, or twice.
+    #[error("row {row} pushed after row {previous}: rows must be pushed in increasing order")]
+    RowOrder { row: u64, previous: u64 },
+    /// The column indices of a row are not strictly increasing.
+    #[error("row {row}: column indices must be strictly increasing, but {col} follows {previous}")]
+    UnsortedIndices { row: u64, previous: u64, col: u64 },
+    /// Array lengths that must agree do not.
+    #[error("{what}: lengths disagree ({detail})")]
+    LengthMismatch { what: &'static str, detail: String },
+    /// A negative or otherwise unrepresentable index.
+    #[error("{what} {value} cannot be used as an index")]
+    BadIndex { what: &'static str, value: String },
+    /// Metadata that is not a JSON object.
+    #[error("metadata must be a JSON object, got {kind}")]
+    BadMetadata { kind: &'static str },
+    /// A codec or dtype name that vecfmt does not know.
+    #[error("unknown {what} {name:?}; expected one of: {expected}")]
+    UnknownName {
+        what: &'static str,
+        name: String,
+        expected: &'static str,
+    },
+}
+
+/// Which axis a label belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Axis {
+    Row,
+    Col,
+}
+
+impl std::fmt::Display for Axis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Axis::Row => "row",
+            Axis::Col => "column",
+        })
+    }
+}
+
+/// A malformed structure found while parsing bytes, before the file's path is known. The
+/// reader turns it into [`Error::Corrupt`] or [`Error::CorruptChunk`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    /// Byte offset in the file (or in the chunk, for chunk payloads).
+    pub offset: u64,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (byte offset {})", self.detail, self.offset)
+    }
+}
+
+impl Malformed {
+    /// A problem at byte `offset`.
+    pub fn new(offset: u64, detail: impl Into<String>) -> Self {
+        Malformed {
+            offset,
+            detail: detail.into(),
+        }
+    }
+}
+
+pub(crate) fn io_err<'a>(path: &'a std::path::Path, op: &'static str) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        op,
+        source,
+    }
+}

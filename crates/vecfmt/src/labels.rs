@@ -1,0 +1,212 @@
+//! Row and column labels (FORMAT.md §5): an offsets table for id → string, and an
+//! open-addressing hash table for string → id, both readable in place from the map.
+
+use crate::consts::{LABELS_HEADER_SIZE, LABELS_MAGIC};
+use crate::error::{Axis, Error, Malformed, Result};
+use crate::layout::{align_up, u64_at};
+
+/// FNV-1a, 64-bit: the hash of a label's UTF-8 bytes (FORMAT.md §5.2).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn slot_width(count: u64) -> u64 {
+    if count < u32::MAX as u64 {
+        4
+    } else {
+        8
+    }
+}
+
+/// Number of hash slots the writer uses: a power of two, at least 1.5 × count, so probes
+/// stay short.
+fn slots_for(count: u64) -> u64 {
+    (count + count / 2 + 1).next_power_of_two()
+}
+
+/// Serialises a labels section. Fails on a duplicate label.
+pub(crate) fn build<S: AsRef<str>>(labels: &[S], axis: Axis) -> Result<Vec<u8>> {
+    let count = labels.len() as u64;
+    let bytes_len: u64 = labels.iter().map(|s| s.as_ref().len() as u64).sum();
+    let n_slots = slots_for(count);
+    let sw = slot_width(count);
+    let mut out = Vec::with_capacity((LABELS_HEADER_SIZE + (count + 1) * 8 + bytes_len + 8 + n_slots * sw) as usize);
+    out.extend_from_slice(&LABELS_MAGIC);
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&bytes_len.to_le_bytes());
+    out.extend_from_slice(&n_slots.to_le_bytes());
+    let mut off = 0u64;
+    out.extend_from_slice(&off.to_le_bytes());
+    for s in labels {
+        off += s.as_ref().len() as u64;
+        out.extend_from_slice(&off.to_le_bytes());
+    }
+    for s in labels {
+        out.extend_from_slice(s.as_ref().as_bytes());
+    }
+    while out.len() % 8 != 0 {
+        out.push(0);
+    }
+    let mut slots = vec![0u64; n_slots as usize];
+    let mask = n_slots - 1;
+    for (id, s) in labels.iter().enumerate() {
+        let s = s.as_ref();
+        let mut i = fnv1a64(s.as_bytes()) & mask;
+        loop {
+            let v = slots[i as usize];
+            if v == 0 {
+                slots[i as usize] = id as u64 + 1;
+                break;
+            }
+            let other = labels[(v - 1) as usize].as_ref();
+            if other == s {
+                return Err(Error::DuplicateLabel {
+                    axis,
+                    label: s.to_string(),
+                    first: v - 1,
+                    second: id as u64,
+                });
+            }
+            i = (i + 1) & mask;
+        }
+    }
+    for v in slots {
+        if sw == 4 {
+            out.extend_from_slice(&(v as u32).to_le_bytes());
+        } else {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    Ok(out)
+}
+
+/// A labels section inside a mapped file, checked for size at open.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels<'a> {
+    bytes: &'a [u8],
+    /// File offset of the section, for error messages.
+    base: u64,
+    count: u64,
+    strings_at: u64,
+    strings_len: u64,
+    slots_at: u64,
+    n_slots: u64,
+    sw: u64,
+}
+
+impl<'a> Labels<'a> {
+    /// Parses the header and checks that every declared size fits in the section.
+    pub(crate) fn parse(bytes: &'a [u8], base: u64) -> Result<Labels<'a>, Malformed> {
+        let bad = |at: u64, d: String| Malformed::new(base + at, d);
+        if bytes.len() < LABELS_HEADER_SIZE as usize || bytes[0..8] != LABELS_MAGIC {
+            return Err(bad(0, "labels magic bytes are wrong".into()));
+        }
+        let count = u64_at(bytes, 8);
+        let strings_len = u64_at(bytes, 16);
+        let n_slots = u64_at(bytes, 24);
+        let sw = slot_width(count);
+        if !n_slots.is_power_of_two() || n_slots <= count {
+            return Err(bad(24, format!("{n_slots} hash slots for {count} labels: must be a power of two above the count")));
+        }
+        let strings_at = count
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(8))
+            .and_then(|n| n.checked_add(LABELS_HEADER_SIZE));
+        let slots_at = strings_at.and_then(|s| s.checked_add(strings_len)).map(|e| align_up(e, 8));
+        let total = slots_at.and_then(|s| n_slots.checked_mul(sw).and_then(|n| n.checked_add(s)));
+        match (strings_at, slots_at, total) {
+            (Some(strings_at), Some(slots_at), Some(total)) if total == bytes.len() as u64 => Ok(Labels {
+                bytes,
+                base,
+                count,
+                strings_at,
+                strings_len,
+                slots_at,
+                n_slots,
+                sw,
+            }),
+            _ => Err(bad(
+                8,
+                format!(
+                    "{count} labels of {strings_len} bytes with {n_slots} slots do not fit in a {}-byte section",
+                    bytes.len()
+                ),
+            )),
+        }
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The label of id `i`, checked: offsets in order and in range, valid UTF-8.
+    pub fn get(&self, i: u64) -> Result<&'a str, Malformed> {
+        if i >= self.count {
+            return Err(Malformed::new(self.base, format!("label {i} requested of {}", self.count)));
+        }
+        let at = (LABELS_HEADER_SIZE + i * 8) as usize;
+        let (a, b) = (u64_at(self.bytes, at), u64_at(self.bytes, at + 8));
+        if a > b || b > self.strings_len {
+            return Err(Malformed::new(
+                self.base + at as u64,
+                format!("label {i} has offsets {a}..{b}, outside 0..{}", self.strings_len),
+            ));
+        }
+        let s = &self.bytes[(self.strings_at + a) as usize..(self.strings_at + b) as usize];
+        std::str::from_utf8(s).map_err(|_| Malformed::new(self.base + self.strings_at + a, format!("label {i} is not valid UTF-8")))
+    }
+
+    /// The id of `label`, if present. Probes the hash table; a corrupt table can make a
+    /// present label unfindable, which `verify` reports.
+    pub fn lookup(&self, label: &str) -> Option<u64> {
+        let mask = self.n_slots - 1;
+        let mut i = fnv1a64(label.as_bytes()) & mask;
+        for _ in 0..self.n_slots {
+            let at = (self.slots_at + i * self.sw) as usize;
+            let v = if self.sw == 4 {
+                u32::from_le_bytes(self.bytes[at..at + 4].try_into().expect("4")) as u64
+            } else {
+                u64_at(self.bytes, at)
+            };
+            if v == 0 {
+                return None;
+            }
+            if v <= self.count && self.get(v - 1).is_ok_and(|s| s == label) {
+                return Some(v - 1);
+            }
+            i = (i + 1) & mask;
+        }
+        None
+    }
+
+    /// Iterates over every label in id order.
+    pub fn iter(&self) -> impl Iterator<Item = Result<&'a str, Malformed>> + '_ {
+        (0..self.count).map(move |i| self.get(i))
+    }
+
+    /// Full check for `verify`: every label decodes and is found at its own id by lookup
+    /// (which also proves the labels are unique).
+    pub(crate) fn check(&self) -> Result<(), Malformed> {
+        for i in 0..self.count {
+            let s = self.get(i)?;
+            if self.lookup(s) != Some(i) {
+                return Err(Malformed::new(
+                    self.base + self.slots_at,
+                    format!("label {i} ({s:?}) is not found at its id by the hash table (duplicate or corrupt table)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
