@@ -28,7 +28,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Show a matrix's shape, dtype, sparsity, chunks, size on disk, labels and metadata.
-    #[command(after_help = "Examples:\n  vecfmt inspect vectors.vfm\n  vecfmt inspect vectors.vfm --chunks\n  vecfmt inspect vectors.vfm --json | jq .nnz")]
+    #[command(
+        after_help = "Examples:\n  vecfmt inspect vectors.vfm\n  vecfmt inspect vectors.vfm --chunks\n  vecfmt inspect vectors.vfm --json | jq .nnz"
+    )]
     Inspect {
         /// The .vfm file.
         file: std::path::PathBuf,
@@ -49,7 +51,9 @@ enum Command {
         json: bool,
     },
     /// Print one row as `col value` lines (plus the column's label when the matrix has them).
-    #[command(after_help = "Examples:\n  vecfmt get vectors.vfm 12\n  vecfmt get vectors.vfm --label cat --top 10\n  vecfmt get vectors.vfm 12 --json")]
+    #[command(
+        after_help = "Examples:\n  vecfmt get vectors.vfm 12\n  vecfmt get vectors.vfm --label cat --top 10\n  vecfmt get vectors.vfm 12 --json"
+    )]
     Get {
         /// The .vfm file.
         file: std::path::PathBuf,
@@ -233,9 +237,17 @@ fn inspect(path: &std::path::Path, as_json: bool, with_chunks: bool) -> Result<E
         return Ok(ExitCode::SUCCESS);
     }
     println!("file:          {}", path.display());
-    println!("format:        vfm v{}, commit generation {}", vecfmt::consts::FORMAT_VERSION, commit.generation);
+    println!(
+        "format:        vfm v{}, commit generation {}",
+        vecfmt::consts::FORMAT_VERSION,
+        commit.generation
+    );
     println!("shape:         {rows} rows x {cols} columns");
-    println!("dtype:         {} (column indices u{})", m.dtype(), m.index_width() as u32 * 8);
+    println!(
+        "dtype:         {} (column indices u{})",
+        m.dtype(),
+        m.index_width() as u32 * 8
+    );
     println!("nnz:           {} (density {density:.3e})", m.nnz());
     match stats {
         Some((min, median, max, nonempty)) => {
@@ -244,7 +256,15 @@ fn inspect(path: &std::path::Path, as_json: bool, with_chunks: bool) -> Result<E
         None => println!("row nnz:       (no rows)"),
     }
     let codec_list: Vec<String> = codecs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    println!("chunks:        {} ({})", m.chunks().len(), if codec_list.is_empty() { "none".into() } else { codec_list.join(", ") });
+    println!(
+        "chunks:        {} ({})",
+        m.chunks().len(),
+        if codec_list.is_empty() {
+            "none".into()
+        } else {
+            codec_list.join(", ")
+        }
+    );
     println!(
         "size:          {} on disk, {} as raw CSR (ratio {ratio:.2}x)",
         human_bytes(m.bytes_on_disk()),
@@ -259,7 +279,10 @@ fn inspect(path: &std::path::Path, as_json: bool, with_chunks: bool) -> Result<E
     }
     if with_chunks {
         println!();
-        println!("{:>6} {:>12} {:>12} {:>10} {:>6} {:>6} {:>12} {:>10} {:>10}", "chunk", "row_start", "row_end", "nnz", "codec", "layout", "offset", "stored", "decoded");
+        println!(
+            "{:>6} {:>12} {:>12} {:>10} {:>6} {:>6} {:>12} {:>10} {:>10}",
+            "chunk", "row_start", "row_end", "nnz", "codec", "layout", "offset", "stored", "decoded"
+        );
         for (i, c) in m.chunks().iter().enumerate() {
             println!(
                 "{i:>6} {:>12} {:>12} {:>10} {:>6} {:>6} {:>12} {:>10} {:>10}",
@@ -288,7 +311,10 @@ fn verify(path: &std::path::Path, as_json: bool) -> Result<ExitCode> {
     let m = match Matrix::open(path) {
         Ok(m) => m,
         Err(e) if is_damage(&e) && as_json => {
-            println!("{}", json!({"file": path.display().to_string(), "ok": false, "chunks": null, "problems": [e.to_string()]}));
+            println!(
+                "{}",
+                json!({"file": path.display().to_string(), "ok": false, "chunks": null, "problems": [e.to_string()]})
+            );
             return Ok(ExitCode::from(EXIT_DAMAGED));
         }
         Err(e) => return Err(e.into()),
@@ -317,12 +343,27 @@ fn verify(path: &std::path::Path, as_json: bool) -> Result<ExitCode> {
         for p in &report.problems {
             eprintln!("vecfmt: {p}");
         }
-        eprintln!("{}: DAMAGED: {} problem(s) in {} chunks", path.display(), report.problems.len(), report.chunks);
+        eprintln!(
+            "{}: DAMAGED: {} problem(s) in {} chunks",
+            path.display(),
+            report.problems.len(),
+            report.chunks
+        );
     }
-    Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DAMAGED) })
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DAMAGED)
+    })
 }
 
-fn get(path: &std::path::Path, row: Option<u64>, label: Option<&str>, top: Option<usize>, as_json: bool) -> Result<ExitCode> {
+fn get(
+    path: &std::path::Path,
+    row: Option<u64>,
+    label: Option<&str>,
+    top: Option<usize>,
+    as_json: bool,
+) -> Result<ExitCode> {
     let m = Matrix::open(path)?;
     let id = match (row, label) {
         (Some(r), _) => r,

@@ -57,6 +57,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "source": corpus, "window": WINDOW, "weighting": "harmonic", "symmetric": true
     }))?;
     let s = w.finish()?;
-    eprintln!("wrote {out}: {} x {} words, {} nonzeros, {} bytes", s.n_rows, s.n_cols, s.nnz, s.bytes_on_disk);
+    eprintln!(
+        "wrote {out}: {} x {} words, {} nonzeros, {} bytes",
+        s.n_rows, s.n_cols, s.nnz, s.bytes_on_disk
+    );
     Ok(())
 }

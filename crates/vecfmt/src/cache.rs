@@ -71,7 +71,9 @@ impl ChunkCache {
         s.order.insert(tick, chunk);
         s.bytes += bytes;
         while s.bytes > self.shard_budget {
-            let Some((_, victim)) = s.order.pop_first() else { break };
+            let Some((_, victim)) = s.order.pop_first() else {
+                break;
+            };
             if let Some((_, _, b)) = s.entries.remove(&victim) {
                 s.bytes -= b;
             }
@@ -80,6 +82,9 @@ impl ChunkCache {
 
     /// Bytes currently held.
     pub(crate) fn bytes(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).bytes).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).bytes)
+            .sum()
     }
 }

@@ -51,7 +51,14 @@ fn geometry(layout: RowLayout, n_listed: u64, row_count: u64, nnz: u64) -> Optio
 }
 
 /// Exact stored length of a raw chunk (FORMAT.md §4.2), or `None` on overflow.
-pub(crate) fn raw_len(layout: RowLayout, n_listed: u64, row_count: u64, nnz: u64, iw: usize, dtype: DType) -> Option<u64> {
+pub(crate) fn raw_len(
+    layout: RowLayout,
+    n_listed: u64,
+    row_count: u64,
+    nnz: u64,
+    iw: usize,
+    dtype: DType,
+) -> Option<u64> {
     let g = geometry(layout, n_listed, row_count, nnz)?;
     let idx_end = g.rows_end.checked_add(nnz.checked_mul(iw as u64)?)?;
     align_up(idx_end, 8).checked_add(nnz.checked_mul(dtype.size() as u64)?)
@@ -122,7 +129,9 @@ impl<'a> CsrView<'a> {
             let mut prev: Option<u64> = None;
             for (k, id) in ids.iter().enumerate() {
                 if id >= row_count || prev.is_some_and(|p| id <= p) {
-                    return Err(format!("listed row {k} has local row number {id}, out of order or range"));
+                    return Err(format!(
+                        "listed row {k} has local row number {id}, out of order or range"
+                    ));
                 }
                 prev = Some(id);
             }
@@ -229,7 +238,7 @@ fn push_uint(out: &mut Vec<u8>, x: u64, width: usize) {
 }
 
 fn pad8(out: &mut Vec<u8>) {
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
 }
@@ -332,11 +341,23 @@ pub(crate) fn encode(b: &ChunkBuilder, codec: Codec, zstd_level: i32) -> std::io
             } else {
                 lz4_flex::block::compress(&out)
             };
-            return Ok(finish(compressed, codec, layout, row_start, row_end, nnz, n_listed, decoded_len));
+            return Ok(finish(
+                compressed,
+                codec,
+                layout,
+                row_start,
+                row_end,
+                nnz,
+                n_listed,
+                decoded_len,
+            ));
         }
     };
     let len = bytes.len() as u64;
-    debug_assert_eq!(Some(len), raw_len(layout, n_listed, row_end - row_start, nnz, iw, b.values.dtype()));
+    debug_assert_eq!(
+        Some(len),
+        raw_len(layout, n_listed, row_end - row_start, nnz, iw, b.values.dtype())
+    );
     Ok(finish(bytes, codec, layout, row_start, row_end, nnz, n_listed, len))
 }
 
@@ -384,7 +405,9 @@ pub(crate) fn view_raw<'a>(bytes: &'a [u8], e: &ChunkEntry, iw: usize, dtype: DT
     let misaligned = || "raw chunk is not aligned in memory".to_string();
     let rows = match e.layout {
         RowLayout::Dense => None,
-        RowLayout::Sparse => Some(Indices::from_bytes(row_id_width(row_count), slice(g.row_ids)).ok_or_else(misaligned)?),
+        RowLayout::Sparse => {
+            Some(Indices::from_bytes(row_id_width(row_count), slice(g.row_ids)).ok_or_else(misaligned)?)
+        }
     };
     let offsets = Indices::from_bytes(offset_width(e.nnz), slice(g.offsets)).ok_or_else(misaligned)?;
     let idx_end = g.rows_end + e.nnz * iw as u64;
@@ -402,16 +425,32 @@ pub(crate) fn view_raw<'a>(bytes: &'a [u8], e: &ChunkEntry, iw: usize, dtype: DT
 
 fn read_uints(bytes: &[u8], width: usize) -> IndexVec {
     if width == 4 {
-        IndexVec::U32(bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4"))).collect())
+        IndexVec::U32(
+            bytes
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().expect("4")))
+                .collect(),
+        )
     } else {
-        IndexVec::U64(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8"))).collect())
+        IndexVec::U64(
+            bytes
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8")))
+                .collect(),
+        )
     }
 }
 
 /// Decodes a chunk of any codec into owned data, refusing to allocate more than
 /// `max_decoded` bytes. The checksum has been checked by the caller. The result's structure
 /// is not yet validated (see [`CsrView::validate`]).
-pub(crate) fn decode(stored: &[u8], e: &ChunkEntry, iw: usize, dtype: DType, max_decoded: u64) -> Result<ChunkData, String> {
+pub(crate) fn decode(
+    stored: &[u8],
+    e: &ChunkEntry,
+    iw: usize,
+    dtype: DType,
+    max_decoded: u64,
+) -> Result<ChunkData, String> {
     let row_count = e.row_end - e.row_start;
     let g = geometry(e.layout, e.n_listed, row_count, e.nnz).ok_or("chunk sizes overflow")?;
     let vw = dtype.size() as u64;
@@ -420,8 +459,12 @@ pub(crate) fn decode(stored: &[u8], e: &ChunkEntry, iw: usize, dtype: DType, max
         Codec::Lz4 | Codec::Zstd => {
             // The decoded size must be possible for the declared counts: each index takes
             // 1 to 10 varint bytes. Checked before allocating.
-            let min = g.rows_end.checked_add(e.nnz.checked_mul(1 + vw).ok_or("chunk sizes overflow")?);
-            let max = g.rows_end.checked_add(e.nnz.checked_mul(10 + vw).ok_or("chunk sizes overflow")?);
+            let min = g
+                .rows_end
+                .checked_add(e.nnz.checked_mul(1 + vw).ok_or("chunk sizes overflow")?);
+            let max = g
+                .rows_end
+                .checked_add(e.nnz.checked_mul(10 + vw).ok_or("chunk sizes overflow")?);
             let ok = matches!((min, max), (Some(lo), Some(hi)) if e.decoded_len >= lo && e.decoded_len <= hi);
             if !ok {
                 return Err(format!(
@@ -462,9 +505,15 @@ pub(crate) fn decode(stored: &[u8], e: &ChunkEntry, iw: usize, dtype: DType, max
     }
     let rows = match e.layout {
         RowLayout::Dense => None,
-        RowLayout::Sparse => Some(read_uints(&p[g.row_ids.start as usize..g.row_ids.end as usize], row_id_width(row_count))),
+        RowLayout::Sparse => Some(read_uints(
+            &p[g.row_ids.start as usize..g.row_ids.end as usize],
+            row_id_width(row_count),
+        )),
     };
-    let offsets = read_uints(&p[g.offsets.start as usize..g.offsets.end as usize], offset_width(e.nnz));
+    let offsets = read_uints(
+        &p[g.offsets.start as usize..g.offsets.end as usize],
+        offset_width(e.nnz),
+    );
     let nnz = e.nnz as usize;
     let rest = &p[g.rows_end as usize..];
     let (indices, values) = match e.codec {
@@ -508,7 +557,10 @@ pub(crate) fn decode(stored: &[u8], e: &ChunkEntry, iw: usize, dtype: DType, max
                     if j > a && d == 0 {
                         return Err(format!("listed row {k}: repeated column index"));
                     }
-                    let col = prev.checked_add(d).filter(|&c| c <= limit).ok_or("column index overflows")?;
+                    let col = prev
+                        .checked_add(d)
+                        .filter(|&c| c <= limit)
+                        .ok_or("column index overflows")?;
                     indices.push(col);
                     prev = col;
                 }

@@ -156,7 +156,6 @@ macro_rules! with_value_vec {
     };
 }
 
-
 /// One value of any dtype, exactly as stored.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Scalar {
@@ -233,7 +232,7 @@ pub enum Values<'a> {
 impl<'a> Values<'a> {
     /// The dtype of the values.
     pub fn dtype(&self) -> DType {
-        with_values!(self, v => element_dtype(*v))
+        with_values!(self, v => element_dtype(v))
     }
     /// Number of values.
     pub fn len(&self) -> usize {

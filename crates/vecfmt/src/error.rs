@@ -24,11 +24,7 @@ pub enum Error {
     NotVfm { path: PathBuf },
     /// The file is of a format version newer than this library reads.
     #[error("{}: format version {found} is newer than this vecfmt reads (up to {supported}); upgrade vecfmt", .path.display())]
-    UnsupportedVersion {
-        path: PathBuf,
-        found: u16,
-        supported: u16,
-    },
+    UnsupportedVersion { path: PathBuf, found: u16, supported: u16 },
     /// Neither meta page holds a valid commit.
     #[error("{}: no valid commit in the superblock: {detail}", .path.display())]
     NoValidCommit { path: PathBuf, detail: String },

@@ -49,7 +49,7 @@ pub(crate) fn build<S: AsRef<str>>(labels: &[S], axis: Axis) -> Result<Vec<u8>> 
     for s in labels {
         out.extend_from_slice(s.as_ref().as_bytes());
     }
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
     let mut slots = vec![0u64; n_slots as usize];
@@ -111,13 +111,18 @@ impl<'a> Labels<'a> {
         let n_slots = u64_at(bytes, 24);
         let sw = slot_width(count);
         if !n_slots.is_power_of_two() || n_slots <= count {
-            return Err(bad(24, format!("{n_slots} hash slots for {count} labels: must be a power of two above the count")));
+            return Err(bad(
+                24,
+                format!("{n_slots} hash slots for {count} labels: must be a power of two above the count"),
+            ));
         }
         let strings_at = count
             .checked_add(1)
             .and_then(|n| n.checked_mul(8))
             .and_then(|n| n.checked_add(LABELS_HEADER_SIZE));
-        let slots_at = strings_at.and_then(|s| s.checked_add(strings_len)).map(|e| align_up(e, 8));
+        let slots_at = strings_at
+            .and_then(|s| s.checked_add(strings_len))
+            .map(|e| align_up(e, 8));
         let total = slots_at.and_then(|s| n_slots.checked_mul(sw).and_then(|n| n.checked_add(s)));
         match (strings_at, slots_at, total) {
             (Some(strings_at), Some(slots_at), Some(total)) if total == bytes.len() as u64 => Ok(Labels {
@@ -153,7 +158,10 @@ impl<'a> Labels<'a> {
     /// The label of id `i`, checked: offsets in order and in range, valid UTF-8.
     pub fn get(&self, i: u64) -> Result<&'a str, Malformed> {
         if i >= self.count {
-            return Err(Malformed::new(self.base, format!("label {i} requested of {}", self.count)));
+            return Err(Malformed::new(
+                self.base,
+                format!("label {i} requested of {}", self.count),
+            ));
         }
         let at = (LABELS_HEADER_SIZE + i * 8) as usize;
         let (a, b) = (u64_at(self.bytes, at), u64_at(self.bytes, at + 8));
@@ -164,7 +172,8 @@ impl<'a> Labels<'a> {
             ));
         }
         let s = &self.bytes[(self.strings_at + a) as usize..(self.strings_at + b) as usize];
-        std::str::from_utf8(s).map_err(|_| Malformed::new(self.base + self.strings_at + a, format!("label {i} is not valid UTF-8")))
+        std::str::from_utf8(s)
+            .map_err(|_| Malformed::new(self.base + self.strings_at + a, format!("label {i} is not valid UTF-8")))
     }
 
     /// The id of `label`, if present. Probes the hash table; a corrupt table can make a

@@ -102,10 +102,16 @@ pub fn parse_page(page: &[u8], base: u64, file_len: u64) -> Result<Commit, PageP
     }
     let slot = u16_at(page, 10);
     if u64::from(slot) != base / META_PAGE_SIZE {
-        return Err(bad(10, format!("slot number {slot} does not match the page's position")));
+        return Err(bad(
+            10,
+            format!("slot number {slot} does not match the page's position"),
+        ));
     }
     if u32_at(page, 12) as usize != META_USED {
-        return Err(bad(12, format!("meta page length {} is not {META_USED}", u32_at(page, 12))));
+        return Err(bad(
+            12,
+            format!("meta page length {} is not {META_USED}", u32_at(page, 12)),
+        ));
     }
     let dtype = DType::from_code(page[24]).ok_or_else(|| bad(24, format!("unknown dtype code {}", page[24])))?;
     let index_width = page[25];
@@ -139,7 +145,7 @@ pub fn parse_page(page: &[u8], base: u64, file_len: u64) -> Result<Commit, PageP
     }
     let cat_end = c.catalog_offset.checked_add(c.catalog_length);
     if c.catalog_offset < SUPERBLOCK_SIZE
-        || c.catalog_offset % SECTION_ALIGN != 0
+        || !c.catalog_offset.is_multiple_of(SECTION_ALIGN)
         || cat_end.is_none_or(|e| e > c.data_end)
         || c.catalog_length < CATALOG_HEADER_SIZE
     {
@@ -188,7 +194,9 @@ impl Codec {
     }
     /// The codec of a stored code.
     pub fn from_code(c: u8) -> Option<Codec> {
-        [Codec::Raw, Codec::Lz4, Codec::Zstd].into_iter().find(|x| x.code() == c)
+        [Codec::Raw, Codec::Lz4, Codec::Zstd]
+            .into_iter()
+            .find(|x| x.code() == c)
     }
     /// Its name on the command line and in `inspect`.
     pub fn name(self) -> &'static str {
@@ -309,7 +317,10 @@ impl Catalog {
         }
         let n_chunks = u64_at(bytes, 8);
         if u32_at(bytes, 16) as u64 != CHUNK_ENTRY_SIZE {
-            return Err(bad(16, format!("chunk entry size {} is not {CHUNK_ENTRY_SIZE}", u32_at(bytes, 16))));
+            return Err(bad(
+                16,
+                format!("chunk entry size {} is not {CHUNK_ENTRY_SIZE}", u32_at(bytes, 16)),
+            ));
         }
         // Check the declared count against the bytes actually present before allocating.
         let expected_len = n_chunks
@@ -331,7 +342,8 @@ impl Catalog {
             };
             if s.is_present() {
                 let end = s.offset.checked_add(s.length);
-                if s.offset < data.start || s.offset % SECTION_ALIGN != 0 || end.is_none_or(|e| e > data.end) {
+                if s.offset < data.start || !s.offset.is_multiple_of(SECTION_ALIGN) || end.is_none_or(|e| e > data.end)
+                {
                     return Err(bad(
                         at as u64,
                         format!("section at {}+{} lies outside the data area", s.offset, s.length),
@@ -353,7 +365,8 @@ impl Catalog {
             let at = CATALOG_HEADER_SIZE as usize + i * CHUNK_ENTRY_SIZE as usize;
             let e = &bytes[at..at + CHUNK_ENTRY_SIZE as usize];
             let here = |field: usize| at as u64 + field as u64;
-            let codec = Codec::from_code(e[56]).ok_or_else(|| bad(here(56), format!("chunk {i}: unknown codec code {}", e[56])))?;
+            let codec = Codec::from_code(e[56])
+                .ok_or_else(|| bad(here(56), format!("chunk {i}: unknown codec code {}", e[56])))?;
             let layout = match e[57] {
                 0 => RowLayout::Dense,
                 1 => RowLayout::Sparse,
@@ -389,18 +402,27 @@ impl Catalog {
             if !listed_ok || c.nnz == 0 {
                 return Err(bad(
                     here(16),
-                    format!("chunk {i}: {} listed rows and {} nonzeros do not fit its layout", c.n_listed, c.nnz),
+                    format!(
+                        "chunk {i}: {} listed rows and {} nonzeros do not fit its layout",
+                        c.n_listed, c.nnz
+                    ),
                 ));
             }
             let end = c.offset.checked_add(c.stored_len);
-            if c.offset < data.start || c.offset % CHUNK_ALIGN != 0 || end.is_none_or(|e| e > data.end) {
+            if c.offset < data.start || !c.offset.is_multiple_of(CHUNK_ALIGN) || end.is_none_or(|e| e > data.end) {
                 return Err(bad(
                     here(24),
-                    format!("chunk {i}: bytes {}+{} lie outside the data area", c.offset, c.stored_len),
+                    format!(
+                        "chunk {i}: bytes {}+{} lie outside the data area",
+                        c.offset, c.stored_len
+                    ),
                 ));
             }
             if codec == Codec::Raw && c.decoded_len != c.stored_len {
-                return Err(bad(here(40), format!("chunk {i}: raw chunk with decoded length != stored length")));
+                return Err(bad(
+                    here(40),
+                    format!("chunk {i}: raw chunk with decoded length != stored length"),
+                ));
             }
             nnz_total = nnz_total
                 .checked_add(c.nnz)

@@ -217,7 +217,9 @@ impl Matrix {
                 path: path.into(),
                 what: "file",
                 offset: len,
-                detail: format!("the file is {len} bytes, shorter than the {SUPERBLOCK_SIZE}-byte superblock (truncated?)"),
+                detail: format!(
+                    "the file is {len} bytes, shorter than the {SUPERBLOCK_SIZE}-byte superblock (truncated?)"
+                ),
             });
         }
         // SAFETY: mapping a file is only sound while no one truncates or rewrites the mapped
@@ -240,7 +242,11 @@ impl Matrix {
         };
         let pages = [
             layout::parse_page(&map[..META_PAGE_SIZE as usize], 0, len),
-            layout::parse_page(&map[META_PAGE_SIZE as usize..SUPERBLOCK_SIZE as usize], META_PAGE_SIZE, len),
+            layout::parse_page(
+                &map[META_PAGE_SIZE as usize..SUPERBLOCK_SIZE as usize],
+                META_PAGE_SIZE,
+                len,
+            ),
         ];
         let [a, b] = pages;
         let (commit, other) = match (a, b) {
@@ -285,7 +291,10 @@ impl Matrix {
                 "catalog",
                 Malformed::new(
                     commit.catalog_offset,
-                    format!("checksum mismatch: stored {:08x}, computed {crc:08x}", commit.catalog_crc),
+                    format!(
+                        "checksum mismatch: stored {:08x}, computed {crc:08x}",
+                        commit.catalog_crc
+                    ),
                 ),
             ));
         }
@@ -299,7 +308,10 @@ impl Matrix {
             if crc != s.crc {
                 return Err(corrupt(
                     what,
-                    Malformed::new(s.offset, format!("checksum mismatch: stored {:08x}, computed {crc:08x}", s.crc)),
+                    Malformed::new(
+                        s.offset,
+                        format!("checksum mismatch: stored {:08x}, computed {crc:08x}", s.crc),
+                    ),
                 ));
             }
             Ok(Some(bytes))
@@ -311,17 +323,27 @@ impl Matrix {
             if let Some(bytes) = section(s, what)? {
                 let l = Labels::parse(bytes, s.offset).map_err(|m| corrupt(what, m))?;
                 if l.len() != n {
-                    return Err(corrupt(what, Malformed::new(s.offset + 8, format!("{} labels for {n} entries", l.len()))));
+                    return Err(corrupt(
+                        what,
+                        Malformed::new(s.offset + 8, format!("{} labels for {n} entries", l.len())),
+                    ));
                 }
             }
         }
         let metadata = match section(&catalog.metadata, "metadata")? {
             None => None,
             Some(bytes) => {
-                let v: serde_json::Value = serde_json::from_slice(bytes)
-                    .map_err(|e| corrupt("metadata", Malformed::new(catalog.metadata.offset, format!("not JSON: {e}"))))?;
+                let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+                    corrupt(
+                        "metadata",
+                        Malformed::new(catalog.metadata.offset, format!("not JSON: {e}")),
+                    )
+                })?;
                 if !v.is_object() {
-                    return Err(corrupt("metadata", Malformed::new(catalog.metadata.offset, "not a JSON object")));
+                    return Err(corrupt(
+                        "metadata",
+                        Malformed::new(catalog.metadata.offset, "not a JSON object"),
+                    ));
                 }
                 Some(v)
             }
@@ -500,7 +522,10 @@ impl Matrix {
         let e = &self.catalog.chunks[c];
         let crc = crc32c::crc32c(self.stored(c));
         if crc != e.crc {
-            return Err(self.chunk_error(c, format!("checksum mismatch: stored {:08x}, computed {crc:08x}", e.crc)));
+            return Err(self.chunk_error(
+                c,
+                format!("checksum mismatch: stored {:08x}, computed {crc:08x}", e.crc),
+            ));
         }
         Ok(())
     }
@@ -508,9 +533,17 @@ impl Matrix {
     fn decode_chunk(&self, c: usize) -> Result<ChunkData> {
         self.check_crc(c)?;
         let e = &self.catalog.chunks[c];
-        let data = chunk::decode(self.stored(c), e, self.commit.index_width as usize, self.commit.dtype, self.opts.max_chunk_bytes)
+        let data = chunk::decode(
+            self.stored(c),
+            e,
+            self.commit.index_width as usize,
+            self.commit.dtype,
+            self.opts.max_chunk_bytes,
+        )
+        .map_err(|d| self.chunk_error(c, d))?;
+        data.view()
+            .validate(self.commit.n_cols)
             .map_err(|d| self.chunk_error(c, d))?;
-        data.view().validate(self.commit.n_cols).map_err(|d| self.chunk_error(c, d))?;
         Ok(data)
     }
 
@@ -619,7 +652,9 @@ impl Matrix {
 
     /// Chunks in parallel on rayon's pool, each decoded once without filling the cache.
     pub fn par_chunks(&self) -> impl IndexedParallelIterator<Item = Result<ChunkRef<'_>>> + '_ {
-        (0..self.catalog.chunks.len()).into_par_iter().map(move |c| self.chunk_uncached(c))
+        (0..self.catalog.chunks.len())
+            .into_par_iter()
+            .map(move |c| self.chunk_uncached(c))
     }
 
     /// Checks every checksum and every chunk's structure. Returns the problems found, one per

@@ -146,7 +146,10 @@ impl MatrixWriter {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
@@ -155,7 +158,8 @@ impl MatrixWriter {
         let file = tmp.as_file().try_clone().map_err(io_err(&path, "open"))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         // The superblock is written last; reserve its space now.
-        out.write_all(&[0u8; SUPERBLOCK_SIZE as usize]).map_err(io_err(&path, "write"))?;
+        out.write_all(&[0u8; SUPERBLOCK_SIZE as usize])
+            .map_err(io_err(&path, "write"))?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads)
             .thread_name(|i| format!("vecfmt-encode-{i}"))
@@ -278,8 +282,11 @@ impl MatrixWriter {
         for &i in indices {
             b.indices.push(i.to_u64().expect("checked above"));
         }
-        T::vec_mut(&mut b.values).expect("dtype checked").extend_from_slice(values);
-        b.offsets.push(b.offsets.last().expect("starts at 0") + indices.len() as u64);
+        T::vec_mut(&mut b.values)
+            .expect("dtype checked")
+            .extend_from_slice(values);
+        b.offsets
+            .push(b.offsets.last().expect("starts at 0") + indices.len() as u64);
         self.nnz += indices.len() as u64;
         if self.builder.raw_bytes() >= self.target {
             self.seal()?;
@@ -320,18 +327,29 @@ impl MatrixWriter {
             if a > b || b > indices.len() as u64 {
                 return Err(Error::LengthMismatch {
                     what: "CSR block",
-                    detail: format!("indptr[{r}..{}] = {a}..{b} is not monotone within {} entries", r + 1, indices.len()),
+                    detail: format!(
+                        "indptr[{r}..{}] = {a}..{b} is not monotone within {} entries",
+                        r + 1,
+                        indices.len()
+                    ),
                 });
             }
             if a < b {
-                self.push_row(first_row + r as u64, &indices[a as usize..b as usize], &values[a as usize..b as usize])?;
+                self.push_row(
+                    first_row + r as u64,
+                    &indices[a as usize..b as usize],
+                    &values[a as usize..b as usize],
+                )?;
             }
         }
         Ok(())
     }
 
     fn seal(&mut self) -> Result<()> {
-        let b = std::mem::replace(&mut self.builder, ChunkBuilder::new(self.opts.index_width(), self.opts.dtype));
+        let b = std::mem::replace(
+            &mut self.builder,
+            ChunkBuilder::new(self.opts.index_width(), self.opts.dtype),
+        );
         let seq = self.next_seq;
         self.next_seq += 1;
         let (tx, codec, level) = (self.tx.clone(), self.opts.codec, self.opts.zstd_level);
@@ -464,12 +482,14 @@ impl MatrixWriter {
         // Data first, then the meta page that points at it (FORMAT.md §6).
         file.sync_data().map_err(io_err(&path, "sync"))?;
         file.seek(SeekFrom::Start(0)).map_err(io_err(&path, "seek"))?;
-        file.write_all(&commit.to_page()).map_err(io_err(&path, "write superblock"))?;
+        file.write_all(&commit.to_page())
+            .map_err(io_err(&path, "write superblock"))?;
         file.sync_all().map_err(io_err(&path, "sync"))?;
         let chunks = catalog.chunks.len();
         let MatrixWriter { tmp, out, .. } = self;
         drop(out);
-        tmp.persist(&path).map_err(|e| io_err(&path, "rename into place")(e.error))?;
+        tmp.persist(&path)
+            .map_err(|e| io_err(&path, "rename into place")(e.error))?;
         sync_dir(&path)?;
         Ok(WriteSummary {
             n_rows,
