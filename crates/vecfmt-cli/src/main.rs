@@ -387,7 +387,12 @@ fn get(
             let names = cols.iter().map(|&c| col_label(c)).collect::<Result<Vec<_>>>()?;
             o["col_labels"] = json!(names);
         }
-        println!("{o}");
+        // A closed pipe is not an error here either (`println!` would panic on it).
+        if let Err(e) = writeln!(std::io::stdout().lock(), "{o}") {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                return Err(e.into());
+            }
+        }
         return Ok(ExitCode::SUCCESS);
     }
     use std::io::Write;

@@ -141,6 +141,11 @@ impl<'a> CsrView<'a> {
             if a > b {
                 return Err(format!("row offsets decrease at listed row {k} ({a} > {b})"));
             }
+            if b > nnz as u64 {
+                return Err(format!(
+                    "row offsets pass the {nnz} nonzeros at listed row {k} ({a}..{b})"
+                ));
+            }
             let mut prev: Option<u64> = None;
             for j in a as usize..b as usize {
                 let col = self.indices.get(j);

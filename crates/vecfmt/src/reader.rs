@@ -154,7 +154,15 @@ impl<'a> Row<'a> {
         Row {
             id,
             indices: if iw == 4 { Indices::U32(&[]) } else { Indices::U64(&[]) },
-            values: Values::from_bytes(dtype, &[]).expect("empty slice casts"),
+            // Typed empty slices: an empty `&[u8]` is only 1-aligned, so casting it fails.
+            values: match dtype {
+                DType::F32 => Values::F32(&[]),
+                DType::F64 => Values::F64(&[]),
+                DType::I32 => Values::I32(&[]),
+                DType::I64 => Values::I64(&[]),
+                DType::U32 => Values::U32(&[]),
+                DType::U64 => Values::U64(&[]),
+            },
             _keep: None,
         }
     }
@@ -425,7 +433,11 @@ impl Matrix {
     /// 32-bit indptr when nnz allows it, as scipy does.
     pub fn raw_csr_bytes(&self) -> u64 {
         let ow = if self.nnz() < i32::MAX as u64 { 4 } else { 8 };
-        (self.n_rows() + 1) * ow + self.nnz() * (self.index_width() as u64 + self.dtype().size() as u64)
+        // Saturating: a matrix of 2^64 - 1 rows is valid, its CSR size is not representable.
+        (self.n_rows().saturating_add(1).saturating_mul(ow)).saturating_add(
+            self.nnz()
+                .saturating_mul(self.index_width() as u64 + self.dtype().size() as u64),
+        )
     }
     /// Bytes the decoded-chunk cache holds now.
     pub fn cache_bytes(&self) -> usize {
