@@ -72,6 +72,20 @@ enum Command {
     },
 }
 
+/// `println!` that ends the command quietly when stdout is a closed pipe (`| head`), and
+/// reports other write errors instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(e.into());
+        }
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -233,30 +247,30 @@ fn inspect(path: &std::path::Path, as_json: bool, with_chunks: bool) -> Result<E
                 })
                 .collect();
         }
-        println!("{}", serde_json::to_string_pretty(&o)?);
+        out!("{}", serde_json::to_string_pretty(&o)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("file:          {}", path.display());
-    println!(
+    out!("file:          {}", path.display());
+    out!(
         "format:        vfm v{}, commit generation {}",
         vecfmt::consts::FORMAT_VERSION,
         commit.generation
     );
-    println!("shape:         {rows} rows x {cols} columns");
-    println!(
+    out!("shape:         {rows} rows x {cols} columns");
+    out!(
         "dtype:         {} (column indices u{})",
         m.dtype(),
         m.index_width() as u32 * 8
     );
-    println!("nnz:           {} (density {density:.3e})", m.nnz());
+    out!("nnz:           {} (density {density:.3e})", m.nnz());
     match stats {
         Some((min, median, max, nonempty)) => {
-            println!("row nnz:       min {min} / median {median} / max {max} ({nonempty} nonempty rows)")
+            out!("row nnz:       min {min} / median {median} / max {max} ({nonempty} nonempty rows)")
         }
-        None => println!("row nnz:       (no rows)"),
+        None => out!("row nnz:       (no rows)"),
     }
     let codec_list: Vec<String> = codecs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    println!(
+    out!(
         "chunks:        {} ({})",
         m.chunks().len(),
         if codec_list.is_empty() {
@@ -265,26 +279,34 @@ fn inspect(path: &std::path::Path, as_json: bool, with_chunks: bool) -> Result<E
             codec_list.join(", ")
         }
     );
-    println!(
+    out!(
         "size:          {} on disk, {} as raw CSR (ratio {ratio:.2}x)",
         human_bytes(m.bytes_on_disk()),
         human_bytes(m.raw_csr_bytes())
     );
     let label_line = |l: Option<vecfmt::Labels<'_>>| l.map_or("none".to_string(), |l| format!("{} labels", l.len()));
-    println!("row labels:    {}", label_line(m.row_labels()));
-    println!("col labels:    {}", label_line(m.col_labels()));
+    out!("row labels:    {}", label_line(m.row_labels()));
+    out!("col labels:    {}", label_line(m.col_labels()));
     match m.metadata() {
-        Some(md) => println!("metadata:      {}", serde_json::to_string(md)?),
-        None => println!("metadata:      none"),
+        Some(md) => out!("metadata:      {}", serde_json::to_string(md)?),
+        None => out!("metadata:      none"),
     }
     if with_chunks {
-        println!();
-        println!(
+        out!();
+        out!(
             "{:>6} {:>12} {:>12} {:>10} {:>6} {:>6} {:>12} {:>10} {:>10}",
-            "chunk", "row_start", "row_end", "nnz", "codec", "layout", "offset", "stored", "decoded"
+            "chunk",
+            "row_start",
+            "row_end",
+            "nnz",
+            "codec",
+            "layout",
+            "offset",
+            "stored",
+            "decoded"
         );
         for (i, c) in m.chunks().iter().enumerate() {
-            println!(
+            out!(
                 "{i:>6} {:>12} {:>12} {:>10} {:>6} {:>6} {:>12} {:>10} {:>10}",
                 c.row_start,
                 c.row_end,
@@ -311,7 +333,7 @@ fn verify(path: &std::path::Path, as_json: bool) -> Result<ExitCode> {
     let m = match Matrix::open(path) {
         Ok(m) => m,
         Err(e) if is_damage(&e) && as_json => {
-            println!(
+            out!(
                 "{}",
                 json!({"file": path.display().to_string(), "ok": false, "chunks": null, "problems": [e.to_string()]})
             );
@@ -327,13 +349,13 @@ fn verify(path: &std::path::Path, as_json: bool) -> Result<ExitCode> {
     };
     if as_json {
         let problems: Vec<String> = report.problems.iter().map(|e| e.to_string()).collect();
-        println!(
+        out!(
             "{}",
             json!({"file": path.display().to_string(), "ok": report.is_clean(), "generation": m.commit().generation,
                    "chunks": report.chunks, "problems": problems})
         );
     } else if report.is_clean() {
-        println!(
+        out!(
             "{}: OK: {} chunks, superblock, catalog, labels and metadata checksums verified (generation {}; {previous})",
             path.display(),
             report.chunks,
@@ -387,12 +409,7 @@ fn get(
             let names = cols.iter().map(|&c| col_label(c)).collect::<Result<Vec<_>>>()?;
             o["col_labels"] = json!(names);
         }
-        // A closed pipe is not an error here either (`println!` would panic on it).
-        if let Err(e) = writeln!(std::io::stdout().lock(), "{o}") {
-            if e.kind() != std::io::ErrorKind::BrokenPipe {
-                return Err(e.into());
-            }
-        }
+        out!("{o}");
         return Ok(ExitCode::SUCCESS);
     }
     use std::io::Write;

@@ -12,12 +12,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An operating-system error on a file.
-    #[error("{}: {op}: {source}", .path.display())]
+    // The cause is part of the message and deliberately not a `source()`, so that error
+    // chains (anyhow's `{:#}`) do not print it twice.
+    #[error("{}: {op}: {error}", .path.display())]
     Io {
         path: PathBuf,
         op: &'static str,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// The file does not start with the `.vfm` magic bytes.
     #[error("{}: not a .vfm file (the first 8 bytes are not the vfm magic)", .path.display())]
@@ -144,9 +145,9 @@ impl Malformed {
 }
 
 pub(crate) fn io_err<'a>(path: &'a std::path::Path, op: &'static str) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Io {
+    move |error| Error::Io {
         path: path.to_path_buf(),
         op,
-        source,
+        error,
     }
 }

@@ -204,17 +204,59 @@ impl<'a> Labels<'a> {
         (0..self.count).map(move |i| self.get(i))
     }
 
-    /// Full check for `verify`: every label decodes and is found at its own id by lookup
-    /// (which also proves the labels are unique).
+    /// Full check for `verify`, linear in the section's size: every label decodes, labels
+    /// are unique, every id sits in exactly one slot, and each slot is reachable from its
+    /// label's home slot without crossing an empty one (so lookup finds it).
     pub(crate) fn check(&self) -> Result<(), Malformed> {
+        let mut seen = std::collections::HashSet::with_capacity(self.count.min(1 << 24) as usize);
         for i in 0..self.count {
-            let s = self.get(i)?;
-            if self.lookup(s) != Some(i) {
+            if !seen.insert(self.get(i)?) {
                 return Err(Malformed::new(
-                    self.base + self.slots_at,
-                    format!("label {i} ({s:?}) is not found at its id by the hash table (duplicate or corrupt table)"),
+                    self.base,
+                    format!("label {i} ({:?}) occurs twice", self.get(i)?),
                 ));
             }
+        }
+        let n = self.n_slots as usize;
+        let slot = |i: usize| -> u64 {
+            let at = (self.slots_at + i as u64 * self.sw) as usize;
+            if self.sw == 4 {
+                u32::from_le_bytes(self.bytes[at..at + 4].try_into().expect("4")) as u64
+            } else {
+                u64_at(self.bytes, at)
+            }
+        };
+        let bad = |i: usize, d: String| Malformed::new(self.base + self.slots_at + i as u64 * self.sw, d);
+        // Start right after an empty slot, so that every probe run is seen whole.
+        let Some(empty) = (0..n).find(|&i| slot(i) == 0) else {
+            return Err(bad(0, "the hash table has no empty slot".into()));
+        };
+        let mut placed = vec![false; self.count as usize];
+        let mut run_start = empty;
+        for step in 1..=n {
+            let i = (empty + step) % n;
+            let v = slot(i);
+            if v == 0 {
+                run_start = i;
+                continue;
+            }
+            let id = v - 1;
+            if id >= self.count || std::mem::replace(&mut placed[id as usize], true) {
+                return Err(bad(i, format!("slot {i} holds id {id}, out of range or placed twice")));
+            }
+            let home = (fnv1a64(self.get(id)?.as_bytes()) & (self.n_slots - 1)) as usize;
+            // Distance walked from the home slot, and the length of the run up to here.
+            let walked = (i + n - home) % n;
+            let run = (i + n - run_start) % n;
+            if walked >= run {
+                return Err(bad(
+                    i,
+                    format!("label {id} sits in slot {i}, unreachable from its home slot {home}"),
+                ));
+            }
+        }
+        if let Some(id) = placed.iter().position(|p| !p) {
+            return Err(bad(0, format!("label {id} has no hash slot")));
         }
         Ok(())
     }

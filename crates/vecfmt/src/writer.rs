@@ -150,9 +150,14 @@ impl MatrixWriter {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
+        let prefix = format!(".{name}.");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        // Temporary files are 0600 by default; the finished file should get the mode any new
+        // file gets (0666 less the umask), like one made by `open`.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let tmp = builder
             .tempfile_in(&dir)
             .map_err(io_err(&path, "create temporary file"))?;
         let file = tmp.as_file().try_clone().map_err(io_err(&path, "open"))?;
