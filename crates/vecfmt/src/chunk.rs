@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use crate::dtype::{DType, IndexVec, Indices, ValueVec, Values};
-use crate::layout::{align_up, ChunkEntry, Codec, RowLayout};
+use crate::layout::{align_up, ChunkEntry, Codec, RowLayout, ValueEncoding};
 
 /// Width of local row numbers in a sparse row section (FORMAT.md §4.1).
 pub(crate) fn row_id_width(row_count: u64) -> usize {
@@ -322,15 +322,20 @@ pub(crate) fn encode(b: &ChunkBuilder, codec: Codec, zstd_level: i32) -> std::io
                     out.push(d as u8);
                 }
             }
-            // Values: byte planes, so that the sign/exponent bytes sit together.
-            let vb = b.values.as_values().as_bytes();
+            // Values: byte planes, so that the sign/exponent bytes sit together; whole-number
+            // floats as planes of i32.
+            let integral = integral_i32(&b.values);
+            let (vb, w, encoding): (&[u8], usize, ValueEncoding) = match &integral {
+                Some(ints) => (bytemuck::cast_slice(ints), 4, ValueEncoding::IntegralI32),
+                None => (b.values.as_values().as_bytes(), vw, ValueEncoding::Planes),
+            };
             let n = nnz as usize;
             let base = out.len();
             out.resize(base + vb.len(), 0);
-            for plane in 0..vw {
+            for plane in 0..w {
                 let dst = &mut out[base + plane * n..base + (plane + 1) * n];
-                for (i, d) in dst.iter_mut().enumerate() {
-                    *d = vb[i * vw + plane];
+                for (d, word) in dst.iter_mut().zip(vb.chunks_exact(w)) {
+                    *d = word[plane];
                 }
             }
             let decoded_len = out.len() as u64;
@@ -346,7 +351,7 @@ pub(crate) fn encode(b: &ChunkBuilder, codec: Codec, zstd_level: i32) -> std::io
             } else {
                 lz4_flex::block::compress(&out)
             };
-            return Ok(finish(
+            let mut enc = finish(
                 compressed,
                 codec,
                 layout,
@@ -355,7 +360,9 @@ pub(crate) fn encode(b: &ChunkBuilder, codec: Codec, zstd_level: i32) -> std::io
                 nnz,
                 n_listed,
                 decoded_len,
-            ));
+            );
+            enc.entry.values = encoding;
+            return Ok(enc);
         }
     };
     let len = bytes.len() as u64;
@@ -387,6 +394,7 @@ fn finish(
         n_listed,
         codec,
         layout,
+        values: ValueEncoding::Planes,
         crc: crc32c::crc32c(&bytes),
     };
     EncodedChunk { bytes, entry }
@@ -446,19 +454,115 @@ fn read_uints(bytes: &[u8], width: usize) -> IndexVec {
     }
 }
 
+/// The values as i32, when every one is a float holding a whole number that converts back
+/// bit for bit (so -0.0, NaN and values outside i32 do not qualify).
+fn integral_i32(values: &ValueVec) -> Option<Vec<i32>> {
+    match values {
+        ValueVec::F32(v) => v
+            .iter()
+            .map(|&x| {
+                let i = x as i32;
+                ((i as f32).to_bits() == x.to_bits()).then_some(i)
+            })
+            .collect(),
+        ValueVec::F64(v) => v
+            .iter()
+            .map(|&x| {
+                let i = x as i32;
+                ((i as f64).to_bits() == x.to_bits()).then_some(i)
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
+/// Reassembles `w`-byte little-endian words from `w` byte planes of `n` bytes each.
+fn unplane(planes: &[u8], n: usize, w: usize, out: &mut [u8]) {
+    debug_assert_eq!(planes.len(), n * w);
+    debug_assert_eq!(out.len(), n * w);
+    match w {
+        4 => {
+            let (p0, r) = planes.split_at(n);
+            let (p1, r) = r.split_at(n);
+            let (p2, p3) = r.split_at(n);
+            for ((((o, a), b), c), d) in out.chunks_exact_mut(4).zip(p0).zip(p1).zip(p2).zip(p3) {
+                o.copy_from_slice(&[*a, *b, *c, *d]);
+            }
+        }
+        _ => {
+            for plane in 0..w {
+                let src = &planes[plane * n..(plane + 1) * n];
+                for (o, &s) in out.chunks_exact_mut(w).zip(src) {
+                    o[plane] = s;
+                }
+            }
+        }
+    }
+}
+
+/// Decodes the delta-varint index stream (FORMAT.md §4.3) into `out`, checking order and
+/// range as it goes. Returns the bytes consumed.
+fn decode_indices<T: TryFrom<u64>>(
+    stream: &[u8],
+    offsets: Indices<'_>,
+    n_cols: u64,
+    out: &mut Vec<T>,
+) -> Result<usize, String> {
+    let mut pos = 0usize;
+    for k in 0..offsets.len() - 1 {
+        let (a, b) = (offsets.get(k), offsets.get(k + 1));
+        let mut prev = 0u64;
+        for j in a..b {
+            let first = *stream.get(pos).ok_or("index stream ends early")?;
+            pos += 1;
+            let mut d = (first & 0x7f) as u64;
+            if first & 0x80 != 0 {
+                let mut shift = 7u32;
+                loop {
+                    let byte = *stream.get(pos).ok_or("index stream ends early")?;
+                    pos += 1;
+                    if shift >= 64 || (shift == 63 && byte > 1) {
+                        return Err("varint overflows 64 bits".into());
+                    }
+                    d |= ((byte & 0x7f) as u64) << shift;
+                    shift += 7;
+                    if byte & 0x80 == 0 {
+                        break;
+                    }
+                }
+            }
+            if j > a && d == 0 {
+                return Err(format!("listed row {k}: repeated column index {prev}"));
+            }
+            let col = prev
+                .checked_add(d)
+                .filter(|&c| c < n_cols)
+                .ok_or_else(|| format!("listed row {k}: column index {}+{d} is not below {n_cols}", prev))?;
+            out.push(T::try_from(col).map_err(|_| format!("column index {col} does not fit the index width"))?);
+            prev = col;
+        }
+    }
+    Ok(pos)
+}
+
 /// Decodes a chunk of any codec into owned data, refusing to allocate more than
-/// `max_decoded` bytes. The checksum has been checked by the caller. The result's structure
-/// is not yet validated (see [`CsrView::validate`]).
+/// `max_decoded` bytes. The checksum has been checked by the caller. The result is fully
+/// validated (FORMAT.md §4.4).
 pub(crate) fn decode(
     stored: &[u8],
     e: &ChunkEntry,
     iw: usize,
     dtype: DType,
+    n_cols: u64,
     max_decoded: u64,
 ) -> Result<ChunkData, String> {
     let row_count = e.row_end - e.row_start;
     let g = geometry(e.layout, e.n_listed, row_count, e.nnz).ok_or("chunk sizes overflow")?;
-    let vw = dtype.size() as u64;
+    // Bytes per stored value in the payload.
+    let vw = match e.values {
+        ValueEncoding::Planes => dtype.size() as u64,
+        ValueEncoding::IntegralI32 => 4,
+    };
     let payload: std::borrow::Cow<'_, [u8]> = match e.codec {
         Codec::Raw => std::borrow::Cow::Borrowed(stored),
         Codec::Lz4 | Codec::Zstd => {
@@ -527,6 +631,7 @@ pub(crate) fn decode(
             let mut aligned = vec![0u64; stored.len().div_ceil(8)];
             bytemuck::cast_slice_mut::<u64, u8>(&mut aligned)[..stored.len()].copy_from_slice(stored);
             let v = view_raw(&bytemuck::cast_slice::<u64, u8>(&aligned)[..stored.len()], e, iw, dtype)?;
+            v.validate(n_cols)?;
             let indices = match v.indices {
                 Indices::U32(s) => IndexVec::U32(s.to_vec()),
                 Indices::U64(s) => IndexVec::U64(s.to_vec()),
@@ -534,46 +639,39 @@ pub(crate) fn decode(
             (indices, ValueVec::from_le_bytes(dtype, v.values.as_bytes()))
         }
         Codec::Lz4 | Codec::Zstd => {
-            let mut indices = IndexVec::new(iw);
-            let mut pos = 0usize;
+            // Row section first: offsets from 0 to nnz, never decreasing; listed rows in order.
             let offs = offsets.as_indices();
-            let limit = if iw == 4 { u32::MAX as u64 } else { u64::MAX };
-            for k in 0..e.n_listed as usize {
-                let (a, b) = (offs.get(k), offs.get(k + 1));
-                if a > b || b > e.nnz {
-                    return Err(format!("row offsets out of order at listed row {k}"));
-                }
-                let mut prev = 0u64;
-                for j in a..b {
-                    let mut d = 0u64;
-                    let mut shift = 0u32;
-                    loop {
-                        let byte = *rest.get(pos).ok_or("index stream ends early")?;
-                        pos += 1;
-                        if shift >= 64 || (shift == 63 && byte > 1) {
-                            return Err("varint overflows 64 bits".into());
-                        }
-                        d |= ((byte & 0x7f) as u64) << shift;
-                        shift += 7;
-                        if byte & 0x80 == 0 {
-                            break;
-                        }
-                    }
-                    if j > a && d == 0 {
-                        return Err(format!("listed row {k}: repeated column index"));
-                    }
-                    let col = prev
-                        .checked_add(d)
-                        .filter(|&c| c <= limit)
-                        .ok_or("column index overflows")?;
-                    indices.push(col);
-                    prev = col;
+            let n_listed = e.n_listed as usize;
+            if offs.get(0) != 0 || offs.get(n_listed) != e.nnz {
+                return Err(format!(
+                    "row offsets run {}..{}, expected 0..{}",
+                    offs.get(0),
+                    offs.get(n_listed),
+                    e.nnz
+                ));
+            }
+            if let Some(k) = (0..n_listed).find(|&k| offs.get(k) > offs.get(k + 1)) {
+                return Err(format!("row offsets decrease at listed row {k}"));
+            }
+            if let Some(ids) = rows.as_ref().map(IndexVec::as_indices) {
+                let bad = (0..ids.len()).find(|&k| ids.get(k) >= row_count || (k > 0 && ids.get(k) <= ids.get(k - 1)));
+                if let Some(k) = bad {
+                    return Err(format!(
+                        "listed row {k} has local row number {}, out of order or range",
+                        ids.get(k)
+                    ));
                 }
             }
-            if indices.len() != nnz {
-                return Err(format!("{} indices decoded, expected {nnz}", indices.len()));
-            }
-            let planes = &rest[pos..];
+            let (indices, used) = if iw == 4 {
+                let mut v = Vec::<u32>::with_capacity(nnz);
+                let used = decode_indices(rest, offs, n_cols, &mut v)?;
+                (IndexVec::U32(v), used)
+            } else {
+                let mut v = Vec::<u64>::with_capacity(nnz);
+                let used = decode_indices(rest, offs, n_cols, &mut v)?;
+                (IndexVec::U64(v), used)
+            };
+            let planes = &rest[used..];
             if planes.len() as u64 != e.nnz * vw {
                 return Err(format!(
                     "value planes are {} bytes, expected {}",
@@ -581,15 +679,23 @@ pub(crate) fn decode(
                     e.nnz * vw
                 ));
             }
-            let vw = vw as usize;
-            let mut vb = vec![0u8; planes.len()];
-            for plane in 0..vw {
-                let src = &planes[plane * nnz..(plane + 1) * nnz];
-                for (i, &s) in src.iter().enumerate() {
-                    vb[i * vw + plane] = s;
+            let values = match e.values {
+                ValueEncoding::Planes => {
+                    let mut values = ValueVec::zeroed(dtype, nnz);
+                    unplane(planes, nnz, vw as usize, values.bytes_mut());
+                    values
                 }
-            }
-            (indices, ValueVec::from_le_bytes(dtype, &vb))
+                ValueEncoding::IntegralI32 => {
+                    let mut ints = vec![0i32; nnz];
+                    unplane(planes, nnz, 4, bytemuck::cast_slice_mut(&mut ints));
+                    match dtype {
+                        DType::F32 => ValueVec::F32(ints.into_iter().map(|i| i as f32).collect()),
+                        DType::F64 => ValueVec::F64(ints.into_iter().map(f64::from).collect()),
+                        _ => return Err(format!("integral value encoding in a chunk of {dtype}")),
+                    }
+                }
+            };
+            (indices, values)
         }
     };
     Ok(ChunkData {

@@ -356,6 +356,21 @@ impl ValueVec {
         }
         Ok(())
     }
+    /// `n` zeros of a dtype.
+    pub(crate) fn zeroed(dtype: DType, n: usize) -> ValueVec {
+        match dtype {
+            DType::F32 => ValueVec::F32(vec![0.0; n]),
+            DType::F64 => ValueVec::F64(vec![0.0; n]),
+            DType::I32 => ValueVec::I32(vec![0; n]),
+            DType::I64 => ValueVec::I64(vec![0; n]),
+            DType::U32 => ValueVec::U32(vec![0; n]),
+            DType::U64 => ValueVec::U64(vec![0; n]),
+        }
+    }
+    /// The values' bytes, writable.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        with_value_vec!(self, v => bytemuck::cast_slice_mut(v.as_mut_slice()))
+    }
     /// Decode `n` little-endian values from (possibly unaligned) bytes.
     pub(crate) fn from_le_bytes(dtype: DType, bytes: &[u8]) -> ValueVec {
         fn conv<T: bytemuck::Pod>(bytes: &[u8]) -> Vec<T> {

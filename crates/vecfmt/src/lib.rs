@@ -48,6 +48,6 @@ pub use chunk::{ChunkData, CsrView};
 pub use dtype::{DType, Element, IndexLike, IndexVec, Indices, Scalar, ValueVec, Values};
 pub use error::{Axis, Error, Malformed, Result};
 pub use labels::Labels;
-pub use layout::{Catalog, ChunkEntry, Codec, Commit, PageProblem, RowLayout, SectionRef};
+pub use layout::{Catalog, ChunkEntry, Codec, Commit, PageProblem, RowLayout, SectionRef, ValueEncoding};
 pub use reader::{ChunkRef, Matrix, OpenOptions, Row, RowIter, VerifyReport};
 pub use writer::{MatrixWriter, WriteSummary, WriterOptions};

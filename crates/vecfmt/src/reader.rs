@@ -550,12 +550,10 @@ impl Matrix {
             e,
             self.commit.index_width as usize,
             self.commit.dtype,
+            self.commit.n_cols,
             self.opts.max_chunk_bytes,
         )
         .map_err(|d| self.chunk_error(c, d))?;
-        data.view()
-            .validate(self.commit.n_cols)
-            .map_err(|d| self.chunk_error(c, d))?;
         Ok(data)
     }
 
