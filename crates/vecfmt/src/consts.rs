@@ -41,7 +41,7 @@ pub const SECTION_ALIGN: u64 = 8;
 pub const DEFAULT_RAW_CHUNK_BYTES: usize = 1 << 20;
 /// Default target of raw CSR bytes per chunk for compressed codecs: small, so that a random
 /// row read decompresses kilobytes, not megabytes.
-pub const DEFAULT_COMPRESSED_CHUNK_BYTES: usize = 32 << 10;
+pub const DEFAULT_COMPRESSED_CHUNK_BYTES: usize = 24 << 10;
 /// Default cap on one chunk's decoded size; a header that claims more is refused before any
 /// allocation. Configurable through `OpenOptions::max_chunk_bytes`.
 pub const DEFAULT_MAX_CHUNK_BYTES: u64 = 4 << 30;

@@ -51,7 +51,7 @@ impl WriterOptions {
         self
     }
     /// Target raw CSR bytes per chunk. A chunk holds whole rows, so a row larger than the
-    /// target gets a chunk of its own. Default: 1 MiB for raw, 32 KiB for compressed codecs.
+    /// target gets a chunk of its own. Default: 1 MiB for raw, 24 KiB for compressed codecs.
     pub fn chunk_bytes(mut self, bytes: usize) -> Self {
         self.chunk_bytes = Some(bytes.max(1));
         self
