@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::chunk::ChunkData;
 
-const SHARDS: usize = 16;
+/// At most this many shards, and at least 1 MiB of budget per shard: a small budget split
+/// sixteen ways would keep no chunk at all.
+const MAX_SHARDS: usize = 16;
 
 #[derive(Debug, Default)]
 struct Shard {
@@ -27,16 +29,19 @@ pub(crate) struct ChunkCache {
 
 impl ChunkCache {
     pub(crate) fn new(budget: usize) -> Self {
+        let n = (budget >> 20).clamp(1, MAX_SHARDS);
         ChunkCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            shard_budget: budget / SHARDS,
+            shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
+            shard_budget: budget / n,
         }
     }
 
     fn shard(&self, chunk: usize) -> MutexGuard<'_, Shard> {
         // A panic while holding the lock cannot leave the map inconsistent in a way that
         // matters for a cache: recover the guard.
-        self.shards[chunk % SHARDS].lock().unwrap_or_else(|p| p.into_inner())
+        self.shards[chunk % self.shards.len()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn get(&self, chunk: usize) -> Option<Arc<ChunkData>> {
@@ -86,5 +91,34 @@ impl ChunkCache {
             .iter()
             .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).bytes)
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::{IndexVec, ValueVec};
+
+    fn chunk(n: usize) -> Arc<ChunkData> {
+        Arc::new(ChunkData {
+            row_start: 0,
+            row_end: 1,
+            rows: None,
+            offsets: IndexVec::U32(vec![0, n as u32]),
+            indices: IndexVec::U32((0..n as u32).collect()),
+            values: ValueVec::F32(vec![1.0; n]),
+        })
+    }
+
+    #[test]
+    fn a_small_budget_still_caches_and_stays_within_budget() {
+        // 64 KiB budget, 8 KiB chunks: once split sixteen ways this cached nothing.
+        let cache = ChunkCache::new(64 << 10);
+        for c in 0..20 {
+            cache.insert(c, chunk(1000));
+            assert!(cache.bytes() <= 64 << 10);
+        }
+        assert!(cache.get(19).is_some(), "the most recent chunk is kept");
+        assert!(cache.get(0).is_none(), "the oldest chunks are evicted");
     }
 }
