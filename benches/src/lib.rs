@@ -322,6 +322,20 @@ pub fn scan_sum(indices: &[u32], values: &[f32]) -> (f64, u64) {
     (s, ix)
 }
 
+/// [`scan_sum`] over every chunk of an f32, u32-indexed matrix, in parallel with `par_chunks`.
+pub fn par_scan(m: &vecfmt::Matrix) -> (f64, u64) {
+    m.par_chunks()
+        .map(|c| {
+            let c = c.expect("chunk");
+            let v = c.view();
+            match (v.indices, v.values.typed::<f32>()) {
+                (vecfmt::Indices::U32(ix), Some(vals)) => scan_sum(ix, vals),
+                _ => panic!("par_scan wants an f32 matrix with u32 indices"),
+            }
+        })
+        .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
 /// A memcpy of `src` into `dst` (same length), the bandwidth reference of the scans.
 #[inline(never)]
 pub fn memcpy(dst: &mut [u8], src: &[u8]) {

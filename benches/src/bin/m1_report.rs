@@ -323,19 +323,7 @@ fn main() -> Result<()> {
     });
     let zstd_m = Matrix::open(zstd_path)?;
     let zscan = vecfmt_benches::time_n(5, || scan_serial(&zstd_m));
-    let zscan_par = vecfmt_benches::time_n(5, || {
-        zstd_m
-            .par_chunks()
-            .map(|c| {
-                let c = c.expect("chunk");
-                let v = c.view();
-                match (v.indices, v.values.typed::<f32>()) {
-                    (Indices::U32(ix), Some(vals)) => scan_sum(ix, vals),
-                    _ => unreachable!(),
-                }
-            })
-            .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
-    });
+    let zscan_par = vecfmt_benches::time_n(5, || vecfmt_benches::par_scan(&zstd_m));
     let gbps = |d: Duration| file_bytes as f64 / d.as_secs_f64() / 1e9;
     let (serial_m, par_m, copy_m, fresh_m) = (median(serial), median(par), median(copies), median(fresh));
     let (zscan_m, zscan_par_m) = (median(zscan), median(zscan_par));

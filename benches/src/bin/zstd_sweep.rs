@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rayon::prelude::*;
 use vecfmt::{Codec, Indices, Matrix, OpenOptions};
 use vecfmt_benches::stats::{median, quantile};
 use vecfmt_benches::{bench_data_dir, m1, scan_sum, write_vfm_with, writer_options, Csr, M1_ROWS};
@@ -168,18 +167,7 @@ fn main() -> Result<()> {
             })
             .collect();
         lat.sort();
-        let scan = median(vecfmt_benches::time_n(5, || {
-            m.par_chunks()
-                .map(|c| {
-                    let c = c.expect("chunk");
-                    let v = c.view();
-                    match (v.indices, v.values.typed::<f32>()) {
-                        (Indices::U32(ix), Some(vals)) => scan_sum(ix, vals),
-                        _ => unreachable!(),
-                    }
-                })
-                .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
-        }));
+        let scan = median(vecfmt_benches::time_n(5, || vecfmt_benches::par_scan(&m)));
         let (p50, p99) = (us(quantile(&lat, 0.5)), us(quantile(&lat, 0.99)));
         let payload = m.chunks().iter().map(|c| c.stored_len).sum::<u64>() as f64;
         println!(
