@@ -2,7 +2,7 @@
 //! bit the same values, and only when every value of the chunk qualifies.
 
 use vecfmt::consts::{CATALOG_HEADER_SIZE, META_CRC_OFFSET};
-use vecfmt::{Codec, DType, Element, Error, Matrix, MatrixWriter, ValueEncoding, WriterOptions};
+use vecfmt::{Codec, Element, Error, Matrix, MatrixWriter, ValueEncoding, WriterOptions};
 
 fn write<T: Element>(path: &std::path::Path, codec: Codec, rows: &[Vec<T>]) {
     let dtype = T::DTYPE;
