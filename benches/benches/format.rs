@@ -92,21 +92,7 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("scan");
     g.throughput(Throughput::Bytes(raw_bytes));
     g.bench_function("raw", |b| b.iter(|| sum_rows(&raw)));
-    g.bench_function("raw_par", |b| {
-        b.iter(|| {
-            use rayon::prelude::*;
-            raw.par_chunks()
-                .map(|c| {
-                    let c = c.expect("chunk");
-                    let v = c.view();
-                    match (v.indices, v.values.typed::<f32>()) {
-                        (vecfmt::Indices::U32(ix), Some(vals)) => scan_sum(ix, vals),
-                        _ => unreachable!(),
-                    }
-                })
-                .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
-        })
-    });
+    g.bench_function("raw_par", |b| b.iter(|| vecfmt_benches::par_scan(&raw)));
     g.bench_function("zstd", |b| b.iter(|| sum_rows(&zstd)));
     let src = vec![1u8; raw.bytes_on_disk() as usize];
     let mut dst = vec![0u8; src.len()];

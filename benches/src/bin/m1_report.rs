@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rayon::prelude::*;
 use serde_json::{json, Value};
 use vecfmt::{Codec, Indices, Matrix, OpenOptions};
 use vecfmt_benches::stats::{median, quantile, secs};
@@ -141,19 +140,6 @@ fn scan_serial(m: &Matrix) -> (f64, u64) {
         acc.1 += s.1;
     }
     acc
-}
-
-fn scan_par(m: &Matrix) -> (f64, u64) {
-    m.par_chunks()
-        .map(|c| {
-            let c = c.expect("chunk reads");
-            let v = c.view();
-            match (v.indices, v.values.typed::<f32>()) {
-                (Indices::U32(ix), Some(vals)) => scan_sum(ix, vals),
-                _ => unreachable!("M1 has u32 indices and f32 values"),
-            }
-        })
-        .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
 fn run_peers(dump: &Path, reads: usize, out_dir: &Path) -> Result<Value> {
@@ -304,7 +290,7 @@ fn main() -> Result<()> {
     for _ in 0..reps {
         let s = vecfmt_benches::time_n(1, || scan_serial(&raw))[0];
         let c = vecfmt_benches::time_n(1, || memcpy(&mut dst, &src))[0];
-        let p = vecfmt_benches::time_n(1, || scan_par(&raw))[0];
+        let p = vecfmt_benches::time_n(1, || vecfmt_benches::par_scan(&raw))[0];
         serial_ratio.push(c.as_secs_f64() / s.as_secs_f64());
         par_ratio.push(c.as_secs_f64() / p.as_secs_f64());
         serial.push(s);
@@ -500,51 +486,34 @@ fn main() -> Result<()> {
             100.0 * scan["par_vs_memcpy"].as_f64().unwrap_or(0.0)
         ),
     ));
-    table.push(row(
+    // One row per read-latency comparison: ours against a peer's p50 / p99.
+    let latency = |label: &str, ours: &str, peer: &str, peer_name: &str| {
+        row(
+            label,
+            format!("{:.2} / {:.2} µs", r(ours, "p50"), r(ours, "p99")),
+            fmt_opt(
+                p(peer, "p50").map(|x| format!("{peer_name} {x:.1} / {:.1} µs", p(peer, "p99").unwrap_or(f64::NAN))),
+            ),
+            fmt_opt(p(peer, "p50").map(|x| format!("{:.0}× faster (p50)", x / r(ours, "p50")))),
+        )
+    };
+    table.push(latency(
         "random row read, raw, warm: p50 / p99",
-        format!("{:.2} / {:.2} µs", r("raw_warm", "p50"), r("raw_warm", "p99")),
-        fmt_opt(p("h5py_raw_row_read_us", "p50").map(|x| {
-            format!(
-                "h5py raw {:.1} / {:.1} µs",
-                x,
-                p("h5py_raw_row_read_us", "p99").unwrap_or(f64::NAN)
-            )
-        })),
-        fmt_opt(p("h5py_raw_row_read_us", "p50").map(|x| format!("{:.0}× faster (p50)", x / r("raw_warm", "p50")))),
+        "raw_warm",
+        "h5py_raw_row_read_us",
+        "h5py raw",
     ));
-    table.push(row(
+    table.push(latency(
         "random row read, zstd, warm (chunks cached): p50 / p99",
-        format!("{:.2} / {:.2} µs", r("zstd_warm", "p50"), r("zstd_warm", "p99")),
-        fmt_opt(p("h5py_gzip4_bigcache_row_read_us", "p50").map(|x| {
-            format!(
-                "h5py gzip-4, big cache {:.1} / {:.1} µs",
-                x,
-                p("h5py_gzip4_bigcache_row_read_us", "p99").unwrap_or(f64::NAN)
-            )
-        })),
-        fmt_opt(
-            p("h5py_gzip4_bigcache_row_read_us", "p50")
-                .map(|x| format!("{:.0}× faster (p50)", x / r("zstd_warm", "p50"))),
-        ),
+        "zstd_warm",
+        "h5py_gzip4_bigcache_row_read_us",
+        "h5py gzip-4, big cache",
     ));
-    table.push(row(
+    table.push(latency(
         "random row read, zstd, chunk not decoded: p50 / p99",
-        format!(
-            "{:.2} / {:.2} µs",
-            r("zstd_not_decoded", "p50"),
-            r("zstd_not_decoded", "p99")
-        ),
-        fmt_opt(p("h5py_gzip4_row_read_us", "p50").map(|x| {
-            format!(
-                "h5py gzip-4, default cache {:.1} / {:.1} µs",
-                x,
-                p("h5py_gzip4_row_read_us", "p99").unwrap_or(f64::NAN)
-            )
-        })),
-        fmt_opt(
-            p("h5py_gzip4_row_read_us", "p50")
-                .map(|x| format!("{:.0}× faster (p50)", x / r("zstd_not_decoded", "p50"))),
-        ),
+        "zstd_not_decoded",
+        "h5py_gzip4_row_read_us",
+        "h5py gzip-4, default cache",
     ));
 
     println!();

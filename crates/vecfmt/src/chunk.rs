@@ -545,8 +545,8 @@ fn decode_indices<T: TryFrom<u64>>(
     Ok(pos)
 }
 
-/// Decodes a chunk of any codec into owned data, refusing to allocate more than
-/// `max_decoded` bytes. The checksum has been checked by the caller. The result is fully
+/// Decodes a compressed chunk into owned data, refusing to allocate more than `max_decoded`
+/// bytes (raw chunks are viewed in place with [`view_raw`], never decoded). The checksum has been checked by the caller. The result is fully
 /// validated (FORMAT.md §4.4).
 pub(crate) fn decode(
     stored: &[u8],
@@ -563,50 +563,50 @@ pub(crate) fn decode(
         ValueEncoding::Planes => dtype.size() as u64,
         ValueEncoding::IntegralI32 => 4,
     };
-    let payload: std::borrow::Cow<'_, [u8]> = match e.codec {
-        Codec::Raw => std::borrow::Cow::Borrowed(stored),
-        Codec::Lz4 | Codec::Zstd => {
-            // The decoded size must be possible for the declared counts: each index takes
-            // 1 to 10 varint bytes. Checked before allocating.
-            let min = g
-                .rows_end
-                .checked_add(e.nnz.checked_mul(1 + vw).ok_or("chunk sizes overflow")?);
-            let max = g
-                .rows_end
-                .checked_add(e.nnz.checked_mul(10 + vw).ok_or("chunk sizes overflow")?);
-            let ok = matches!((min, max), (Some(lo), Some(hi)) if e.decoded_len >= lo && e.decoded_len <= hi);
-            if !ok {
-                return Err(format!(
-                    "decoded length {} is impossible for {} rows and {} nonzeros",
-                    e.decoded_len, e.n_listed, e.nnz
-                ));
-            }
-            if e.decoded_len > max_decoded {
-                return Err(format!(
-                    "decoded length {} exceeds the limit of {max_decoded} bytes",
-                    e.decoded_len
-                ));
-            }
-            let mut buf = vec![0u8; e.decoded_len as usize];
-            let n = if e.codec == Codec::Zstd {
-                ZSTD_DECOMPRESSOR.with(|d| -> Result<usize, String> {
-                    let mut d = d.borrow_mut();
-                    if d.is_none() {
-                        *d = Some(zstd::bulk::Decompressor::new().map_err(|x| x.to_string())?);
-                    }
-                    d.as_mut()
-                        .expect("set above")
-                        .decompress_to_buffer(stored, &mut buf)
-                        .map_err(|x| format!("zstd: {x}"))
-                })?
-            } else {
-                lz4_flex::block::decompress_into(stored, &mut buf).map_err(|x| format!("lz4: {x}"))?
-            };
-            if n as u64 != e.decoded_len {
-                return Err(format!("decompressed to {n} bytes, expected {}", e.decoded_len));
-            }
-            std::borrow::Cow::Owned(buf)
+    if e.codec == Codec::Raw {
+        return Err("raw chunks are read in place, not decoded".into());
+    }
+    let payload = {
+        // The decoded size must be possible for the declared counts: each index takes
+        // 1 to 10 varint bytes. Checked before allocating.
+        let min = g
+            .rows_end
+            .checked_add(e.nnz.checked_mul(1 + vw).ok_or("chunk sizes overflow")?);
+        let max = g
+            .rows_end
+            .checked_add(e.nnz.checked_mul(10 + vw).ok_or("chunk sizes overflow")?);
+        let ok = matches!((min, max), (Some(lo), Some(hi)) if e.decoded_len >= lo && e.decoded_len <= hi);
+        if !ok {
+            return Err(format!(
+                "decoded length {} is impossible for {} rows and {} nonzeros",
+                e.decoded_len, e.n_listed, e.nnz
+            ));
         }
+        if e.decoded_len > max_decoded {
+            return Err(format!(
+                "decoded length {} exceeds the limit of {max_decoded} bytes",
+                e.decoded_len
+            ));
+        }
+        let mut buf = vec![0u8; e.decoded_len as usize];
+        let n = if e.codec == Codec::Zstd {
+            ZSTD_DECOMPRESSOR.with(|d| -> Result<usize, String> {
+                let mut d = d.borrow_mut();
+                if d.is_none() {
+                    *d = Some(zstd::bulk::Decompressor::new().map_err(|x| x.to_string())?);
+                }
+                d.as_mut()
+                    .expect("set above")
+                    .decompress_to_buffer(stored, &mut buf)
+                    .map_err(|x| format!("zstd: {x}"))
+            })?
+        } else {
+            lz4_flex::block::decompress_into(stored, &mut buf).map_err(|x| format!("lz4: {x}"))?
+        };
+        if n as u64 != e.decoded_len {
+            return Err(format!("decompressed to {n} bytes, expected {}", e.decoded_len));
+        }
+        buf
     };
     let p = &payload[..];
     if (p.len() as u64) < g.rows_end {
@@ -625,78 +625,64 @@ pub(crate) fn decode(
     );
     let nnz = e.nnz as usize;
     let rest = &p[g.rows_end as usize..];
-    let (indices, values) = match e.codec {
-        Codec::Raw => {
-            // Copy into an 8-aligned buffer so that the in-place view applies.
-            let mut aligned = vec![0u64; stored.len().div_ceil(8)];
-            bytemuck::cast_slice_mut::<u64, u8>(&mut aligned)[..stored.len()].copy_from_slice(stored);
-            let v = view_raw(&bytemuck::cast_slice::<u64, u8>(&aligned)[..stored.len()], e, iw, dtype)?;
-            v.validate(n_cols)?;
-            let indices = match v.indices {
-                Indices::U32(s) => IndexVec::U32(s.to_vec()),
-                Indices::U64(s) => IndexVec::U64(s.to_vec()),
-            };
-            (indices, ValueVec::from_le_bytes(dtype, v.values.as_bytes()))
+    let (indices, values) = {
+        // Row section first: offsets from 0 to nnz, never decreasing; listed rows in order.
+        let offs = offsets.as_indices();
+        let n_listed = e.n_listed as usize;
+        if offs.get(0) != 0 || offs.get(n_listed) != e.nnz {
+            return Err(format!(
+                "row offsets run {}..{}, expected 0..{}",
+                offs.get(0),
+                offs.get(n_listed),
+                e.nnz
+            ));
         }
-        Codec::Lz4 | Codec::Zstd => {
-            // Row section first: offsets from 0 to nnz, never decreasing; listed rows in order.
-            let offs = offsets.as_indices();
-            let n_listed = e.n_listed as usize;
-            if offs.get(0) != 0 || offs.get(n_listed) != e.nnz {
+        if let Some(k) = (0..n_listed).find(|&k| offs.get(k) > offs.get(k + 1)) {
+            return Err(format!("row offsets decrease at listed row {k}"));
+        }
+        if let Some(ids) = rows.as_ref().map(IndexVec::as_indices) {
+            let bad = (0..ids.len()).find(|&k| ids.get(k) >= row_count || (k > 0 && ids.get(k) <= ids.get(k - 1)));
+            if let Some(k) = bad {
                 return Err(format!(
-                    "row offsets run {}..{}, expected 0..{}",
-                    offs.get(0),
-                    offs.get(n_listed),
-                    e.nnz
+                    "listed row {k} has local row number {}, out of order or range",
+                    ids.get(k)
                 ));
             }
-            if let Some(k) = (0..n_listed).find(|&k| offs.get(k) > offs.get(k + 1)) {
-                return Err(format!("row offsets decrease at listed row {k}"));
-            }
-            if let Some(ids) = rows.as_ref().map(IndexVec::as_indices) {
-                let bad = (0..ids.len()).find(|&k| ids.get(k) >= row_count || (k > 0 && ids.get(k) <= ids.get(k - 1)));
-                if let Some(k) = bad {
-                    return Err(format!(
-                        "listed row {k} has local row number {}, out of order or range",
-                        ids.get(k)
-                    ));
-                }
-            }
-            let (indices, used) = if iw == 4 {
-                let mut v = Vec::<u32>::with_capacity(nnz);
-                let used = decode_indices(rest, offs, n_cols, &mut v)?;
-                (IndexVec::U32(v), used)
-            } else {
-                let mut v = Vec::<u64>::with_capacity(nnz);
-                let used = decode_indices(rest, offs, n_cols, &mut v)?;
-                (IndexVec::U64(v), used)
-            };
-            let planes = &rest[used..];
-            if planes.len() as u64 != e.nnz * vw {
-                return Err(format!(
-                    "value planes are {} bytes, expected {}",
-                    planes.len(),
-                    e.nnz * vw
-                ));
-            }
-            let values = match e.values {
-                ValueEncoding::Planes => {
-                    let mut values = ValueVec::zeroed(dtype, nnz);
-                    unplane(planes, nnz, vw as usize, values.bytes_mut());
-                    values
-                }
-                ValueEncoding::IntegralI32 => {
-                    let mut ints = vec![0i32; nnz];
-                    unplane(planes, nnz, 4, bytemuck::cast_slice_mut(&mut ints));
-                    match dtype {
-                        DType::F32 => ValueVec::F32(ints.into_iter().map(|i| i as f32).collect()),
-                        DType::F64 => ValueVec::F64(ints.into_iter().map(f64::from).collect()),
-                        _ => return Err(format!("integral value encoding in a chunk of {dtype}")),
-                    }
-                }
-            };
-            (indices, values)
         }
+        let (indices, used) = if iw == 4 {
+            let mut v = Vec::<u32>::with_capacity(nnz);
+            let used = decode_indices(rest, offs, n_cols, &mut v)?;
+            (IndexVec::U32(v), used)
+        } else {
+            let mut v = Vec::<u64>::with_capacity(nnz);
+            let used = decode_indices(rest, offs, n_cols, &mut v)?;
+            (IndexVec::U64(v), used)
+        };
+        let planes = &rest[used..];
+        if planes.len() as u64 != e.nnz * vw {
+            return Err(format!(
+                "value planes are {} bytes, expected {}",
+                planes.len(),
+                e.nnz * vw
+            ));
+        }
+        let values = match e.values {
+            ValueEncoding::Planes => {
+                let mut values = ValueVec::zeroed(dtype, nnz);
+                unplane(planes, nnz, vw as usize, values.bytes_mut());
+                values
+            }
+            ValueEncoding::IntegralI32 => {
+                let mut ints = vec![0i32; nnz];
+                unplane(planes, nnz, 4, bytemuck::cast_slice_mut(&mut ints));
+                match dtype {
+                    DType::F32 => ValueVec::F32(ints.into_iter().map(|i| i as f32).collect()),
+                    DType::F64 => ValueVec::F64(ints.into_iter().map(f64::from).collect()),
+                    _ => return Err(format!("integral value encoding in a chunk of {dtype}")),
+                }
+            }
+        };
+        (indices, values)
     };
     Ok(ChunkData {
         row_start: e.row_start,

@@ -371,23 +371,6 @@ impl ValueVec {
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         with_value_vec!(self, v => bytemuck::cast_slice_mut(v.as_mut_slice()))
     }
-    /// Decode `n` little-endian values from (possibly unaligned) bytes.
-    pub(crate) fn from_le_bytes(dtype: DType, bytes: &[u8]) -> ValueVec {
-        fn conv<T: bytemuck::Pod>(bytes: &[u8]) -> Vec<T> {
-            let n = bytes.len() / std::mem::size_of::<T>();
-            let mut out: Vec<T> = vec![T::zeroed(); n];
-            bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(&bytes[..n * std::mem::size_of::<T>()]);
-            out
-        }
-        match dtype {
-            DType::F32 => ValueVec::F32(conv(bytes)),
-            DType::F64 => ValueVec::F64(conv(bytes)),
-            DType::I32 => ValueVec::I32(conv(bytes)),
-            DType::I64 => ValueVec::I64(conv(bytes)),
-            DType::U32 => ValueVec::U32(conv(bytes)),
-            DType::U64 => ValueVec::U64(conv(bytes)),
-        }
-    }
 }
 
 /// Borrowed unsigned integers stored 4 or 8 bytes wide: column indices, row offsets, row ids.

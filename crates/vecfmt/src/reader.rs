@@ -557,24 +557,28 @@ impl Matrix {
         Ok(data)
     }
 
-    fn mapped_view(&self, c: usize) -> Result<CsrView<'_>> {
+    /// Views raw chunk `c` in place after checking its checksum and structure.
+    fn check_raw(&self, c: usize) -> Result<CsrView<'_>> {
+        self.check_crc(c)?;
         let e = &self.catalog.chunks[c];
         let view = chunk::view_raw(self.stored(c), e, self.commit.index_width as usize, self.commit.dtype)
             .map_err(|d| self.chunk_error(c, d))?;
-        match self.checked[c].load(Ordering::Acquire) {
-            GOOD => Ok(view),
-            state => {
-                // First use (or a chunk already found bad): check the checksum and structure
-                // once, so that every later read can trust the offsets.
-                let r = self
-                    .check_crc(c)
-                    .and_then(|()| view.validate(self.commit.n_cols).map_err(|d| self.chunk_error(c, d)));
-                if state == UNCHECKED {
-                    self.checked[c].store(if r.is_ok() { GOOD } else { BAD }, Ordering::Release);
-                }
-                r.map(|()| view)
-            }
+        view.validate(self.commit.n_cols).map_err(|d| self.chunk_error(c, d))?;
+        Ok(view)
+    }
+
+    /// Raw chunk `c` in place; checked on first use only, so that later reads are O(1).
+    fn mapped_view(&self, c: usize) -> Result<CsrView<'_>> {
+        if self.checked[c].load(Ordering::Acquire) == GOOD {
+            let e = &self.catalog.chunks[c];
+            return chunk::view_raw(self.stored(c), e, self.commit.index_width as usize, self.commit.dtype)
+                .map_err(|d| self.chunk_error(c, d));
         }
+        let r = self.check_raw(c);
+        let state = if r.is_ok() { GOOD } else { BAD };
+        // A chunk found bad stays bad; it is checked again (and fails again) on every use.
+        let _ = self.checked[c].compare_exchange(UNCHECKED, state, Ordering::AcqRel, Ordering::Acquire);
+        r
     }
 
     /// Chunk `c`, through the cache for compressed chunks.
@@ -674,14 +678,7 @@ impl Matrix {
             .into_par_iter()
             .filter_map(|c| {
                 let r = match self.catalog.chunks[c].codec {
-                    Codec::Raw => {
-                        let e = &self.catalog.chunks[c];
-                        self.check_crc(c).and_then(|()| {
-                            chunk::view_raw(self.stored(c), e, self.commit.index_width as usize, self.commit.dtype)
-                                .and_then(|v| v.validate(self.commit.n_cols))
-                                .map_err(|d| self.chunk_error(c, d))
-                        })
-                    }
+                    Codec::Raw => self.check_raw(c).map(drop),
                     _ => self.decode_chunk(c).map(drop),
                 };
                 r.err()
