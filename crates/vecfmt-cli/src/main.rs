@@ -10,6 +10,11 @@ use rayon::prelude::*;
 use serde_json::{json, Value};
 use vecfmt::{Error, Matrix, RowLayout};
 
+mod convert;
+mod units;
+
+pub(crate) use units::parse_bytes;
+
 /// Exit code when `verify` finds damage (or the file is too damaged to open).
 const EXIT_DAMAGED: u8 = 3;
 
@@ -70,6 +75,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Convert between .vfm and other formats.
+    Convert(convert::ConvertArgs),
 }
 
 /// `println!` that ends the command quietly when stdout is a closed pipe (`| head`), and
@@ -132,6 +139,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             top,
             json,
         } => get(&file, row, label.as_deref(), top, json),
+        Command::Convert(args) => convert::run(args),
     }
 }
 

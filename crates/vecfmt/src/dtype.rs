@@ -93,10 +93,12 @@ pub trait Element: bytemuck::Pod + PartialEq + std::fmt::Debug + std::fmt::Displ
     fn into_vec(v: Vec<Self>) -> ValueVec;
     /// Borrow the typed vector out of an owned buffer, if the dtype matches.
     fn vec_mut(values: &mut ValueVec) -> Option<&mut Vec<Self>>;
+    /// `self + other`, or `None` when an integer sum overflows. Float sums never fail.
+    fn checked_add(self, other: Self) -> Option<Self>;
 }
 
 macro_rules! element {
-    ($t:ty, $variant:ident) => {
+    ($t:ty, $variant:ident, $kind:ident) => {
         impl Element for $t {
             const DTYPE: DType = DType::$variant;
             fn scalar(self) -> Scalar {
@@ -117,15 +119,29 @@ macro_rules! element {
                     _ => None,
                 }
             }
+            fn checked_add(self, other: Self) -> Option<Self> {
+                element!(@add $kind, self, other)
+            }
+        }
+        impl From<Vec<$t>> for ValueVec {
+            fn from(v: Vec<$t>) -> ValueVec {
+                ValueVec::$variant(v)
+            }
         }
     };
+    (@add float, $a:expr, $b:expr) => {
+        Some($a + $b)
+    };
+    (@add int, $a:expr, $b:expr) => {
+        $a.checked_add($b)
+    };
 }
-element!(f32, F32);
-element!(f64, F64);
-element!(i32, I32);
-element!(i64, I64);
-element!(u32, U32);
-element!(u64, U64);
+element!(f32, F32, float);
+element!(f64, F64, float);
+element!(i32, I32, int);
+element!(i64, I64, int);
+element!(u32, U32, int);
+element!(u64, U64, int);
 
 /// Runs `$body` with `$v` bound to the typed slice or vector inside a dtype enum.
 #[macro_export]
@@ -143,15 +159,18 @@ macro_rules! with_values {
     };
 }
 
+/// Runs `$body` with `$v` bound to the typed vector inside a [`ValueVec`].
+#[macro_export]
+#[doc(hidden)]
 macro_rules! with_value_vec {
     ($e:expr, $v:ident => $body:expr) => {
         match $e {
-            ValueVec::F32($v) => $body,
-            ValueVec::F64($v) => $body,
-            ValueVec::I32($v) => $body,
-            ValueVec::I64($v) => $body,
-            ValueVec::U32($v) => $body,
-            ValueVec::U64($v) => $body,
+            $crate::ValueVec::F32($v) => $body,
+            $crate::ValueVec::F64($v) => $body,
+            $crate::ValueVec::I32($v) => $body,
+            $crate::ValueVec::I64($v) => $body,
+            $crate::ValueVec::U32($v) => $body,
+            $crate::ValueVec::U64($v) => $body,
         }
     };
 }

@@ -94,6 +94,19 @@ pub enum Error {
     /// Metadata that is not a JSON object.
     #[error("metadata must be a JSON object, got {kind}")]
     BadMetadata { kind: &'static str },
+    /// An integer sum does not fit the matrix's dtype.
+    #[error("integer overflow: the sum at row {row}, column {col} does not fit the dtype")]
+    Overflow { row: u64, col: u64 },
+    /// An operation needs more memory than its budget allows.
+    #[error("{what} needs {needed} bytes of memory, over the budget of {budget} bytes; raise --memory")]
+    OverBudget { what: &'static str, needed: u64, budget: u64 },
+    /// A file in a foreign format (HDF5, .npy, Parquet, ...) is malformed or unsupported.
+    #[error("{}: {format}: {detail}", .path.display())]
+    Foreign {
+        path: PathBuf,
+        format: &'static str,
+        detail: String,
+    },
     /// A codec or dtype name that vecfmt does not know.
     #[error("unknown {what} {name:?}; expected one of: {expected}")]
     UnknownName {

@@ -42,6 +42,7 @@ mod error;
 pub mod labels;
 pub mod layout;
 mod reader;
+pub mod stream;
 mod writer;
 
 pub use chunk::{ChunkData, CsrView};

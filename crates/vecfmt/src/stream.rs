@@ -1,0 +1,366 @@
+//! The streaming source/sink abstraction that every converter plugs into.
+//!
+//! A [`MatrixSource`] yields a [`MatrixHeader`] and then [`Block`]s: rows in CSR form, in
+//! increasing row order, or COO triplets in any order. A [`MatrixSink`] takes rows in order
+//! and publishes its output atomically in [`MatrixSink::finish`]; a sink dropped without
+//! `finish` leaves no output behind. [`pump`] connects the two with bounded memory.
+//!
+//! `.vfm` itself is a source ([`VfmSource`]) and a sink ([`VfmSink`]); the foreign formats
+//! live in the crates under `formats/`.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Codec, DType, Error, Matrix, MatrixWriter, Result, ValueVec, WriterOptions};
+
+/// What a source knows about its matrix before the first block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatrixHeader {
+    pub dtype: DType,
+    pub n_rows: u64,
+    pub n_cols: u64,
+    /// One label per row, when the source has them.
+    pub row_labels: Option<Vec<String>>,
+    /// One label per column, when the source has them.
+    pub col_labels: Option<Vec<String>>,
+    /// A JSON object to carry along, when the source has one.
+    pub metadata: Option<serde_json::Value>,
+}
+
+impl MatrixHeader {
+    /// A header with no labels and no metadata.
+    pub fn new(dtype: DType, n_rows: u64, n_cols: u64) -> Self {
+        MatrixHeader {
+            dtype,
+            n_rows,
+            n_cols,
+            row_labels: None,
+            col_labels: None,
+            metadata: None,
+        }
+    }
+}
+
+/// Rows in CSR form. `rows` is strictly increasing; row `rows[k]` holds
+/// `indices[indptr[k]..indptr[k+1]]` with strictly increasing column indices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowBlock {
+    pub rows: Vec<u64>,
+    pub indptr: Vec<u64>,
+    pub indices: Vec<u64>,
+    pub values: ValueVec,
+}
+
+impl RowBlock {
+    /// An empty block of a dtype.
+    pub fn new(dtype: DType) -> Self {
+        RowBlock {
+            rows: Vec::new(),
+            indptr: vec![0],
+            indices: Vec::new(),
+            values: ValueVec::new(dtype),
+        }
+    }
+    /// Number of rows in the block.
+    pub fn n_rows(&self) -> usize {
+        self.rows.len()
+    }
+    /// Number of stored entries.
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+    /// Approximate heap bytes, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.rows.len() * 8 + self.indptr.len() * 8 + self.indices.len() * 8 + self.values.len() * self.values.dtype().size()
+    }
+}
+
+/// COO triplets in any order; duplicates are summed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TripletBlock {
+    pub rows: Vec<u64>,
+    pub cols: Vec<u64>,
+    pub values: ValueVec,
+}
+
+/// What a source yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    /// Rows in increasing order, each later block starting after the previous one's last row.
+    Rows(RowBlock),
+    /// Triplets in any order.
+    Triplets(TripletBlock),
+}
+
+/// A matrix read block by block.
+pub trait MatrixSource {
+    /// Shape, dtype, labels.
+    fn header(&self) -> &MatrixHeader;
+    /// The next block, or `None` at the end.
+    fn next_block(&mut self) -> Result<Option<Block>>;
+    /// Bytes of input in all, for a progress bar, when known.
+    fn total_bytes(&self) -> Option<u64> {
+        None
+    }
+    /// Bytes of input consumed so far, for a progress bar.
+    fn bytes_read(&self) -> u64 {
+        0
+    }
+}
+
+/// A matrix written row block by row block, published only by [`MatrixSink::finish`].
+pub trait MatrixSink {
+    /// Appends rows; blocks arrive in increasing row order.
+    fn write_rows(&mut self, block: &RowBlock) -> Result<()>;
+    /// Completes the output and moves it into place.
+    fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// What [`pump`] moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PumpSummary {
+    pub rows: u64,
+    pub nnz: u64,
+}
+
+/// Moves every block of `source` into `sink` and finishes the sink.
+///
+/// Row blocks pass straight through. Triplet blocks are gathered, summed and sorted into
+/// rows within `memory` bytes; a triplet input whose pending entries exceed `memory` is an
+/// error naming the budget.
+pub fn pump(source: &mut dyn MatrixSource, mut sink: Box<dyn MatrixSink>, memory: u64) -> Result<PumpSummary> {
+    let mut summary = PumpSummary::default();
+    let mut pending: Option<TripletSorter> = None;
+    while let Some(block) = source.next_block()? {
+        match block {
+            Block::Rows(b) => {
+                if pending.is_some() {
+                    return Err(Error::LengthMismatch {
+                        what: "source blocks",
+                        detail: "a source mixed row blocks with triplet blocks".into(),
+                    });
+                }
+                summary.rows += b.n_rows() as u64;
+                summary.nnz += b.nnz() as u64;
+                sink.write_rows(&b)?;
+            }
+            Block::Triplets(t) => {
+                pending
+                    .get_or_insert_with(|| TripletSorter::new(source.header().dtype, memory))
+                    .push(t)?;
+            }
+        }
+    }
+    if let Some(sorter) = pending {
+        for b in sorter.into_row_blocks(source.header().n_cols)? {
+            summary.rows += b.n_rows() as u64;
+            summary.nnz += b.nnz() as u64;
+            sink.write_rows(&b)?;
+        }
+    }
+    sink.finish()?;
+    Ok(summary)
+}
+
+/// Triplets held in memory until the end of the input, within a byte budget.
+struct TripletSorter {
+    memory: u64,
+    rows: Vec<u64>,
+    cols: Vec<u64>,
+    values: ValueVec,
+}
+
+impl TripletSorter {
+    fn new(dtype: DType, memory: u64) -> Self {
+        TripletSorter {
+            memory,
+            rows: Vec::new(),
+            cols: Vec::new(),
+            values: ValueVec::new(dtype),
+        }
+    }
+
+    fn push(&mut self, t: TripletBlock) -> Result<()> {
+        if t.rows.len() != t.cols.len() || t.rows.len() != t.values.len() {
+            return Err(Error::LengthMismatch {
+                what: "triplet block",
+                detail: format!("{} rows, {} cols, {} values", t.rows.len(), t.cols.len(), t.values.len()),
+            });
+        }
+        let entry = 16 + self.values.dtype().size() as u64;
+        let needed = (self.rows.len() + t.rows.len()) as u64 * entry;
+        if needed > self.memory {
+            return Err(Error::OverBudget {
+                what: "unordered (COO) input",
+                needed,
+                budget: self.memory,
+            });
+        }
+        self.rows.extend_from_slice(&t.rows);
+        self.cols.extend_from_slice(&t.cols);
+        self.values.extend_from(t.values.as_values())
+    }
+
+    fn into_row_blocks(self, n_cols: u64) -> Result<Vec<RowBlock>> {
+        let mut order: Vec<usize> = (0..self.rows.len()).collect();
+        order.sort_unstable_by_key(|&k| (self.rows[k], self.cols[k]));
+        crate::with_value_vec!(&self.values, v => {
+            let mut block = RowBlock::new(self.values.dtype());
+            let mut out: Vec<_> = Vec::with_capacity(order.len());
+            let mut last: Option<(u64, u64)> = None;
+            for &k in &order {
+                let (r, c) = (self.rows[k], self.cols[k]);
+                if c >= n_cols {
+                    return Err(Error::ColOutOfRange { row: r, col: c, n_cols });
+                }
+                if last == Some((r, c)) {
+                    let x: &mut _ = out.last_mut().expect("a previous entry exists");
+                    *x = crate::dtype::Element::checked_add(*x, v[k]).ok_or(Error::Overflow { row: r, col: c })?;
+                    continue;
+                }
+                if last.map(|l| l.0) != Some(r) {
+                    if !block.rows.is_empty() {
+                        block.indptr.push(block.indices.len() as u64);
+                    }
+                    block.rows.push(r);
+                }
+                block.indices.push(c);
+                out.push(v[k]);
+                last = Some((r, c));
+            }
+            if !block.rows.is_empty() {
+                block.indptr.push(block.indices.len() as u64);
+            }
+            block.values = ValueVec::from(out);
+            Ok(vec![block])
+        })
+    }
+}
+
+/// Reads a `.vfm` file as row blocks of one chunk each.
+#[derive(Debug)]
+pub struct VfmSource {
+    matrix: Matrix,
+    header: MatrixHeader,
+    next_chunk: usize,
+    read: u64,
+}
+
+impl VfmSource {
+    /// Opens a `.vfm` file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let matrix = Matrix::open(path)?;
+        let labels = |l: Option<crate::Labels<'_>>, what: &'static str| -> Result<Option<Vec<String>>> {
+            let Some(l) = l else { return Ok(None) };
+            let all = l.iter().map(|s| s.map(str::to_owned)).collect::<std::result::Result<Vec<_>, _>>();
+            all.map(Some).map_err(|m| Error::Corrupt {
+                path: matrix.path().to_path_buf(),
+                what,
+                offset: m.offset,
+                detail: m.detail,
+            })
+        };
+        let header = MatrixHeader {
+            dtype: matrix.dtype(),
+            n_rows: matrix.n_rows(),
+            n_cols: matrix.n_cols(),
+            row_labels: labels(matrix.row_labels(), "row labels")?,
+            col_labels: labels(matrix.col_labels(), "column labels")?,
+            metadata: matrix.metadata().cloned(),
+        };
+        Ok(VfmSource {
+            matrix,
+            header,
+            next_chunk: 0,
+            read: 0,
+        })
+    }
+    /// The open matrix.
+    pub fn matrix(&self) -> &Matrix {
+        &self.matrix
+    }
+}
+
+impl MatrixSource for VfmSource {
+    fn header(&self) -> &MatrixHeader {
+        &self.header
+    }
+    fn next_block(&mut self) -> Result<Option<Block>> {
+        let Some(entry) = self.matrix.chunks().get(self.next_chunk) else {
+            return Ok(None);
+        };
+        self.read += entry.stored_len;
+        let chunk = self.matrix.chunk_uncached(self.next_chunk)?;
+        self.next_chunk += 1;
+        let mut block = RowBlock::new(self.header.dtype);
+        for row in chunk.rows() {
+            if row.is_empty() {
+                continue;
+            }
+            block.rows.push(row.id());
+            block.indices.extend(row.indices().iter());
+            block.values.extend_from(row.values())?;
+            block.indptr.push(block.indices.len() as u64);
+        }
+        Ok(Some(Block::Rows(block)))
+    }
+    fn total_bytes(&self) -> Option<u64> {
+        Some(self.matrix.chunks().iter().map(|c| c.stored_len).sum())
+    }
+    fn bytes_read(&self) -> u64 {
+        self.read
+    }
+}
+
+/// Writes a `.vfm` file through [`MatrixWriter`].
+#[derive(Debug)]
+pub struct VfmSink {
+    writer: MatrixWriter,
+    path: PathBuf,
+}
+
+impl VfmSink {
+    /// Creates the sink for a header; labels and metadata are written with the file.
+    pub fn create(path: impl AsRef<Path>, header: &MatrixHeader, codec: Codec) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let opts = WriterOptions::new(header.dtype, header.n_cols).n_rows(header.n_rows).codec(codec);
+        let mut writer = MatrixWriter::create(&path, opts)?;
+        if let Some(l) = &header.row_labels {
+            writer.set_row_labels(l.iter().cloned());
+        }
+        if let Some(l) = &header.col_labels {
+            writer.set_col_labels(l.iter().cloned());
+        }
+        if let Some(m) = &header.metadata {
+            writer.set_metadata(m.clone())?;
+        }
+        Ok(VfmSink { writer, path })
+    }
+    /// Where the file will appear.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl MatrixSink for VfmSink {
+    fn write_rows(&mut self, b: &RowBlock) -> Result<()> {
+        crate::with_value_vec!(&b.values, v => {
+            if b.indptr.len() != b.rows.len() + 1 || b.indptr.last().copied() != Some(b.indices.len() as u64) || v.len() != b.indices.len() {
+                return Err(Error::LengthMismatch {
+                    what: "row block",
+                    detail: format!("{} rows, {} indptr entries, {} indices, {} values", b.rows.len(), b.indptr.len(), b.indices.len(), v.len()),
+                });
+            }
+            for (k, &r) in b.rows.iter().enumerate() {
+                let (s, e) = (b.indptr[k] as usize, b.indptr[k + 1] as usize);
+                if s > e {
+                    return Err(Error::BadIndex { what: "indptr entry (not monotone)", value: b.indptr[k + 1].to_string() });
+                }
+                self.writer.push_row(r, &b.indices[s..e], &v[s..e])?;
+            }
+            Ok(())
+        })
+    }
+    fn finish(self: Box<Self>) -> Result<()> {
+        self.writer.finish().map(|_| ())
+    }
+}
