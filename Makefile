@@ -36,9 +36,13 @@ demo: deps
 	  $(BIN) get $(DEMO)/words.vfm --label $$w --top 6 || exit 1; \
 	done
 
-## Every test: unit, integration, property, bad-file, fixture, CLI and doc tests.
-test: deps
+## Every test: unit, integration, property, bad-file, fixture, CLI and doc tests, then the
+## Python interop suite (tests/python) against the real numpy, scipy, h5py, PyTables,
+## pandas, pyarrow and anndata pinned in tests/python/requirements.txt.
+test: deps venv
 	$(CARGO) test --workspace --locked
+	$(CARGO) build --locked -p vecfmt-cli
+	VECFMT_BIN=$(CURDIR)/target/debug/vecfmt $(PY) -m pytest -q -p no:cacheprovider tests/python
 
 lint: deps
 	$(CARGO) fmt --all -- --check
