@@ -34,6 +34,7 @@
 #[cfg(target_endian = "big")]
 compile_error!("vecfmt maps little-endian files in place and supports little-endian targets only");
 
+pub mod accum;
 mod cache;
 pub mod chunk;
 pub mod consts;
@@ -45,6 +46,7 @@ mod reader;
 pub mod stream;
 mod writer;
 
+pub use accum::{Accumulator, AccumulatorOptions, AccumulatorStats, EvictionPolicy, FinishSummary, Producer};
 pub use chunk::{ChunkData, CsrView};
 pub use dtype::{DType, Element, IndexLike, IndexVec, Indices, Scalar, ValueVec, Values};
 pub use error::{Axis, Error, Malformed, Result};

@@ -1,0 +1,1624 @@
+//! Out-of-core accumulation: sum `(row, col, value)` updates into a `.vfm` file under a
+//! memory budget, with crash-safe commits.
+//!
+//! The matrix's rows are split into *parts*, each covering a row range and backed by zero or
+//! more chunks on disk. Producer threads sum their updates in a private hash table and hand
+//! sorted runs to the parts; a part keeps its pending sums sorted and, when it is hot, a
+//! decoded copy of its chunks. When memory use passes the budget, the cache picks parts
+//! and merges their pending sums into their chunks, copy-on-write into free space; a part that
+//! gets updates again simply gathers new pending sums, and its chunks are read back when it is
+//! next merged. [`Accumulator::commit`] merges everything and commits through the format's
+//! two meta pages (FORMAT.md §6.1): after a crash the file opens at its last commit.
+//!
+//! Float matrices are kept in f64 while they are being built, so sums are rounded once; an f32
+//! matrix is rewritten to f32 by [`Accumulator::finish`]. Integer sums are checked: overflow
+//! is an error, not a wrap.
+
+mod pending;
+mod store;
+mod vocab;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rayon::prelude::*;
+
+use crate::chunk::{self, ChunkBuilder};
+use crate::consts::{DEFAULT_MAX_CHUNK_BYTES, META_PAGE_SIZE, SUPERBLOCK_SIZE};
+use crate::error::io_err;
+use crate::layout::parse_page;
+use crate::{Axis, ChunkEntry, Codec, Commit, DType, Error, Matrix, MatrixWriter, Result, WriterOptions};
+
+use pending::{key, merge_add, radix_sort, row_of, sort_and_sum, Combiner, Entry, Val};
+pub use store::Storage;
+use store::{CommitParts, Store};
+use vocab::Vocab;
+
+/// The metadata key that marks a file being accumulated and records its final dtype.
+pub const WORKING_KEY: &str = "vecfmt:accumulate";
+
+/// How the cache chooses what to merge into the file when memory runs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EvictionPolicy {
+    /// Merge the parts whose pending sums free the most memory per byte rewritten, and keep
+    /// decoded copies of the parts that take the most updates (LSM-style compaction scoring).
+    #[default]
+    Scored,
+    /// Merge the least recently updated parts first and keep no decoded copies: the baseline.
+    Lru,
+}
+
+/// Options of [`Accumulator::create`] and [`Accumulator::open`].
+#[derive(Debug, Clone)]
+pub struct AccumulatorOptions {
+    dtype: DType,
+    memory: Option<u64>,
+    codec: Codec,
+    zstd_level: i32,
+    chunk_bytes: usize,
+    n_rows: Option<u64>,
+    n_cols: Option<u64>,
+    row_labels: bool,
+    col_labels: bool,
+    shared_labels: bool,
+    policy: EvictionPolicy,
+    dense_block: u32,
+    overwrite: bool,
+}
+
+impl AccumulatorOptions {
+    /// Accumulate into values of `dtype` (f32, f64, or an integer type).
+    pub fn new(dtype: DType) -> Self {
+        AccumulatorOptions {
+            dtype,
+            memory: None,
+            codec: Codec::Zstd,
+            zstd_level: 3,
+            chunk_bytes: 256 << 10,
+            n_rows: None,
+            n_cols: None,
+            row_labels: false,
+            col_labels: false,
+            shared_labels: false,
+            policy: EvictionPolicy::Scored,
+            dense_block: 0,
+            overwrite: false,
+        }
+    }
+    /// Memory budget in bytes: pending sums, cached chunks and labels together. The default
+    /// is half of the memory the OS reports available now ([`default_memory_budget`]).
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.memory = Some(bytes);
+        self
+    }
+    /// Codec of the finished file (default zstd). While building, chunks are lz4.
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+    /// zstd level of the finished file.
+    pub fn zstd_level(mut self, level: i32) -> Self {
+        self.zstd_level = level;
+        self
+    }
+    /// Target decoded size of a chunk while building (default 256 KiB).
+    pub fn chunk_bytes(mut self, bytes: usize) -> Self {
+        self.chunk_bytes = bytes.max(1024);
+        self
+    }
+    /// Fixes the number of rows: larger row ids are an error.
+    pub fn n_rows(mut self, n: u64) -> Self {
+        self.n_rows = Some(n);
+        self
+    }
+    /// Fixes the number of columns: larger column ids are an error.
+    pub fn n_cols(mut self, n: u64) -> Self {
+        self.n_cols = Some(n);
+        self
+    }
+    /// Rows are named by string labels ([`Accumulator::row_id`]).
+    pub fn row_labels(mut self, yes: bool) -> Self {
+        self.row_labels = yes;
+        self
+    }
+    /// Columns are named by string labels ([`Accumulator::col_id`]).
+    pub fn col_labels(mut self, yes: bool) -> Self {
+        self.col_labels = yes;
+        self
+    }
+    /// Rows and columns share one vocabulary (word × context matrices).
+    pub fn shared_labels(mut self, yes: bool) -> Self {
+        self.shared_labels = yes;
+        if yes {
+            self.row_labels = true;
+            self.col_labels = true;
+        }
+        self
+    }
+    /// The eviction policy (default [`EvictionPolicy::Scored`]).
+    pub fn policy(mut self, p: EvictionPolicy) -> Self {
+        self.policy = p;
+        self
+    }
+    /// Gives each producer a dense `k × k` block of sums for rows and columns below `k`:
+    /// under a Zipfian workload with frequent ids first, most updates land there.
+    pub fn dense_block(mut self, k: u32) -> Self {
+        self.dense_block = k;
+        self
+    }
+    /// Let [`Accumulator::create`] replace an existing file.
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+}
+
+/// Half of the memory the OS reports available now (`MemAvailable`), at least 64 MiB; 1 GiB
+/// when it cannot be read.
+pub fn default_memory_budget() -> u64 {
+    let avail = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("MemAvailable:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    });
+    avail.map_or(1 << 30, |a| (a / 2).max(64 << 20))
+}
+
+/// Counters of the cache's work so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccumulatorStats {
+    /// Parts merged into the file because memory ran out.
+    pub evictions: u64,
+    /// Rounds of eviction.
+    pub eviction_rounds: u64,
+    /// Chunks read back from disk to merge new sums into them.
+    pub reloads: u64,
+    /// Decoded chunk copies dropped from memory.
+    pub cache_drops: u64,
+    /// Bytes written to the file (chunks, catalogs, labels).
+    pub bytes_written: u64,
+    /// Commits made.
+    pub commits: u64,
+    /// Memory in use now, and the most seen, in bytes.
+    pub memory_used: u64,
+    pub memory_peak: u64,
+    /// Bytes of the file, and how many of them are free space awaiting reuse.
+    pub file_bytes: u64,
+    pub free_bytes: u64,
+}
+
+/// What [`Accumulator::finish`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishSummary {
+    pub n_rows: u64,
+    pub n_cols: u64,
+    pub nnz: u64,
+    pub bytes_on_disk: u64,
+    pub stats: AccumulatorStats,
+}
+
+/// One part: a row range, its chunks on disk, its pending sums and maybe a decoded copy.
+#[derive(Debug)]
+struct Part<V> {
+    start: u64,
+    end: u64,
+    chunks: Vec<ChunkEntry>,
+    /// Sorted, one entry per key.
+    pending: Vec<Entry<V>>,
+    /// Sorted runs, appended; folded into `pending` when it grows.
+    tail: Vec<Entry<V>>,
+    /// The content of `chunks`, decoded, when kept in memory.
+    cached: Option<Vec<Entry<V>>>,
+    heat: u64,
+    last_use: u64,
+    accounted: i64,
+}
+
+const PART_OVERHEAD: usize = 256;
+
+/// A part with its row range readable without its lock (the range changes only while the
+/// parts list is held exclusively).
+#[derive(Debug)]
+struct Slot<V> {
+    end: u64,
+    part: Mutex<Part<V>>,
+}
+
+impl<V: Val> Slot<V> {
+    fn new(p: Part<V>) -> Arc<Self> {
+        Arc::new(Slot {
+            end: p.end,
+            part: Mutex::new(p),
+        })
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Part<V>> {
+        self.part.lock().expect("part lock")
+    }
+}
+
+impl<V: Val> Part<V> {
+    fn new(start: u64, end: u64, chunks: Vec<ChunkEntry>) -> Self {
+        Part {
+            start,
+            end,
+            chunks,
+            pending: Vec::new(),
+            tail: Vec::new(),
+            cached: None,
+            heat: 0,
+            last_use: 0,
+            accounted: 0,
+        }
+    }
+    fn mem(&self) -> i64 {
+        ((self.pending.capacity() + self.tail.capacity() + self.cached.as_ref().map_or(0, |c| c.capacity())) * 16
+            + PART_OVERHEAD) as i64
+    }
+    fn pending_bytes(&self) -> usize {
+        (self.pending.capacity() + self.tail.capacity()) * 16
+    }
+    fn disk_bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| c.nnz * 16).sum()
+    }
+    fn has_pending(&self) -> bool {
+        !self.pending.is_empty() || !self.tail.is_empty()
+    }
+    /// Folds the tail into the sorted pending sums.
+    fn compact(&mut self) -> Result<()> {
+        if self.tail.is_empty() {
+            return Ok(());
+        }
+        let mut t = std::mem::take(&mut self.tail);
+        radix_sort(&mut t);
+        sort_and_sum(&mut t)?;
+        self.pending = if self.pending.is_empty() {
+            t
+        } else {
+            merge_add(&self.pending, &t)?
+        };
+        Ok(())
+    }
+}
+
+/// The part of the accumulator that producers share.
+#[derive(Debug)]
+struct Shared<V> {
+    store: Store,
+    opts: AccumulatorOptions,
+    budget: i64,
+    parts: RwLock<Vec<Arc<Slot<V>>>>,
+    used: AtomicI64,
+    peak: AtomicI64,
+    cache_bytes: AtomicI64,
+    heat_threshold: AtomicU64,
+    evict_lock: Mutex<()>,
+    clock: AtomicU64,
+    rows_seen: AtomicU64,
+    cols_seen: AtomicU64,
+    row_vocab: Option<Arc<RwLock<Vocab>>>,
+    col_vocab: Option<Arc<RwLock<Vocab>>>,
+    vocab_accounted: AtomicI64,
+    metadata: Mutex<serde_json::Map<String, serde_json::Value>>,
+    committed_shape: Mutex<(u64, u64)>,
+    failed: Mutex<Option<String>>,
+    poisoned: AtomicBool,
+    evictions: AtomicU64,
+    rounds: AtomicU64,
+    reloads: AtomicU64,
+    cache_drops: AtomicU64,
+    commits: AtomicU64,
+    entries_per_chunk: usize,
+}
+
+/// Sums `(row, col, value)` updates into a `.vfm` file under a memory budget.
+///
+/// ```
+/// use vecfmt::{Accumulator, AccumulatorOptions, DType, Matrix};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("counts.vfm");
+/// let acc = Accumulator::create(&path, AccumulatorOptions::new(DType::F32).memory(64 << 20))?;
+/// acc.add(3, 10, 1.0)?;
+/// acc.add(3, 10, 0.5)?;
+/// acc.add(0, 2, 2.0)?;
+/// acc.commit()?; // durable from here on
+/// acc.finish()?;
+///
+/// let m = Matrix::open(&path)?;
+/// assert_eq!(m.dtype(), DType::F32);
+/// assert_eq!(m.get(3, 10)?.to_f64(), 1.5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Accumulator {
+    inner: Inner,
+    local: Mutex<Option<Producer>>,
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Float(Arc<Shared<f64>>),
+    Int(Arc<Shared<i64>>),
+}
+
+macro_rules! dispatch {
+    ($inner:expr, $s:ident => $body:expr) => {
+        match $inner {
+            Inner::Float($s) => $body,
+            Inner::Int($s) => $body,
+        }
+    };
+}
+
+impl Accumulator {
+    /// Creates a new file at `path` (an error if it exists, unless
+    /// [`AccumulatorOptions::overwrite`]) and opens it for accumulation.
+    pub fn create(path: impl AsRef<Path>, opts: AccumulatorOptions) -> Result<Accumulator> {
+        let path = path.as_ref();
+        if !opts.overwrite && path.exists() {
+            return Err(io_err(path, "create")(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "the file exists; open it to add to it, or choose to overwrite it",
+            )));
+        }
+        let working = pending::working_dtype(opts.dtype);
+        let n_cols = opts.n_cols.unwrap_or(0);
+        let wopts = WriterOptions::new(working, n_cols)
+            .n_rows(opts.n_rows.unwrap_or(0))
+            .codec(Codec::Lz4);
+        let mut w = MatrixWriter::create(path, wopts)?;
+        let mut meta = serde_json::Map::new();
+        meta.insert(WORKING_KEY.into(), working_marker(&opts));
+        w.set_metadata(serde_json::Value::Object(meta))?;
+        if opts.row_labels && opts.n_rows.is_none() {
+            w.set_row_labels(Vec::<String>::new());
+        }
+        if opts.col_labels && opts.n_cols.is_none() {
+            w.set_col_labels(Vec::<String>::new());
+        }
+        w.finish()?;
+        Accumulator::open(path, opts)
+    }
+
+    /// Opens an existing file to add to it. A finished f32 file is first rewritten in f64 (see
+    /// the module docs). Holds the file's exclusive lock until dropped: readers are refused
+    /// with [`Error::Locked`] meanwhile.
+    pub fn open(path: impl AsRef<Path>, opts: AccumulatorOptions) -> Result<Accumulator> {
+        let path = path.as_ref();
+        let m = Matrix::open(path)?;
+        let target = match m.metadata().and_then(|v| v.get(WORKING_KEY)) {
+            Some(w) => w
+                .get("dtype")
+                .and_then(|d| d.as_str())
+                .and_then(|d| d.parse::<DType>().ok())
+                .unwrap_or(m.dtype()),
+            None => m.dtype(),
+        };
+        if target != opts.dtype {
+            return Err(Error::DTypeMismatch {
+                actual: target,
+                requested: opts.dtype,
+            });
+        }
+        let working = pending::working_dtype(target);
+        if m.dtype() != working {
+            drop(m);
+            rewrite(path, working, Codec::Lz4, 3, Some(working_marker(&opts)))?;
+            return Accumulator::open(path, opts);
+        }
+        if m.n_rows() > u32::MAX as u64 || m.n_cols() > u32::MAX as u64 {
+            return Err(Error::LengthMismatch {
+                what: "accumulation",
+                detail: format!(
+                    "{}: {} rows × {} columns; accumulation supports ids below 2^32 - 1",
+                    path.display(),
+                    m.n_rows(),
+                    m.n_cols()
+                ),
+            });
+        }
+        let commit = m.commit().clone();
+        let catalog = m.catalog().clone();
+        let labels = |l: Option<crate::Labels<'_>>, what: &'static str| -> Result<Option<Vec<String>>> {
+            let Some(l) = l else { return Ok(None) };
+            l.iter()
+                .map(|s| s.map(str::to_owned))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map(Some)
+                .map_err(|e| Error::Corrupt {
+                    path: path.to_path_buf(),
+                    what,
+                    offset: e.offset,
+                    detail: e.detail,
+                })
+        };
+        let row_labels = labels(m.row_labels(), "row labels")?;
+        let col_labels = labels(m.col_labels(), "column labels")?;
+        let mut metadata = match m.metadata() {
+            Some(serde_json::Value::Object(o)) => o.clone(),
+            _ => serde_json::Map::new(),
+        };
+        metadata.insert(WORKING_KEY.into(), working_marker(&opts));
+        let (n_rows, n_cols) = m.shape();
+        drop(m);
+
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_err(path, "open for update"))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: path.into() }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(path, "lock")(e)),
+        }
+        // Between the read above and the lock, another writer may have committed.
+        let now = current_commit(&file, path)?;
+        if now.generation != commit.generation {
+            return Err(Error::Locked { path: path.into() });
+        }
+        let storage: Box<dyn Storage> = Box::new(file.try_clone().map_err(io_err(path, "open"))?);
+        let free = if catalog.free_extents.is_present() {
+            let mut b = vec![0u8; catalog.free_extents.length as usize];
+            storage
+                .read_at(&mut b, catalog.free_extents.offset)
+                .map_err(io_err(path, "read free extents"))?;
+            if crc32c::crc32c(&b) != catalog.free_extents.crc {
+                return Err(Error::Corrupt {
+                    path: path.into(),
+                    what: "free extents",
+                    offset: catalog.free_extents.offset,
+                    detail: "checksum mismatch".into(),
+                });
+            }
+            store::parse_free(&b, path, catalog.free_extents.offset)?
+        } else {
+            Vec::new()
+        };
+        let store = Store::new(path, storage, Some(file), commit, &catalog, free, Codec::Lz4, 1);
+
+        let mk_vocab =
+            |want: bool, have: Option<Vec<String>>, n: u64, axis: Axis| -> Result<Option<Arc<RwLock<Vocab>>>> {
+                match (want, have) {
+                    (_, Some(l)) => Ok(Some(Arc::new(RwLock::new(Vocab::from_labels(l))))),
+                    (true, None) if n == 0 => Ok(Some(Arc::new(RwLock::new(Vocab::default())))),
+                    (true, None) => Err(Error::NoLabels { axis }),
+                    (false, None) => Ok(None),
+                }
+            };
+        let row_vocab = mk_vocab(opts.row_labels, row_labels, n_rows, Axis::Row)?;
+        let col_vocab = if opts.shared_labels {
+            row_vocab.clone()
+        } else {
+            mk_vocab(opts.col_labels, col_labels, n_cols, Axis::Col)?
+        };
+
+        let mut parts = Vec::new();
+        let chunks = &catalog.chunks;
+        for (i, c) in chunks.iter().enumerate() {
+            let start = if i == 0 { 0 } else { c.row_start };
+            let end = chunks.get(i + 1).map_or(1 << 32, |n| n.row_start);
+            parts.push((start, end, vec![*c]));
+        }
+        if parts.is_empty() {
+            parts.push((0, 1 << 32, Vec::new()));
+        }
+        let budget = opts.memory.unwrap_or_else(default_memory_budget) as i64;
+        let entries_per_chunk = (opts.chunk_bytes / 12).max(64);
+        let n_parts = parts.len() as i64;
+        macro_rules! shared {
+            () => {
+                Arc::new(Shared {
+                    store,
+                    budget,
+                    parts: RwLock::new(
+                        parts
+                            .into_iter()
+                            .map(|(a, b, c)| Slot::new(Part::new(a, b, c)))
+                            .collect(),
+                    ),
+                    used: AtomicI64::new(n_parts * PART_OVERHEAD as i64),
+                    peak: AtomicI64::new(0),
+                    cache_bytes: AtomicI64::new(0),
+                    heat_threshold: AtomicU64::new(0),
+                    evict_lock: Mutex::new(()),
+                    clock: AtomicU64::new(0),
+                    rows_seen: AtomicU64::new(n_rows),
+                    cols_seen: AtomicU64::new(n_cols),
+                    row_vocab,
+                    col_vocab,
+                    vocab_accounted: AtomicI64::new(0),
+                    metadata: Mutex::new(metadata),
+                    committed_shape: Mutex::new((n_rows, n_cols)),
+                    failed: Mutex::new(None),
+                    poisoned: AtomicBool::new(false),
+                    evictions: AtomicU64::new(0),
+                    rounds: AtomicU64::new(0),
+                    reloads: AtomicU64::new(0),
+                    cache_drops: AtomicU64::new(0),
+                    commits: AtomicU64::new(0),
+                    entries_per_chunk,
+                    opts,
+                })
+            };
+        }
+        let inner = if working.is_float() {
+            Inner::Float(shared!())
+        } else {
+            Inner::Int(shared!())
+        };
+        dispatch!(&inner, s => s.account_vocab());
+        Ok(Accumulator {
+            inner,
+            local: Mutex::new(None),
+        })
+    }
+
+    /// A handle for one producer thread. Updates are summed in the handle and handed to the
+    /// shared cache in batches; [`Producer::flush`] (or dropping it) hands over the rest.
+    pub fn producer(&self) -> Producer {
+        let kind = match &self.inner {
+            Inner::Float(s) => ProducerKind::Float(ProducerImpl::new(s.clone())),
+            Inner::Int(s) => ProducerKind::Int(ProducerImpl::new(s.clone())),
+        };
+        Producer { kind }
+    }
+
+    fn with_local<T>(&self, f: impl FnOnce(&mut Producer) -> Result<T>) -> Result<T> {
+        let mut g = self.local.lock().expect("local producer lock");
+        let p = g.get_or_insert_with(|| self.producer());
+        f(p)
+    }
+
+    /// Adds `value` at `(row, col)` of a float matrix. For many updates, or many threads, use
+    /// [`Accumulator::producer`].
+    pub fn add(&self, row: u64, col: u64, value: f64) -> Result<()> {
+        self.with_local(|p| p.add(row, col, value))
+    }
+
+    /// Adds `value` at `(row, col)` of an integer matrix.
+    pub fn add_int(&self, row: u64, col: u64, value: i64) -> Result<()> {
+        self.with_local(|p| p.add_int(row, col, value))
+    }
+
+    /// Adds a batch of float updates.
+    pub fn add_batch(&self, rows: &[u64], cols: &[u64], values: &[f64]) -> Result<()> {
+        if rows.len() != cols.len() || rows.len() != values.len() {
+            return Err(Error::LengthMismatch {
+                what: "batch",
+                detail: format!("{} rows, {} cols, {} values", rows.len(), cols.len(), values.len()),
+            });
+        }
+        self.with_local(|p| {
+            for ((&r, &c), &v) in rows.iter().zip(cols).zip(values) {
+                p.add(r, c, v)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The id of a row label, added when new.
+    pub fn row_id(&self, label: &str) -> Result<u64> {
+        dispatch!(&self.inner, s => s.label_id(Axis::Row, label))
+    }
+
+    /// The id of a column label, added when new.
+    pub fn col_id(&self, label: &str) -> Result<u64> {
+        dispatch!(&self.inner, s => s.label_id(Axis::Col, label))
+    }
+
+    /// Sets the labels of an axis at once, in id order (for example a vocabulary computed
+    /// beforehand). Fails if the axis is not labelled or already has different labels.
+    pub fn set_labels(&self, axis: Axis, labels: &[String]) -> Result<()> {
+        dispatch!(&self.inner, s => s.set_labels(axis, labels))
+    }
+
+    /// Makes unknown labels an error from now on, instead of new ids.
+    pub fn freeze_labels(&self) {
+        dispatch!(&self.inner, s => {
+            for v in [&s.row_vocab, &s.col_vocab].into_iter().flatten() {
+                v.write().expect("vocab lock").frozen = true;
+            }
+        })
+    }
+
+    /// Sets a key of the file's JSON metadata, written with the next commit.
+    pub fn set_metadata(&self, key: &str, value: serde_json::Value) {
+        dispatch!(&self.inner, s => {
+            s.metadata.lock().expect("metadata lock").insert(key.to_owned(), value);
+        })
+    }
+
+    /// Merges everything added so far (through this accumulator and every producer that has
+    /// been flushed) into the file and commits it durably.
+    pub fn commit(&self) -> Result<Commit> {
+        if let Some(p) = self.local.lock().expect("local producer lock").as_mut() {
+            p.flush()?;
+        }
+        dispatch!(&self.inner, s => s.commit())
+    }
+
+    /// The cache's counters.
+    pub fn stats(&self) -> AccumulatorStats {
+        dispatch!(&self.inner, s => s.stats())
+    }
+
+    /// Memory the accumulator holds now, in bytes.
+    pub fn memory_used(&self) -> u64 {
+        dispatch!(&self.inner, s => s.used.load(Ordering::Relaxed).max(0) as u64)
+    }
+
+    /// The memory budget in bytes.
+    pub fn memory_budget(&self) -> u64 {
+        dispatch!(&self.inner, s => s.budget as u64)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        dispatch!(&self.inner, s => &s.store.path)
+    }
+
+    /// Commits, then writes the finished file: the target dtype, the final codec, chunks
+    /// laid out densely. Producers must have been flushed and dropped.
+    pub fn finish(self) -> Result<FinishSummary> {
+        self.commit()?;
+        drop(self.local.lock().expect("local producer lock").take());
+        if dispatch!(&self.inner, s => Arc::strong_count(s)) > 1 {
+            return Err(Error::Io {
+                path: self.path().to_path_buf(),
+                op: "finish",
+                error: std::io::Error::other("a Producer is still alive; drop every producer before finish"),
+            });
+        }
+        let path = self.path().to_path_buf();
+        let stats = self.stats();
+        let (codec, level, dtype) = dispatch!(&self.inner, s => (s.opts.codec, s.opts.zstd_level, s.opts.dtype));
+        drop(self);
+        let w = rewrite(&path, dtype, codec, level, None)?;
+        Ok(FinishSummary {
+            n_rows: w.n_rows,
+            n_cols: w.n_cols,
+            nnz: w.nnz,
+            bytes_on_disk: w.bytes_on_disk,
+            stats,
+        })
+    }
+}
+
+fn working_marker(opts: &AccumulatorOptions) -> serde_json::Value {
+    serde_json::json!({ "dtype": opts.dtype.name() })
+}
+
+/// Reads both meta pages of an open file and returns the current commit.
+fn current_commit(file: &std::fs::File, path: &Path) -> Result<Commit> {
+    let mut sb = vec![0u8; SUPERBLOCK_SIZE as usize];
+    std::os::unix::fs::FileExt::read_exact_at(file, &mut sb, 0).map_err(io_err(path, "read superblock"))?;
+    let len = file.metadata().map_err(io_err(path, "stat"))?.len();
+    let pages = [0u64, 1].map(|i| {
+        let b = i * META_PAGE_SIZE;
+        parse_page(&sb[b as usize..(b + META_PAGE_SIZE) as usize], b, len).ok()
+    });
+    pages
+        .into_iter()
+        .flatten()
+        .max_by_key(|c| c.generation)
+        .ok_or_else(|| Error::NoValidCommit {
+            path: path.into(),
+            detail: "neither meta page is valid".into(),
+        })
+}
+
+/// Rewrites a `.vfm` file densely in another dtype and codec, through a temporary file that
+/// replaces it only when complete. `marker` is set as the working-file metadata key (or the
+/// key is removed when `None`).
+fn rewrite(
+    path: &Path,
+    dtype: DType,
+    codec: Codec,
+    zstd_level: i32,
+    marker: Option<serde_json::Value>,
+) -> Result<crate::WriteSummary> {
+    let m = Matrix::open(path)?;
+    let mut w = MatrixWriter::create(
+        path,
+        WriterOptions::new(dtype, m.n_cols())
+            .n_rows(m.n_rows())
+            .codec(codec)
+            .zstd_level(zstd_level),
+    )?;
+    let collect = |l: Option<crate::Labels<'_>>| -> Option<Vec<String>> {
+        l.map(|l| l.iter().map(|s| s.unwrap_or_default().to_owned()).collect())
+    };
+    if let Some(l) = collect(m.row_labels()) {
+        w.set_row_labels(l);
+    }
+    if let Some(l) = collect(m.col_labels()) {
+        w.set_col_labels(l);
+    }
+    let mut meta = match m.metadata() {
+        Some(serde_json::Value::Object(o)) => o.clone(),
+        _ => serde_json::Map::new(),
+    };
+    match marker {
+        Some(v) => {
+            meta.insert(WORKING_KEY.into(), v);
+        }
+        None => {
+            meta.remove(WORKING_KEY);
+        }
+    }
+    if !meta.is_empty() {
+        w.set_metadata(serde_json::Value::Object(meta))?;
+    }
+    let mut vals = crate::ValueVec::new(dtype);
+    for row in m.iter_rows() {
+        let row = row?;
+        vals.clear();
+        let src = row.values();
+        for k in 0..src.len() {
+            if !cast_push(src.get(k), &mut vals) {
+                return Err(Error::Overflow {
+                    row: row.id(),
+                    col: row.indices().get(k),
+                });
+            }
+        }
+        w.push_row_dyn(row.id(), row.indices(), vals.as_values())?;
+    }
+    drop(m);
+    w.finish()
+}
+
+/// Appends a stored value converted to the buffer's dtype: f64 to f32 rounds once (an
+/// overflow to infinity fails); integers must fit exactly. `false` when it cannot.
+fn cast_push(s: crate::Scalar, out: &mut crate::ValueVec) -> bool {
+    use crate::{Scalar, ValueVec};
+    let int = |s: Scalar| -> Option<i128> {
+        Some(match s {
+            Scalar::I32(x) => x as i128,
+            Scalar::I64(x) => x as i128,
+            Scalar::U32(x) => x as i128,
+            Scalar::U64(x) => x as i128,
+            Scalar::F32(_) | Scalar::F64(_) => return None,
+        })
+    };
+    match out {
+        ValueVec::F32(v) => {
+            let x = s.to_f64();
+            let y = x as f32;
+            v.push(y);
+            y.is_finite() || !x.is_finite()
+        }
+        ValueVec::F64(v) => {
+            v.push(s.to_f64());
+            true
+        }
+        ValueVec::I32(v) => int(s).and_then(|i| i32::try_from(i).ok()).map(|i| v.push(i)).is_some(),
+        ValueVec::I64(v) => int(s).and_then(|i| i64::try_from(i).ok()).map(|i| v.push(i)).is_some(),
+        ValueVec::U32(v) => int(s).and_then(|i| u32::try_from(i).ok()).map(|i| v.push(i)).is_some(),
+        ValueVec::U64(v) => int(s).and_then(|i| u64::try_from(i).ok()).map(|i| v.push(i)).is_some(),
+    }
+}
+
+impl<V: Val> Shared<V> {
+    fn check(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Relaxed) {
+            let msg = self.failed.lock().expect("failed lock").clone().unwrap_or_default();
+            return Err(Error::Io {
+                path: self.store.path.clone(),
+                op: "accumulate",
+                error: std::io::Error::other(format!(
+                    "an earlier error stopped this accumulator ({msg}); the file is at its last commit"
+                )),
+            });
+        }
+        Ok(())
+    }
+
+    fn poison<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            let mut f = self.failed.lock().expect("failed lock");
+            if f.is_none() {
+                *f = Some(e.to_string());
+            }
+            self.poisoned.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn add_used(&self, delta: i64) {
+        let now = self.used.fetch_add(delta, Ordering::Relaxed) + delta;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn reaccount(&self, p: &mut Part<V>) {
+        let now = p.mem();
+        let delta = now - p.accounted;
+        p.accounted = now;
+        if delta != 0 {
+            self.add_used(delta);
+        }
+    }
+
+    fn account_vocab(&self) {
+        let mut bytes = 0;
+        let vocabs: Vec<_> = if self.opts.shared_labels {
+            self.row_vocab.iter().collect()
+        } else {
+            [&self.row_vocab, &self.col_vocab].into_iter().flatten().collect()
+        };
+        for v in vocabs {
+            bytes += v.read().expect("vocab lock").heap_bytes() as i64;
+        }
+        let old = self.vocab_accounted.swap(bytes, Ordering::Relaxed);
+        self.add_used(bytes - old);
+    }
+
+    fn vocab(&self, axis: Axis) -> Result<&Arc<RwLock<Vocab>>> {
+        match axis {
+            Axis::Row => self.row_vocab.as_ref(),
+            Axis::Col => self.col_vocab.as_ref(),
+        }
+        .ok_or(Error::NoLabels { axis })
+    }
+
+    fn label_id(&self, axis: Axis, label: &str) -> Result<u64> {
+        let v = self.vocab(axis)?;
+        if let Some(id) = v.read().expect("vocab lock").get(label) {
+            return Ok(id as u64);
+        }
+        let mut w = v.write().expect("vocab lock");
+        if w.frozen {
+            if let Some(id) = w.get(label) {
+                return Ok(id as u64);
+            }
+            return Err(Error::LabelNotFound {
+                axis,
+                label: label.to_owned(),
+            });
+        }
+        let id = w.insert(label).ok_or_else(|| Error::LabelCount {
+            axis,
+            expected: u32::MAX as u64 - 1,
+            got: u32::MAX as u64,
+        })?;
+        drop(w);
+        self.account_vocab();
+        Ok(id as u64)
+    }
+
+    fn set_labels(&self, axis: Axis, labels: &[String]) -> Result<()> {
+        let v = self.vocab(axis)?;
+        let mut w = v.write().expect("vocab lock");
+        for (i, l) in labels.iter().enumerate() {
+            if let Some(id) = w.get(l) {
+                if id as usize != i {
+                    return Err(Error::DuplicateLabel {
+                        axis,
+                        label: l.clone(),
+                        first: id as u64,
+                        second: i as u64,
+                    });
+                }
+                continue;
+            }
+            if w.len() != i {
+                return Err(Error::LabelCount {
+                    axis,
+                    expected: w.len() as u64,
+                    got: labels.len() as u64,
+                });
+            }
+            w.insert(l);
+        }
+        drop(w);
+        self.account_vocab();
+        Ok(())
+    }
+
+    fn limit(&self, axis: Axis) -> u64 {
+        let fixed = match axis {
+            Axis::Row => self.opts.n_rows,
+            Axis::Col => self.opts.n_cols,
+        };
+        if let Ok(v) = self.vocab(axis) {
+            return v.read().expect("vocab lock").len() as u64;
+        }
+        fixed.unwrap_or(u32::MAX as u64)
+    }
+
+    /// Hands a sorted run of summed updates to the parts.
+    fn route(&self, run: &[Entry<V>]) -> Result<()> {
+        self.check()?;
+        let parts = self.parts.read().expect("parts lock");
+        let mut i = 0;
+        let tick = self.clock.fetch_add(1, Ordering::Relaxed);
+        while i < run.len() {
+            let row = row_of(run[i].key) as u64;
+            let pi = parts.partition_point(|p| p.end <= row);
+            let mut p = parts[pi.min(parts.len() - 1)].lock();
+            let end = p.end;
+            let j = if end >= 1 << 32 {
+                run.len()
+            } else {
+                i + run[i..].partition_point(|e| e.key < end << 32)
+            };
+            // Grow by a quarter, not double: the tail's spare capacity counts against the budget.
+            let (len, add) = (p.tail.len(), j - i);
+            if p.tail.capacity() < len + add {
+                p.tail.reserve_exact(add.max(len / 4));
+            }
+            p.tail.extend_from_slice(&run[i..j]);
+            p.heat += (j - i) as u64;
+            p.last_use = tick;
+            if p.tail.len() >= (p.pending.len() / 2).max(8192) {
+                let r = p.compact();
+                self.poison(r)?;
+            }
+            self.reaccount(&mut p);
+            i = j;
+        }
+        Ok(())
+    }
+
+    /// Reads one chunk back into sorted entries.
+    fn load_chunk(&self, e: &ChunkEntry, index: usize, out: &mut Vec<Entry<V>>) -> Result<()> {
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        let bytes = self.store.read_chunk(e, index)?;
+        let (n_rows, n_cols) = *self.committed_shape.lock().expect("shape lock");
+        let cols = n_cols.max(self.cols_seen.load(Ordering::Relaxed)).max(1);
+        let bad = |d: String| Error::CorruptChunk {
+            path: self.store.path.clone(),
+            chunk: index,
+            row_start: e.row_start,
+            row_end: e.row_end,
+            offset: e.offset,
+            detail: d,
+        };
+        let _ = n_rows;
+        let decoded;
+        let view = if e.codec == Codec::Raw {
+            let v = chunk::view_raw(&bytes, e, self.store.index_width, self.store.dtype).map_err(bad)?;
+            v.validate(cols).map_err(|d| Error::CorruptChunk {
+                path: self.store.path.clone(),
+                chunk: index,
+                row_start: e.row_start,
+                row_end: e.row_end,
+                offset: e.offset,
+                detail: d,
+            })?;
+            v
+        } else {
+            decoded = chunk::decode(
+                &bytes,
+                e,
+                self.store.index_width,
+                self.store.dtype,
+                cols,
+                DEFAULT_MAX_CHUNK_BYTES,
+            )
+            .map_err(bad)?;
+            decoded.view()
+        };
+        out.reserve(e.nnz as usize);
+        for k in 0..view.n_listed() {
+            let row = view.row_id(k) as u32;
+            for i in view.range(k) {
+                let v = V::from_scalar(view.values.get(i)).ok_or_else(|| pending::overflow(key(row, 0)))?;
+                out.push(Entry {
+                    key: key(row, view.indices.get(i) as u32),
+                    v,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges a part's pending sums into its chunks, writing new chunks copy-on-write.
+    fn flush_part(&self, p: &mut Part<V>, keep_cache: bool) -> Result<()> {
+        p.compact()?;
+        if p.pending.is_empty() {
+            if !keep_cache && p.cached.take().is_some() {
+                self.cache_drops.fetch_add(1, Ordering::Relaxed);
+            }
+            self.reaccount(p);
+            return Ok(());
+        }
+        let pend = std::mem::take(&mut p.pending);
+        let mut out = ChunkOut::new(self, keep_cache);
+        if let Some(cache) = p.cached.take() {
+            self.cache_bytes
+                .fetch_sub((cache.capacity() * 16) as i64, Ordering::Relaxed);
+            merge_into(&mut out, &cache, &pend)?;
+        } else {
+            let mut pi = 0;
+            let mut base = Vec::new();
+            for (ci, c) in p.chunks.iter().enumerate() {
+                base.clear();
+                self.load_chunk(c, ci, &mut base)?;
+                let pj = match p.chunks.get(ci + 1) {
+                    Some(n) => pi + pend[pi..].partition_point(|e| (row_of(e.key) as u64) < n.row_start),
+                    None => pend.len(),
+                };
+                merge_into(&mut out, &base, &pend[pi..pj])?;
+                pi = pj;
+            }
+            merge_into(&mut out, &[], &pend[pi..])?;
+        }
+        let (chunks, kept) = out.finish()?;
+        for c in std::mem::replace(&mut p.chunks, chunks) {
+            self.store.release(c.offset, c.stored_len);
+        }
+        if let Some(k) = &kept {
+            self.cache_bytes
+                .fetch_add((k.capacity() * 16) as i64, Ordering::Relaxed);
+        }
+        p.cached = kept;
+        p.tail = Vec::new();
+        self.reaccount(p);
+        Ok(())
+    }
+
+    /// Splits parts that hold more than one chunk into one part per chunk, so that later
+    /// merges rewrite less. Needs the parts list exclusively.
+    fn split_parts(&self, parts: &mut Vec<Arc<Slot<V>>>) -> Result<()> {
+        let mut out = Vec::with_capacity(parts.len());
+        for arc in parts.drain(..) {
+            let mut p = arc.lock();
+            if p.chunks.len() <= 1 {
+                drop(p);
+                out.push(arc);
+                continue;
+            }
+            p.compact()?;
+            let chunks = std::mem::take(&mut p.chunks);
+            let pend = std::mem::take(&mut p.pending);
+            let cached = p.cached.take();
+            let n = chunks.len();
+            let mut pieces = Vec::with_capacity(n);
+            let (mut pi, mut ci) = (0, 0);
+            for (i, c) in chunks.iter().enumerate() {
+                let start = if i == 0 { p.start } else { c.row_start };
+                let end = chunks.get(i + 1).map_or(p.end, |n| n.row_start);
+                let mut q = Part::new(start, end, vec![*c]);
+                // Exact-size copies: the pieces must not keep the whole buffer's capacity.
+                let upto =
+                    |v: &[Entry<V>], from: usize| from + v[from..].partition_point(|e| (row_of(e.key) as u64) < end);
+                let pj = upto(&pend, pi);
+                q.pending = pend[pi..pj].to_vec();
+                pi = pj;
+                if let Some(cv) = &cached {
+                    let cj = upto(cv, ci);
+                    q.cached = Some(cv[ci..cj].to_vec());
+                    ci = cj;
+                }
+                q.heat = p.heat / n as u64;
+                q.last_use = p.last_use;
+                pieces.push(q);
+            }
+            drop(pend);
+            drop(cached);
+            let old = p.accounted;
+            drop(p);
+            self.add_used(-old);
+            for mut q in pieces {
+                self.reaccount(&mut q);
+                out.push(Slot::new(q));
+            }
+        }
+        *parts = out;
+        Ok(())
+    }
+
+    fn maybe_evict(&self) -> Result<()> {
+        if self.used.load(Ordering::Relaxed) <= self.budget {
+            return Ok(());
+        }
+        let guard = match self.evict_lock.try_lock() {
+            Ok(g) => g,
+            Err(_) if self.used.load(Ordering::Relaxed) > self.budget + self.budget / 8 => {
+                self.evict_lock.lock().expect("evict lock")
+            }
+            Err(_) => return Ok(()),
+        };
+        let r = self.evict(self.budget * 3 / 4);
+        drop(guard);
+        self.poison(r)
+    }
+
+    /// Frees memory down to `target` bytes by dropping decoded copies and merging parts.
+    fn evict(&self, target: i64) -> Result<()> {
+        if self.used.load(Ordering::Relaxed) <= target {
+            return Ok(());
+        }
+        self.rounds.fetch_add(1, Ordering::Relaxed);
+        let mut needs_split = false;
+        {
+            let parts = self.parts.read().expect("parts lock");
+            struct Cand {
+                i: usize,
+                pending: usize,
+                cached: usize,
+                disk: u64,
+                heat: u64,
+                last: u64,
+            }
+            let mut cands = Vec::with_capacity(parts.len());
+            let (mut heat_sum, mut hot_n) = (0u64, 0u64);
+            for (i, a) in parts.iter().enumerate() {
+                let mut p = a.lock();
+                cands.push(Cand {
+                    i,
+                    pending: p.pending_bytes(),
+                    cached: p.cached.as_ref().map_or(0, |c| c.capacity() * 16),
+                    disk: p.disk_bytes(),
+                    heat: p.heat,
+                    last: p.last_use,
+                });
+                if p.heat > 0 {
+                    heat_sum += p.heat;
+                    hot_n += 1;
+                }
+                p.heat /= 2;
+            }
+            let threshold = heat_sum / hot_n.max(1);
+            self.heat_threshold.store(threshold, Ordering::Relaxed);
+            let over = |s: &Self| s.used.load(Ordering::Relaxed) > target;
+            match self.opts.policy {
+                EvictionPolicy::Lru => {
+                    cands.sort_by_key(|c| c.last);
+                    for c in &cands {
+                        if !over(self) {
+                            break;
+                        }
+                        if c.pending == 0 && c.cached == 0 {
+                            continue;
+                        }
+                        let mut p = parts[c.i].lock();
+                        self.flush_part(&mut p, false)?;
+                        self.evictions.fetch_add(1, Ordering::Relaxed);
+                        needs_split |= p.chunks.len() > 1;
+                    }
+                }
+                EvictionPolicy::Scored => {
+                    // Cold decoded copies go first: dropping them costs no I/O now.
+                    let mut cold: Vec<&Cand> = cands.iter().filter(|c| c.cached > 0 && c.heat < threshold).collect();
+                    cold.sort_by_key(|c| c.heat);
+                    for c in cold {
+                        if !over(self) {
+                            break;
+                        }
+                        let mut p = parts[c.i].lock();
+                        if let Some(v) = p.cached.take() {
+                            self.cache_bytes
+                                .fetch_sub((v.capacity() * 16) as i64, Ordering::Relaxed);
+                            self.cache_drops.fetch_add(1, Ordering::Relaxed);
+                        }
+                        self.reaccount(&mut p);
+                    }
+                    // Then the merges that free the most memory per byte rewritten.
+                    let score = |c: &Cand| {
+                        let read = if c.cached > 0 { 0 } else { c.disk };
+                        c.pending as f64 / (c.pending as u64 + c.disk + read + 4096) as f64
+                    };
+                    let mut flush: Vec<&Cand> = cands.iter().filter(|c| c.pending > 0).collect();
+                    flush.sort_by(|a, b| score(b).total_cmp(&score(a)));
+                    let cache_cap = self.budget / 3;
+                    for c in flush {
+                        if !over(self) {
+                            break;
+                        }
+                        let keep = c.heat >= threshold
+                            && c.heat > 0
+                            && self.cache_bytes.load(Ordering::Relaxed) + (c.disk as i64 + c.pending as i64)
+                                < cache_cap;
+                        let mut p = parts[c.i].lock();
+                        self.flush_part(&mut p, keep)?;
+                        self.evictions.fetch_add(1, Ordering::Relaxed);
+                        needs_split |= p.chunks.len() > 1;
+                    }
+                    // Last resort: every decoded copy.
+                    for c in &cands {
+                        if !over(self) {
+                            break;
+                        }
+                        let mut p = parts[c.i].lock();
+                        if let Some(v) = p.cached.take() {
+                            self.cache_bytes
+                                .fetch_sub((v.capacity() * 16) as i64, Ordering::Relaxed);
+                            self.cache_drops.fetch_add(1, Ordering::Relaxed);
+                        }
+                        self.reaccount(&mut p);
+                    }
+                }
+            }
+        }
+        if needs_split {
+            let mut parts = self.parts.write().expect("parts lock");
+            self.split_parts(&mut parts)?;
+        }
+        Ok(())
+    }
+
+    fn shape(&self) -> Result<(u64, u64)> {
+        let axis_len = |axis: Axis, seen: &AtomicU64, fixed: Option<u64>| -> Result<u64> {
+            let seen = seen.load(Ordering::Relaxed);
+            if let Ok(v) = self.vocab(axis) {
+                let n = v.read().expect("vocab lock").len() as u64;
+                if seen > n {
+                    return Err(Error::LabelCount {
+                        axis,
+                        expected: seen,
+                        got: n,
+                    });
+                }
+                return Ok(n);
+            }
+            Ok(fixed.unwrap_or(0).max(seen))
+        };
+        Ok((
+            axis_len(Axis::Row, &self.rows_seen, self.opts.n_rows)?,
+            axis_len(Axis::Col, &self.cols_seen, self.opts.n_cols)?,
+        ))
+    }
+
+    fn commit(&self) -> Result<Commit> {
+        self.check()?;
+        let r = self.commit_inner();
+        self.poison(r)
+    }
+
+    fn commit_inner(&self) -> Result<Commit> {
+        let _evict = self.evict_lock.lock().expect("evict lock");
+        let mut parts = self.parts.write().expect("parts lock");
+        let threshold = self.heat_threshold.load(Ordering::Relaxed);
+        let cache_cap = self.budget / 3;
+        parts.par_iter().try_for_each(|a| -> Result<()> {
+            let mut p = a.lock();
+            if p.has_pending() {
+                let size = (p.disk_bytes() + p.pending_bytes() as u64) as i64;
+                let keep =
+                    p.heat >= threshold && p.heat > 0 && self.cache_bytes.load(Ordering::Relaxed) + size < cache_cap;
+                self.flush_part(&mut p, keep)?;
+            }
+            Ok(())
+        })?;
+        self.split_parts(&mut parts)?;
+        let chunks: Vec<ChunkEntry> = parts.iter().flat_map(|a| a.lock().chunks.clone()).collect();
+        let (n_rows, n_cols) = self.shape()?;
+        if let Some(last) = chunks.last() {
+            if last.row_end > n_rows {
+                return Err(Error::RowOutOfRange {
+                    row: last.row_end - 1,
+                    n_rows,
+                });
+            }
+        }
+        let labels_bytes = |axis: Axis| -> Result<Option<Vec<u8>>> {
+            let Ok(v) = self.vocab(axis) else { return Ok(None) };
+            let v = v.read().expect("vocab lock");
+            if !v.is_dirty() {
+                return Ok(None);
+            }
+            Ok(Some(crate::labels::build(v.names(), axis)?))
+        };
+        let row_l = labels_bytes(Axis::Row)?;
+        let col_l = labels_bytes(Axis::Col)?;
+        let meta = serde_json::to_vec(&*self.metadata.lock().expect("metadata lock")).expect("JSON serialises");
+        let commit = self.store.commit(CommitParts {
+            chunks,
+            n_rows,
+            n_cols,
+            row_labels: row_l.as_deref(),
+            col_labels: col_l.as_deref(),
+            metadata: &meta,
+        })?;
+        for v in [&self.row_vocab, &self.col_vocab].into_iter().flatten() {
+            let mut w = v.write().expect("vocab lock");
+            w.committed = w.len();
+        }
+        *self.committed_shape.lock().expect("shape lock") = (n_rows, n_cols);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(commit)
+    }
+
+    fn stats(&self) -> AccumulatorStats {
+        let (free_bytes, file_bytes) = self.store.free_bytes();
+        AccumulatorStats {
+            evictions: self.evictions.load(Ordering::Relaxed),
+            eviction_rounds: self.rounds.load(Ordering::Relaxed),
+            reloads: self.reloads.load(Ordering::Relaxed),
+            cache_drops: self.cache_drops.load(Ordering::Relaxed),
+            bytes_written: self.store.bytes_written.load(Ordering::Relaxed),
+            commits: self.commits.load(Ordering::Relaxed),
+            memory_used: self.used.load(Ordering::Relaxed).max(0) as u64,
+            memory_peak: self.peak.load(Ordering::Relaxed).max(0) as u64,
+            file_bytes,
+            free_bytes,
+        }
+    }
+}
+
+/// Merges two sorted runs into a chunk stream, summing equal keys.
+fn merge_into<V: Val>(out: &mut ChunkOut<'_, V>, a: &[Entry<V>], b: &[Entry<V>]) -> Result<()> {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (x, y) = (a[i], b[j]);
+        if x.key < y.key {
+            out.push(x)?;
+            i += 1;
+        } else if y.key < x.key {
+            out.push(y)?;
+            j += 1;
+        } else {
+            out.push(Entry {
+                key: x.key,
+                v: x.v.add(y.v).ok_or_else(|| pending::overflow(x.key))?,
+            })?;
+            i += 1;
+            j += 1;
+        }
+    }
+    for &e in &a[i..] {
+        out.push(e)?;
+    }
+    for &e in &b[j..] {
+        out.push(e)?;
+    }
+    Ok(())
+}
+
+/// Chunks written by a [`ChunkOut`], and the entries kept as a decoded copy.
+type Written<V> = (Vec<ChunkEntry>, Option<Vec<Entry<V>>>);
+
+/// Cuts a sorted entry stream into chunks at row boundaries and writes them.
+struct ChunkOut<'a, V> {
+    shared: &'a Shared<V>,
+    b: ChunkBuilder,
+    cur_row: Option<u64>,
+    written: Vec<ChunkEntry>,
+    keep: Option<Vec<Entry<V>>>,
+}
+
+impl<'a, V: Val> ChunkOut<'a, V> {
+    fn new(shared: &'a Shared<V>, keep: bool) -> Self {
+        ChunkOut {
+            b: ChunkBuilder::new(shared.store.index_width, shared.store.dtype),
+            shared,
+            cur_row: None,
+            written: Vec::new(),
+            keep: keep.then(Vec::new),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, e: Entry<V>) -> Result<()> {
+        let row = row_of(e.key) as u64;
+        if self.cur_row != Some(row) {
+            if self.cur_row.is_some() {
+                self.b.offsets.push(self.b.indices.len() as u64);
+                if self.b.indices.len() >= self.shared.entries_per_chunk {
+                    self.seal()?;
+                }
+            }
+            self.b.rows.push(row);
+            self.cur_row = Some(row);
+        }
+        self.b.indices.push(pending::col_of(e.key) as u64);
+        e.v.push_to(&mut self.b.values)
+            .ok_or_else(|| pending::overflow(e.key))?;
+        if let Some(k) = &mut self.keep {
+            k.push(e);
+        }
+        Ok(())
+    }
+
+    /// Writes the builder, whose rows are all closed.
+    fn seal(&mut self) -> Result<()> {
+        if self.b.rows.is_empty() {
+            return Ok(());
+        }
+        let b = std::mem::replace(
+            &mut self.b,
+            ChunkBuilder::new(self.shared.store.index_width, self.shared.store.dtype),
+        );
+        self.written.push(self.shared.store.write_chunk(&b)?);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Written<V>> {
+        if self.cur_row.is_some() {
+            self.b.offsets.push(self.b.indices.len() as u64);
+        }
+        self.seal()?;
+        Ok((self.written, self.keep))
+    }
+}
+
+/// A producer's handle: sums updates privately and hands them to the shared cache in sorted
+/// batches. Use one per thread.
+#[derive(Debug)]
+pub struct Producer {
+    kind: ProducerKind,
+}
+
+#[derive(Debug)]
+enum ProducerKind {
+    Float(ProducerImpl<f64>),
+    Int(ProducerImpl<i64>),
+}
+
+#[derive(Debug)]
+struct ProducerImpl<V: Val> {
+    shared: Arc<Shared<V>>,
+    table: Combiner<V>,
+    dense: Vec<V>,
+    touched: Vec<u64>,
+    k: u32,
+    row_limit: u64,
+    col_limit: u64,
+    max_row: u64,
+    max_col: u64,
+    buf: Vec<Entry<V>>,
+    accounted: i64,
+}
+
+impl<V: Val> ProducerImpl<V> {
+    fn new(shared: Arc<Shared<V>>) -> Self {
+        let k = shared.opts.dense_block;
+        let table = Combiner::new(17);
+        let dense = vec![V::default(); (k as usize) * (k as usize)];
+        let touched = vec![0u64; (dense.len()).div_ceil(64)];
+        let accounted = (table.heap_bytes() + dense.len() * 8 + touched.len() * 8 + (1 << 17) * 16 * 3 / 5) as i64;
+        shared.add_used(accounted);
+        let row_limit = shared.limit(Axis::Row);
+        let col_limit = shared.limit(Axis::Col);
+        ProducerImpl {
+            shared,
+            table,
+            dense,
+            touched,
+            k,
+            row_limit,
+            col_limit,
+            max_row: 0,
+            max_col: 0,
+            buf: Vec::new(),
+            accounted,
+        }
+    }
+
+    fn out_of_range(&mut self, row: u64, col: u64) -> Result<()> {
+        // Labelled axes grow: look again before refusing.
+        self.row_limit = self.shared.limit(Axis::Row);
+        self.col_limit = self.shared.limit(Axis::Col);
+        if row >= self.row_limit || row >= u32::MAX as u64 {
+            return Err(Error::RowOutOfRange {
+                row,
+                n_rows: self.row_limit.min(u32::MAX as u64),
+            });
+        }
+        if col >= self.col_limit || col >= u32::MAX as u64 {
+            return Err(Error::ColOutOfRange {
+                row,
+                col,
+                n_cols: self.col_limit.min(u32::MAX as u64),
+            });
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn add(&mut self, row: u64, col: u64, v: V) -> Result<()> {
+        if row >= self.row_limit || col >= self.col_limit {
+            self.out_of_range(row, col)?;
+        }
+        self.max_row = self.max_row.max(row + 1);
+        self.max_col = self.max_col.max(col + 1);
+        let k = self.k as u64;
+        if row < k && col < k {
+            let i = (row * k + col) as usize;
+            self.dense[i] = self.dense[i].add(v).ok_or(Error::Overflow { row, col })?;
+            self.touched[i / 64] |= 1 << (i % 64);
+            return Ok(());
+        }
+        if !self.table.add(key(row as u32, col as u32), v) {
+            return Err(Error::Overflow { row, col });
+        }
+        if self.table.is_full() {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        self.shared.rows_seen.fetch_max(self.max_row, Ordering::Relaxed);
+        self.shared.cols_seen.fetch_max(self.max_col, Ordering::Relaxed);
+        self.table.drain_sorted(&mut self.buf);
+        self.shared.route(&self.buf)?;
+        self.shared.maybe_evict()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        // The dense block goes through the table, a row of the block at a time.
+        let k = self.k as usize;
+        for w in 0..self.touched.len() {
+            let mut bits = std::mem::take(&mut self.touched[w]);
+            while bits != 0 {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let i = w * 64 + b;
+                let v = std::mem::take(&mut self.dense[i]);
+                let (r, c) = ((i / k) as u32, (i % k) as u32);
+                if !self.table.add(key(r, c), v) {
+                    return Err(Error::Overflow {
+                        row: r as u64,
+                        col: c as u64,
+                    });
+                }
+                if self.table.is_full() {
+                    self.drain()?;
+                }
+            }
+        }
+        if self.table.len() > 0 {
+            self.drain()?;
+        }
+        self.shared.rows_seen.fetch_max(self.max_row, Ordering::Relaxed);
+        self.shared.cols_seen.fetch_max(self.max_col, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl<V: Val> Drop for ProducerImpl<V> {
+    fn drop(&mut self) {
+        self.shared.add_used(-self.accounted);
+    }
+}
+
+impl Producer {
+    /// Adds `value` at `(row, col)` of a float matrix.
+    #[inline]
+    pub fn add(&mut self, row: u64, col: u64, value: f64) -> Result<()> {
+        match &mut self.kind {
+            ProducerKind::Float(p) => p.add(row, col, value),
+            ProducerKind::Int(p) => {
+                if value.fract() != 0.0 || !value.is_finite() || value.abs() >= 9.2e18 {
+                    return Err(Error::BadIndex {
+                        what: "value for an integer matrix",
+                        value: value.to_string(),
+                    });
+                }
+                p.add(row, col, value as i64)
+            }
+        }
+    }
+
+    /// Adds `value` at `(row, col)` of an integer matrix.
+    #[inline]
+    pub fn add_int(&mut self, row: u64, col: u64, value: i64) -> Result<()> {
+        match &mut self.kind {
+            ProducerKind::Int(p) => p.add(row, col, value),
+            ProducerKind::Float(p) => p.add(row, col, value as f64),
+        }
+    }
+
+    /// Adds `value` at the row and column named by labels (added when new).
+    pub fn add_labeled(&mut self, row: &str, col: &str, value: f64) -> Result<()> {
+        let (r, c) = match &self.kind {
+            ProducerKind::Float(p) => (p.shared.label_id(Axis::Row, row)?, p.shared.label_id(Axis::Col, col)?),
+            ProducerKind::Int(p) => (p.shared.label_id(Axis::Row, row)?, p.shared.label_id(Axis::Col, col)?),
+        };
+        self.add(r, c, value)
+    }
+
+    /// Hands every update summed so far to the shared cache, so that the next commit
+    /// includes them.
+    pub fn flush(&mut self) -> Result<()> {
+        match &mut self.kind {
+            ProducerKind::Float(p) => p.flush(),
+            ProducerKind::Int(p) => p.flush(),
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! The file under accumulation: space allocation, chunk reads and copy-on-write chunk writes,
+//! and the commit protocol of FORMAT.md §6.1.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::chunk::{self, ChunkBuilder};
+use crate::consts::{CHUNK_ALIGN, META_PAGE_SIZE, SUPERBLOCK_SIZE};
+use crate::error::io_err;
+use crate::layout::align_up;
+use crate::{Catalog, ChunkEntry, Codec, Commit, DType, Error, Result, SectionRef};
+
+/// The file operations the accumulator needs: positioned reads and writes, and sync. The
+/// seam lets tests model a page cache that loses unsynced writes.
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset`, extending the file when needed.
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes every write so far durable (`fdatasync`).
+    fn sync(&self) -> io::Result<()>;
+}
+
+impl Storage for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(self, buf, offset)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.sync_data()
+    }
+}
+
+/// One free extent: `(length, freed_generation)` keyed by offset. Generation 0 marks space
+/// that no commit ever referenced, reusable at once.
+#[derive(Debug, Default)]
+struct Space {
+    /// High-water mark: everything at or past it is free.
+    end: u64,
+    free: BTreeMap<u64, (u64, u64)>,
+    /// Extents referenced by the last commit and superseded since: free once the next commit
+    /// is durable, reusable one commit after that (FORMAT.md §6.2).
+    limbo: Vec<(u64, u64)>,
+    /// Extents written since the last commit (not referenced by any commit yet).
+    fresh: HashSet<u64>,
+}
+
+/// The open file, exclusively locked, and what is known of its layout.
+#[derive(Debug)]
+pub(crate) struct Store {
+    pub path: PathBuf,
+    storage: Box<dyn Storage>,
+    // Holds the exclusive lock; closing it releases the lock.
+    _lock: Option<File>,
+    space: Mutex<Space>,
+    pub dtype: DType,
+    pub index_width: usize,
+    pub codec: Codec,
+    pub zstd_level: i32,
+    /// The current commit (its generation, slot and sections).
+    pub commit: Mutex<Commit>,
+    pub sections: Mutex<Sections>,
+    pub bytes_written: std::sync::atomic::AtomicU64,
+}
+
+/// Section references of the last commit.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Sections {
+    pub catalog: SectionRef,
+    pub row_labels: SectionRef,
+    pub col_labels: SectionRef,
+    pub metadata: SectionRef,
+    pub free_extents: SectionRef,
+}
+
+/// What a commit writes besides the chunks.
+#[derive(Debug)]
+pub(crate) struct CommitParts<'a> {
+    pub chunks: Vec<ChunkEntry>,
+    pub n_rows: u64,
+    pub n_cols: u64,
+    /// New label sections, or `None` to keep the current ones.
+    pub row_labels: Option<&'a [u8]>,
+    pub col_labels: Option<&'a [u8]>,
+    pub metadata: &'a [u8],
+}
+
+impl Store {
+    /// Takes over an open, exclusively locked file whose current commit is `commit`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        path: &Path,
+        storage: Box<dyn Storage>,
+        lock: Option<File>,
+        commit: Commit,
+        catalog: &Catalog,
+        free: Vec<(u64, u64, u64)>,
+        codec: Codec,
+        zstd_level: i32,
+    ) -> Store {
+        let mut space = Space {
+            end: commit.data_end.max(SUPERBLOCK_SIZE),
+            ..Space::default()
+        };
+        for (off, len, gen) in free {
+            space.free.insert(off, (len, gen));
+        }
+        let sections = Sections {
+            catalog: SectionRef {
+                offset: commit.catalog_offset,
+                length: commit.catalog_length,
+                crc: commit.catalog_crc,
+            },
+            row_labels: catalog.row_labels,
+            col_labels: catalog.col_labels,
+            metadata: catalog.metadata,
+            free_extents: catalog.free_extents,
+        };
+        Store {
+            path: path.to_path_buf(),
+            storage,
+            _lock: lock,
+            space: Mutex::new(space),
+            dtype: commit.dtype,
+            index_width: commit.index_width as usize,
+            codec,
+            zstd_level,
+            commit: Mutex::new(commit),
+            sections: Mutex::new(sections),
+            bytes_written: Default::default(),
+        }
+    }
+
+    fn err(&self, op: &'static str) -> impl FnOnce(io::Error) -> Error + '_ {
+        io_err(&self.path, op)
+    }
+
+    /// Allocates `len` bytes, 64-aligned: the first reusable free extent that fits, or past the end.
+    fn alloc(&self, len: u64) -> u64 {
+        let need = align_up(len.max(1), CHUNK_ALIGN);
+        let committed = self.commit.lock().expect("commit lock").generation;
+        let mut s = self.space.lock().expect("space lock");
+        let found = s
+            .free
+            .iter()
+            .find(|(_, &(l, g))| l >= need && (g == 0 || g < committed))
+            .map(|(&o, &(l, g))| (o, l, g));
+        let off = match found {
+            Some((o, l, g)) => {
+                s.free.remove(&o);
+                if l > need {
+                    s.free.insert(o + need, (l - need, g));
+                }
+                o
+            }
+            None => {
+                let o = align_up(s.end, CHUNK_ALIGN);
+                s.end = o + need;
+                o
+            }
+        };
+        s.fresh.insert(off);
+        off
+    }
+
+    /// Gives back the space of a chunk or section that is no longer referenced.
+    pub(crate) fn release(&self, offset: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let len = align_up(len, CHUNK_ALIGN);
+        let mut s = self.space.lock().expect("space lock");
+        if s.fresh.remove(&offset) {
+            insert_free(&mut s.free, offset, len, 0);
+        } else {
+            s.limbo.push((offset, len));
+        }
+    }
+
+    /// Writes bytes to new space and returns where.
+    pub(crate) fn write_new(&self, bytes: &[u8]) -> Result<u64> {
+        let off = self.alloc(bytes.len() as u64);
+        self.storage.write_at(bytes, off).map_err(self.err("write"))?;
+        self.bytes_written
+            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(off)
+    }
+
+    /// Encodes and writes one chunk to new space.
+    pub(crate) fn write_chunk(&self, b: &ChunkBuilder) -> Result<ChunkEntry> {
+        let enc = chunk::encode(b, self.codec, self.zstd_level).map_err(self.err("encode chunk"))?;
+        let mut entry = enc.entry;
+        entry.offset = self.write_new(&enc.bytes)?;
+        Ok(entry)
+    }
+
+    /// Reads a chunk's stored bytes and checks its checksum.
+    pub(crate) fn read_chunk(&self, e: &ChunkEntry, index: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; e.stored_len as usize];
+        self.storage
+            .read_at(&mut buf, e.offset)
+            .map_err(self.err("read chunk"))?;
+        let crc = crc32c::crc32c(&buf);
+        if crc != e.crc {
+            return Err(Error::CorruptChunk {
+                path: self.path.clone(),
+                chunk: index,
+                row_start: e.row_start,
+                row_end: e.row_end,
+                offset: e.offset,
+                detail: format!("checksum mismatch: stored {:08x}, computed {crc:08x}", e.crc),
+            });
+        }
+        Ok(buf)
+    }
+
+    fn section(&self, bytes: &[u8]) -> Result<SectionRef> {
+        Ok(SectionRef {
+            offset: self.write_new(bytes)?,
+            length: bytes.len() as u64,
+            crc: crc32c::crc32c(bytes),
+        })
+    }
+
+    /// Bytes of free space inside the file (reusable now or later).
+    pub(crate) fn free_bytes(&self) -> (u64, u64) {
+        let s = self.space.lock().expect("space lock");
+        let free: u64 = s.free.values().map(|&(l, _)| l).sum::<u64>() + s.limbo.iter().map(|&(_, l)| l).sum::<u64>();
+        (free, s.end)
+    }
+
+    /// Commits: writes the sections and the catalog to new space, syncs, writes the other
+    /// meta page with the next generation, and syncs again (FORMAT.md §6.1).
+    pub(crate) fn commit(&self, p: CommitParts<'_>) -> Result<Commit> {
+        let old = *self.sections.lock().expect("sections lock");
+        let mut new = old;
+        if let Some(b) = p.row_labels {
+            new.row_labels = self.section(b)?;
+        }
+        if let Some(b) = p.col_labels {
+            new.col_labels = self.section(b)?;
+        }
+        new.metadata = if p.metadata.is_empty() {
+            SectionRef::default()
+        } else {
+            self.section(p.metadata)?
+        };
+        let prev = self.commit.lock().expect("commit lock").clone();
+        let generation = prev.generation + 1;
+        // The catalog's own space and the free list's: allocate the catalog first, then the
+        // free list with room for every record it could hold.
+        let mut catalog = Catalog {
+            row_labels: new.row_labels,
+            col_labels: new.col_labels,
+            metadata: new.metadata,
+            free_extents: SectionRef::default(),
+            chunks: p.chunks,
+        };
+        let cat_len = catalog.to_bytes().len() as u64;
+        let cat_off = self.alloc(cat_len);
+        // Sections of the previous commit become free with this one.
+        for s in [old.catalog, old.free_extents, old.metadata] {
+            self.release(s.offset, s.length);
+        }
+        if p.row_labels.is_some() {
+            self.release(old.row_labels.offset, old.row_labels.length);
+        }
+        if p.col_labels.is_some() {
+            self.release(old.col_labels.offset, old.col_labels.length);
+        }
+        let records = {
+            let s = self.space.lock().expect("space lock");
+            s.free.len() + s.limbo.len() + 1
+        };
+        let fl_off = self.alloc((records * 24) as u64);
+        let free_bytes = {
+            let s = self.space.lock().expect("space lock");
+            let mut all: Vec<(u64, u64, u64)> = s.free.iter().map(|(&o, &(l, g))| (o, l, g)).collect();
+            all.extend(s.limbo.iter().map(|&(o, l)| (o, l, generation)));
+            all.sort_unstable();
+            let mut b = Vec::with_capacity(all.len() * 24);
+            for (o, l, g) in all {
+                b.extend_from_slice(&o.to_le_bytes());
+                b.extend_from_slice(&l.to_le_bytes());
+                b.extend_from_slice(&g.to_le_bytes());
+            }
+            b
+        };
+        if free_bytes.is_empty() {
+            self.release(fl_off, (records * 24) as u64);
+        } else {
+            self.storage.write_at(&free_bytes, fl_off).map_err(self.err("write"))?;
+            catalog.free_extents = SectionRef {
+                offset: fl_off,
+                length: free_bytes.len() as u64,
+                crc: crc32c::crc32c(&free_bytes),
+            };
+        }
+        let cat_bytes = catalog.to_bytes();
+        self.storage
+            .write_at(&cat_bytes, cat_off)
+            .map_err(self.err("write catalog"))?;
+        let nnz = catalog.chunks.iter().map(|c| c.nnz).sum();
+        let data_end = self.space.lock().expect("space lock").end;
+        let commit = Commit {
+            slot: 1 - prev.slot,
+            generation,
+            dtype: self.dtype,
+            index_width: self.index_width as u8,
+            n_rows: p.n_rows,
+            n_cols: p.n_cols,
+            nnz,
+            catalog_offset: cat_off,
+            catalog_length: cat_bytes.len() as u64,
+            catalog_crc: crc32c::crc32c(&cat_bytes),
+            data_end,
+            commit_time_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+        };
+        // The file must reach data_end even when the last allocation was never written.
+        let mut pad = [0u8; 1];
+        if self.storage.read_at(&mut pad, data_end - 1).is_err() {
+            self.storage.write_at(&[0], data_end - 1).map_err(self.err("extend"))?;
+        }
+        self.storage.sync().map_err(self.err("sync"))?;
+        let page = commit.to_page();
+        self.storage
+            .write_at(&page, commit.slot as u64 * META_PAGE_SIZE)
+            .map_err(self.err("write superblock"))?;
+        self.storage.sync().map_err(self.err("sync"))?;
+        // Durable: the bookkeeping moves on.
+        *self.commit.lock().expect("commit lock") = commit.clone();
+        *self.sections.lock().expect("sections lock") = Sections {
+            catalog: SectionRef {
+                offset: cat_off,
+                length: cat_bytes.len() as u64,
+                crc: commit.catalog_crc,
+            },
+            ..new
+        };
+        let mut s = self.space.lock().expect("space lock");
+        let limbo = std::mem::take(&mut s.limbo);
+        // Space freed before this generation is reusable from now on: mark it 0 and
+        // coalesce it, so that neighbours freed at different commits make one extent.
+        let old = std::mem::take(&mut s.free);
+        for (o, (l, g)) in old {
+            insert_free(&mut s.free, o, l, if g < generation { 0 } else { g });
+        }
+        for (o, l) in limbo {
+            insert_free(&mut s.free, o, l, generation);
+        }
+        s.fresh.clear();
+        // The free list's own space is referenced by this commit only as a section.
+        Ok(commit)
+    }
+}
+
+/// Inserts a free extent, merging it with free neighbours of the same generation.
+fn insert_free(free: &mut BTreeMap<u64, (u64, u64)>, mut off: u64, mut len: u64, gen: u64) {
+    if let Some((&po, &(pl, pg))) = free.range(..off).next_back() {
+        if po + pl == off && pg == gen {
+            free.remove(&po);
+            off = po;
+            len += pl;
+        }
+    }
+    if let Some(&(nl, ng)) = free.get(&(off + len)) {
+        if ng == gen {
+            free.remove(&(off + len));
+            len += nl;
+        }
+    }
+    free.insert(off, (len, gen));
+}
+
+/// Parses a free-extents section (FORMAT.md §6.2).
+pub(crate) fn parse_free(bytes: &[u8], path: &Path, offset: u64) -> Result<Vec<(u64, u64, u64)>> {
+    if !bytes.len().is_multiple_of(24) {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            what: "free extents",
+            offset,
+            detail: format!("length {} is not a multiple of 24", bytes.len()),
+        });
+    }
+    Ok(bytes
+        .chunks_exact(24)
+        .map(|r| {
+            let f = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().expect("8 bytes"));
+            (f(0), f(8), f(16))
+        })
+        .collect())
+}

@@ -1,0 +1,325 @@
+//! The accumulator against an in-memory reference: random workloads under budgets small
+//! enough to force many evictions and reloads, reopen-and-continue, concurrent producers,
+//! labels, integer overflow, and what readers see while a file is being updated.
+
+use std::collections::HashMap;
+
+use rand::{Rng, SeedableRng};
+use vecfmt::{Accumulator, AccumulatorOptions, Axis, DType, Error, EvictionPolicy, Matrix};
+
+type Model = HashMap<(u64, u64), f64>;
+
+fn contents(path: &std::path::Path) -> Model {
+    let m = Matrix::open(path).unwrap();
+    assert!(m.verify().is_clean(), "{:?}", m.verify());
+    let mut out = HashMap::new();
+    for row in m.iter_rows() {
+        let row = row.unwrap();
+        for (c, v) in row.iter() {
+            out.insert((row.id(), c), v.to_f64());
+        }
+    }
+    out
+}
+
+/// Zipf-ish ids: small ids far more often than large ones.
+fn zipf(rng: &mut impl Rng, n: u64) -> u64 {
+    let u: f64 = rng.random::<f64>();
+    ((n as f64).powf(u) as u64).saturating_sub(1).min(n - 1)
+}
+
+fn workload(seed: u64, n: usize, rows: u64, cols: u64) -> Vec<(u64, u64, f64)> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let r = zipf(&mut rng, rows);
+            let c = zipf(&mut rng, cols);
+            (r, c, (rng.random_range(1..8) as f64) * 0.25)
+        })
+        .collect()
+}
+
+fn assert_same(got: &Model, want: &Model, tol: f64) {
+    assert_eq!(got.len(), want.len(), "number of stored entries");
+    for (k, w) in want {
+        let g = got.get(k).unwrap_or_else(|| panic!("missing entry {k:?}"));
+        assert!(
+            (g - w).abs() <= tol * w.abs().max(1.0),
+            "entry {k:?}: got {g}, want {w}"
+        );
+    }
+}
+
+#[test]
+fn random_workloads_match_a_hashmap_under_tiny_budgets() {
+    for (seed, policy, dense) in [
+        (1, EvictionPolicy::Scored, 0),
+        (2, EvictionPolicy::Lru, 0),
+        (3, EvictionPolicy::Scored, 64),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.vfm");
+        let ups = workload(seed, 600_000, 20_000, 200_000);
+        let opts = AccumulatorOptions::new(DType::F64)
+            .memory(6 << 20)
+            .chunk_bytes(16 << 10)
+            .policy(policy)
+            .dense_block(dense);
+        let acc = Accumulator::create(&path, opts).unwrap();
+        let mut model = Model::new();
+        let mut p = acc.producer();
+        for (i, &(r, c, v)) in ups.iter().enumerate() {
+            p.add(r, c, v).unwrap();
+            *model.entry((r, c)).or_default() += v;
+            if i == 300_000 {
+                p.flush().unwrap();
+                acc.commit().unwrap();
+            }
+        }
+        p.flush().unwrap();
+        drop(p);
+        let stats = acc.stats();
+        assert!(stats.evictions > 10, "budget should force evictions: {stats:?}");
+        assert!(stats.reloads > 0, "evicted chunks should be read back: {stats:?}");
+        // Over the budget by at most one batch from the producer (its table drains at 60% of 2^17 slots).
+        assert!(
+            stats.memory_peak <= (6 << 20) + (3 << 20),
+            "memory over budget: {stats:?}"
+        );
+        let s = acc.finish().unwrap();
+        assert_eq!(s.nnz as usize, model.len());
+        // Quarter-multiples sum exactly in f64.
+        assert_same(&contents(&path), &model, 0.0);
+    }
+}
+
+#[test]
+fn f32_result_is_rounded_once_however_many_evictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.vfm");
+    let acc = Accumulator::create(
+        &path,
+        AccumulatorOptions::new(DType::F32).memory(5 << 20).chunk_bytes(8 << 10),
+    )
+    .unwrap();
+    let mut model = Model::new();
+    let mut p = acc.producer();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    for round in 0..20 {
+        for _ in 0..30_000 {
+            let (r, c) = (zipf(&mut rng, 2000), zipf(&mut rng, 30_000));
+            let v = 1.0 / (1 + rng.random_range(0..10)) as f64;
+            p.add(r, c, v).unwrap();
+            *model.entry((r, c)).or_default() += v;
+        }
+        // A frequent pair, summed a hundred thousand times.
+        for _ in 0..5_000 {
+            p.add(0, 0, 0.1).unwrap();
+            *model.entry((0, 0)).or_default() += 0.1;
+        }
+        if round % 5 == 4 {
+            p.flush().unwrap();
+            acc.commit().unwrap();
+        }
+    }
+    p.flush().unwrap();
+    drop(p);
+    assert!(acc.stats().evictions > 0);
+    acc.finish().unwrap();
+    let m = Matrix::open(&path).unwrap();
+    assert_eq!(m.dtype(), DType::F32);
+    for ((r, c), want) in &model {
+        let got = m.get(*r, *c).unwrap();
+        let vecfmt::Scalar::F32(got) = got else {
+            panic!("f32 expected")
+        };
+        // Within f32 rounding of the f64 reference (plus f64 summation-order noise).
+        let exact = *want as f32;
+        let ulp = f32::EPSILON * exact.abs();
+        assert!((got - exact).abs() <= ulp, "({r},{c}): {got} vs {exact}");
+    }
+}
+
+#[test]
+fn reopen_and_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.vfm");
+    let mut model = Model::new();
+    for (i, seed) in [11u64, 12, 13].into_iter().enumerate() {
+        let acc = if i == 0 {
+            Accumulator::create(&path, AccumulatorOptions::new(DType::F32).memory(16 << 20)).unwrap()
+        } else {
+            Accumulator::open(&path, AccumulatorOptions::new(DType::F32).memory(16 << 20)).unwrap()
+        };
+        for (r, c, v) in workload(seed, 50_000, 2000, 20_000) {
+            acc.add(r, c, v).unwrap();
+            *model.entry((r, c)).or_default() += v;
+        }
+        if i == 1 {
+            // Left unfinished: committed in the working f64 form, then continued.
+            acc.commit().unwrap();
+            drop(acc);
+            assert_eq!(Matrix::open(&path).unwrap().dtype(), DType::F64);
+        } else {
+            acc.finish().unwrap();
+            assert_eq!(Matrix::open(&path).unwrap().dtype(), DType::F32);
+        }
+    }
+    let got = contents(&path);
+    assert_same(&got, &model, 1e-6);
+}
+
+#[test]
+fn concurrent_producers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.vfm");
+    let acc = Accumulator::create(
+        &path,
+        AccumulatorOptions::new(DType::I64)
+            .memory(16 << 20)
+            .chunk_bytes(8 << 10),
+    )
+    .unwrap();
+    let ups: Vec<_> = (0..4).map(|t| workload(100 + t, 150_000, 3000, 30_000)).collect();
+    std::thread::scope(|s| {
+        for u in &ups {
+            let acc = &acc;
+            s.spawn(move || {
+                let mut p = acc.producer();
+                for &(r, c, v) in u {
+                    p.add_int(r, c, (v * 4.0) as i64).unwrap();
+                }
+                p.flush().unwrap();
+            });
+        }
+    });
+    let mut model = Model::new();
+    for u in &ups {
+        for &(r, c, v) in u {
+            *model.entry((r, c)).or_default() += v * 4.0;
+        }
+    }
+    assert!(acc.stats().evictions > 0);
+    acc.finish().unwrap();
+    assert_eq!(Matrix::open(&path).unwrap().dtype(), DType::I64);
+    assert_same(&contents(&path), &model, 0.0);
+}
+
+#[test]
+fn labels_grow_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.vfm");
+    let opts = || {
+        AccumulatorOptions::new(DType::F32)
+            .row_labels(true)
+            .col_labels(true)
+            .memory(8 << 20)
+    };
+    let acc = Accumulator::create(&path, opts()).unwrap();
+    let mut p = acc.producer();
+    p.add_labeled("cat", "purr", 1.0).unwrap();
+    p.add_labeled("dog", "bark", 2.0).unwrap();
+    p.add_labeled("cat", "purr", 0.5).unwrap();
+    p.flush().unwrap();
+    drop(p);
+    acc.commit().unwrap();
+    drop(acc);
+    let acc = Accumulator::open(&path, opts()).unwrap();
+    let mut p = acc.producer();
+    p.add_labeled("fish", "swim", 3.0).unwrap();
+    p.add_labeled("dog", "purr", 1.0).unwrap();
+    p.flush().unwrap();
+    drop(p);
+    acc.finish().unwrap();
+    let m = Matrix::open(&path).unwrap();
+    assert_eq!(m.shape(), (3, 3));
+    assert_eq!(m.row_label(2).unwrap(), Some("fish"));
+    assert_eq!(m.col_label(1).unwrap(), Some("bark"));
+    let purr = m.col_id("purr").unwrap();
+    assert_eq!(m.row_by_label("cat").unwrap().get(purr).unwrap().to_f64(), 1.5);
+    assert_eq!(m.row_by_label("dog").unwrap().get(purr).unwrap().to_f64(), 1.0);
+}
+
+#[test]
+fn frozen_vocabulary_refuses_unknown_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.vfm");
+    let acc = Accumulator::create(&path, AccumulatorOptions::new(DType::F32).shared_labels(true)).unwrap();
+    acc.set_labels(Axis::Row, &["a".into(), "b".into()]).unwrap();
+    acc.freeze_labels();
+    assert_eq!(acc.col_id("b").unwrap(), 1);
+    assert!(matches!(acc.row_id("zebra"), Err(Error::LabelNotFound { .. })));
+    assert!(matches!(acc.add(0, 5, 1.0), Err(Error::ColOutOfRange { col: 5, .. })));
+}
+
+#[test]
+fn integer_overflow_is_an_error_and_the_file_keeps_its_last_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.vfm");
+    let acc = Accumulator::create(&path, AccumulatorOptions::new(DType::I32)).unwrap();
+    acc.add_int(1, 1, i32::MAX as i64 - 1).unwrap();
+    acc.commit().unwrap();
+    acc.add_int(1, 1, 5).unwrap();
+    let e = acc.commit().unwrap_err();
+    assert!(matches!(e, Error::Overflow { row: 1, col: 1 }), "{e}");
+    // Later calls report the earlier failure.
+    assert!(acc.commit().is_err());
+    drop(acc);
+    let m = Matrix::open(&path).unwrap();
+    assert_eq!(m.get(1, 1).unwrap().to_f64(), (i32::MAX - 1) as f64);
+    // i64 sums overflow too.
+    let p2 = dir.path().join("m2.vfm");
+    let acc = Accumulator::create(&p2, AccumulatorOptions::new(DType::I64)).unwrap();
+    acc.add_int(0, 0, i64::MAX).unwrap();
+    assert!(matches!(acc.add_int(0, 0, 1), Err(Error::Overflow { .. })));
+}
+
+#[test]
+fn readers_are_refused_while_a_file_is_updated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.vfm");
+    let acc = Accumulator::create(&path, AccumulatorOptions::new(DType::F64)).unwrap();
+    acc.add(0, 0, 1.0).unwrap();
+    acc.commit().unwrap();
+    assert!(matches!(Matrix::open(&path), Err(Error::Locked { .. })));
+    assert!(matches!(
+        Accumulator::open(&path, AccumulatorOptions::new(DType::F64)),
+        Err(Error::Locked { .. })
+    ));
+    drop(acc);
+    assert_eq!(Matrix::open(&path).unwrap().get(0, 0).unwrap().to_f64(), 1.0);
+}
+
+#[test]
+fn long_builds_reuse_freed_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.vfm");
+    let acc = Accumulator::create(&path, AccumulatorOptions::new(DType::F64).memory(16 << 20)).unwrap();
+    let mut sizes = Vec::new();
+    for round in 0..30 {
+        // The same keys again and again: the live data stays the same size.
+        for (r, c, v) in workload(7, 20_000, 500, 5000) {
+            acc.add(r, c, v + round as f64).unwrap();
+        }
+        acc.commit().unwrap();
+        sizes.push(acc.stats().file_bytes);
+    }
+    let (early, late) = (sizes[5], sizes[29]);
+    assert!(late <= early * 2, "file grew from {early} to {late}: {sizes:?}");
+}
+
+#[test]
+fn create_refuses_an_existing_file_and_open_a_dtype_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.vfm");
+    Accumulator::create(&path, AccumulatorOptions::new(DType::F32))
+        .unwrap()
+        .finish()
+        .unwrap();
+    assert!(Accumulator::create(&path, AccumulatorOptions::new(DType::F32)).is_err());
+    assert!(matches!(
+        Accumulator::open(&path, AccumulatorOptions::new(DType::I32)),
+        Err(Error::DTypeMismatch { .. })
+    ));
+    Accumulator::create(&path, AccumulatorOptions::new(DType::F32).overwrite(true)).unwrap();
+}
