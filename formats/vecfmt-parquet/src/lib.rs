@@ -1,0 +1,103 @@
+//! # vecfmt-parquet
+//!
+//! Parquet to and from vecfmt's streaming source/sink abstraction ([`vecfmt::stream`]), in the
+//! layouts pandas, pyarrow and Spark use:
+//!
+//! - **COO long format**: one record per stored entry, columns `row`, `col`, `value` (plus
+//!   `row_label`/`col_label` when the matrix has labels). Read from any integer column types,
+//!   any order, a single file or a hive-partitioned directory; written sorted by row, in row
+//!   groups aligned with the source's row blocks, zstd-compressed, with statistics, so
+//!   `pd.read_parquet(path, filters=[("row", "==", k)])` skips row groups.
+//! - **List layout**: one record per vector: `row`, `indices: list<int>`,
+//!   `values: list<number>` (plus `label`).
+//!
+//! The shape, the `.vfm` metadata and (when small enough) the labels travel in the Parquet
+//! key-value metadata under the keys in [`keys`]. The crate README lists exactly what is read
+//! and written.
+//!
+//! ```
+//! use vecfmt::stream::{pump, MatrixHeader, MatrixSink, MatrixSource, RowBlock, Block};
+//! use vecfmt::{DType, ValueVec};
+//! use vecfmt_parquet::{ParquetSink, ParquetSource, ReadOptions, WriteOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("m.parquet");
+//! let header = MatrixHeader::new(DType::F32, 3, 10);
+//! let mut sink = Box::new(ParquetSink::create(&path, &header, &WriteOptions::default())?);
+//! let block = RowBlock {
+//!     rows: vec![0, 2],
+//!     indptr: vec![0, 2, 3],
+//!     indices: vec![1, 7, 4],
+//!     values: ValueVec::F32(vec![1.0, 2.5, -3.0]),
+//! };
+//! sink.write_rows(&block)?;
+//! sink.finish()?;
+//!
+//! let mut source = ParquetSource::open(&path, &ReadOptions::default())?;
+//! assert_eq!((source.header().n_rows, source.header().n_cols), (3, 10));
+//! // Files vecfmt wrote are sorted by row, so they come back as row blocks.
+//! let Some(Block::Rows(rows)) = source.next_block()? else { panic!("expected rows") };
+//! assert_eq!(rows, block);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod arrays;
+mod dataset;
+mod read;
+mod write;
+
+pub use read::{ParquetSource, ReadOptions};
+pub use write::{Layout, ParquetSink, WriteOptions};
+
+/// The format name used in error messages.
+pub(crate) const FORMAT: &str = "Parquet";
+
+/// Keys of the Parquet key-value metadata that vecfmt writes and reads.
+pub mod keys {
+    /// `"[n_rows, n_cols]"`: the shape, so empty trailing rows and columns survive.
+    pub const SHAPE: &str = "vecfmt.shape";
+    /// `"coo"` or `"list"`.
+    pub const LAYOUT: &str = "vecfmt.layout";
+    /// The value dtype's name (`f32`, `i64`, ...).
+    pub const DTYPE: &str = "vecfmt.dtype";
+    /// `"row,col"` when records are sorted by row, then column (each (row, col) once).
+    pub const SORTED: &str = "vecfmt.sorted";
+    /// The `.vfm` JSON metadata object.
+    pub const METADATA: &str = "vecfmt.metadata";
+    /// A JSON array of every row label, when they fit [`crate::LABELS_IN_METADATA_MAX`].
+    pub const ROW_LABELS: &str = "vecfmt.row_labels";
+    /// A JSON array of every column label, when they fit [`crate::LABELS_IN_METADATA_MAX`].
+    pub const COL_LABELS: &str = "vecfmt.col_labels";
+}
+
+/// Labels are copied whole into the key-value metadata only while both axes' JSON together
+/// stays under this many bytes: readers parse the footer in one piece (pyarrow refuses
+/// footers with more than 100 MB of strings).
+pub const LABELS_IN_METADATA_MAX: usize = 32 << 20;
+
+/// Column names recognised for (row, column, value), in order of preference.
+pub const RECOGNISED_COLUMNS: [[&str; 3]; 4] = [
+    ["row", "col", "value"],
+    ["i", "j", "v"],
+    ["row", "col", "data"],
+    ["soma_dim_0", "soma_dim_1", "soma_data"],
+];
+
+pub(crate) fn foreign(path: &std::path::Path, detail: impl Into<String>) -> vecfmt::Error {
+    vecfmt::Error::Foreign {
+        path: path.to_path_buf(),
+        format: FORMAT,
+        detail: detail.into(),
+    }
+}
+
+pub(crate) fn io_err<'a>(
+    path: &'a std::path::Path,
+    op: &'static str,
+) -> impl FnOnce(std::io::Error) -> vecfmt::Error + 'a {
+    move |error| vecfmt::Error::Io {
+        path: path.to_path_buf(),
+        op,
+        error,
+    }
+}

@@ -1,0 +1,521 @@
+//! [`ParquetSink`]: row blocks out as a Parquet file, COO long format or list layout.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::{
+    ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch, UInt32Array, UInt64Array,
+};
+use arrow_buffer::{OffsetBuffer, ScalarBuffer};
+use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::{KeyValue, SortingColumn};
+use parquet::file::properties::WriterProperties;
+use vecfmt::stream::{MatrixHeader, MatrixSink, RowBlock};
+use vecfmt::{DType, Error, Result, Values};
+
+use crate::{foreign, io_err, keys, LABELS_IN_METADATA_MAX};
+
+/// Which Parquet layout to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// One record per stored entry: `row`, `col`, `value` (+ `row_label`, `col_label`).
+    #[default]
+    Coo,
+    /// One record per non-empty row: `row`, `indices`, `values` (+ `label`).
+    List,
+}
+
+impl std::str::FromStr for Layout {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Layout> {
+        match s.to_ascii_lowercase().as_str() {
+            "coo" => Ok(Layout::Coo),
+            "list" => Ok(Layout::List),
+            _ => Err(Error::UnknownName {
+                what: "Parquet layout",
+                name: s.to_string(),
+                expected: "coo, list",
+            }),
+        }
+    }
+}
+
+/// How [`ParquetSink`] writes.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// The layout; COO by default.
+    pub layout: Layout,
+    /// Column compression; zstd (level 1, as pyarrow) by default.
+    pub compression: Compression,
+    /// Stored entries per row group, at least: a row group is closed at the first row block
+    /// boundary after this many entries (or at a row boundary past twice as many), so row
+    /// groups follow the source's chunks and hold whole rows.
+    pub row_group_entries: usize,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            layout: Layout::Coo,
+            compression: Compression::ZSTD(ZstdLevel::default()),
+            row_group_entries: 1 << 18,
+        }
+    }
+}
+
+impl WriteOptions {
+    /// Default options with this layout.
+    pub fn layout(layout: Layout) -> Self {
+        WriteOptions {
+            layout,
+            ..WriteOptions::default()
+        }
+    }
+}
+
+/// Records converted per Arrow batch, to bound the memory of one conversion.
+const BATCH_ENTRIES: usize = 1 << 16;
+
+/// Writes rows as a Parquet file. Nothing appears at the path until [`MatrixSink::finish`];
+/// a sink dropped before that removes its temporary file.
+#[derive(Debug)]
+pub struct ParquetSink {
+    path: PathBuf,
+    tmp: tempfile::NamedTempFile,
+    writer: ArrowWriter<BufWriter<File>>,
+    schema: SchemaRef,
+    layout: Layout,
+    dtype: DType,
+    n_rows: u64,
+    n_cols: u64,
+    row_labels: Option<Vec<String>>,
+    col_labels: Option<Vec<String>>,
+    /// List layout with row labels too large for the metadata: write a record for every row,
+    /// empty ones included, so the `label` column holds every label.
+    every_row: bool,
+    next_row: u64,
+    in_group: usize,
+    target: usize,
+}
+
+impl ParquetSink {
+    /// Starts a Parquet file for a matrix with this header.
+    pub fn create(path: impl AsRef<Path>, header: &MatrixHeader, opts: &WriteOptions) -> Result<ParquetSink> {
+        let path = path.as_ref().to_path_buf();
+        let layout = opts.layout;
+        let index_type = match layout {
+            Layout::List if header.n_cols <= i32::MAX as u64 => DataType::Int32,
+            _ => DataType::Int64,
+        };
+        let value_type = arrow_type(header.dtype);
+        let mut fields = Vec::new();
+        match layout {
+            Layout::Coo => {
+                fields.push(Field::new("row", DataType::Int64, false));
+                fields.push(Field::new("col", DataType::Int64, false));
+                fields.push(Field::new("value", value_type, false));
+                if header.row_labels.is_some() {
+                    fields.push(Field::new("row_label", DataType::Utf8, false));
+                }
+                if header.col_labels.is_some() {
+                    fields.push(Field::new("col_label", DataType::Utf8, false));
+                }
+            }
+            Layout::List => {
+                fields.push(Field::new("row", DataType::Int64, false));
+                fields.push(Field::new("indices", DataType::List(item(index_type)), false));
+                fields.push(Field::new("values", DataType::List(item(value_type)), false));
+                if header.row_labels.is_some() {
+                    fields.push(Field::new("label", DataType::Utf8, false));
+                }
+            }
+        }
+        let schema = Arc::new(Schema::new(fields));
+
+        let mut kv = vec![
+            KeyValue::new(
+                keys::SHAPE.to_string(),
+                format!("[{}, {}]", header.n_rows, header.n_cols),
+            ),
+            KeyValue::new(
+                keys::LAYOUT.to_string(),
+                match layout {
+                    Layout::Coo => "coo",
+                    Layout::List => "list",
+                }
+                .to_string(),
+            ),
+            KeyValue::new(keys::DTYPE.to_string(), header.dtype.name().to_string()),
+            KeyValue::new(
+                keys::SORTED.to_string(),
+                match layout {
+                    Layout::Coo => "row,col",
+                    Layout::List => "row",
+                }
+                .to_string(),
+            ),
+        ];
+        if let Some(m) = &header.metadata {
+            kv.push(KeyValue::new(keys::METADATA.to_string(), m.to_string()));
+        }
+        let mut room = LABELS_IN_METADATA_MAX;
+        let mut labels_kept = |labels: &Option<Vec<String>>, key: &str| -> Option<bool> {
+            let labels = labels.as_ref()?;
+            let json = serde_json::Value::from(labels.as_slice()).to_string();
+            if json.len() > room {
+                return Some(false);
+            }
+            room -= json.len();
+            kv.push(KeyValue::new(key.to_string(), json));
+            Some(true)
+        };
+        let row_labels_kept = labels_kept(&header.row_labels, keys::ROW_LABELS);
+        let col_labels_kept = labels_kept(&header.col_labels, keys::COL_LABELS);
+        if layout == Layout::List && col_labels_kept == Some(false) {
+            return Err(foreign(
+                &path,
+                format!(
+                    "the list layout keeps column labels only in the file's key-value metadata, and these are over \
+                     its {} MiB limit; write the COO layout (--layout coo), which stores them per record",
+                    LABELS_IN_METADATA_MAX >> 20
+                ),
+            ));
+        }
+        let sort_by = match layout {
+            Layout::Coo => vec![0, 1],
+            Layout::List => vec![0],
+        };
+        let props = WriterProperties::builder()
+            .set_compression(opts.compression)
+            // Row groups are closed here, at row block boundaries, not by row count.
+            .set_max_row_group_row_count(None)
+            .set_key_value_metadata(Some(kv))
+            .set_sorting_columns(Some(
+                sort_by
+                    .into_iter()
+                    .map(|column_idx| SortingColumn {
+                        column_idx,
+                        descending: false,
+                        nulls_first: false,
+                    })
+                    .collect(),
+            ))
+            .build();
+
+        let tmp = temp_file_for(&path)?;
+        let file = tmp.as_file().try_clone().map_err(io_err(&path, "open"))?;
+        let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema.clone(), Some(props))
+            .map_err(|e| foreign(&path, format!("cannot start writing: {e}")))?;
+        Ok(ParquetSink {
+            path,
+            tmp,
+            writer,
+            schema,
+            layout,
+            dtype: header.dtype,
+            n_rows: header.n_rows,
+            n_cols: header.n_cols,
+            row_labels: header.row_labels.clone(),
+            col_labels: header.col_labels.clone(),
+            every_row: layout == Layout::List && row_labels_kept == Some(false),
+            next_row: 0,
+            in_group: 0,
+            target: opts.row_group_entries.max(1),
+        })
+    }
+
+    /// Where the file will appear.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write_batch(&mut self, columns: Vec<ArrayRef>) -> Result<()> {
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)
+            .map_err(|e| foreign(&self.path, format!("cannot build a record batch: {e}")))?;
+        self.writer
+            .write(&batch)
+            .map_err(|e| foreign(&self.path, format!("cannot write: {e}")))
+    }
+
+    fn close_row_group(&mut self) -> Result<()> {
+        self.writer
+            .flush()
+            .map_err(|e| foreign(&self.path, format!("cannot write a row group: {e}")))?;
+        self.in_group = 0;
+        Ok(())
+    }
+
+    /// Rows `k0..k1` of the block as one batch.
+    fn write_rows_range(&mut self, b: &RowBlock, k0: usize, k1: usize) -> Result<()> {
+        let (s, e) = (b.indptr[k0] as usize, b.indptr[k1] as usize);
+        let values = b.values.as_values().slice(s..e);
+        let columns = match self.layout {
+            Layout::Coo => {
+                let mut rows = Vec::with_capacity(e - s);
+                for k in k0..k1 {
+                    let n = (b.indptr[k + 1] - b.indptr[k]) as usize;
+                    rows.extend(std::iter::repeat_n(b.rows[k] as i64, n));
+                }
+                let cols: Vec<i64> = b.indices[s..e].iter().map(|&c| c as i64).collect();
+                let mut columns: Vec<ArrayRef> = vec![
+                    Arc::new(Int64Array::from(rows)),
+                    Arc::new(Int64Array::from(cols)),
+                    value_array(values),
+                ];
+                if let Some(l) = &self.row_labels {
+                    let mut sb = StringBuilder::new();
+                    for k in k0..k1 {
+                        for _ in b.indptr[k]..b.indptr[k + 1] {
+                            sb.append_value(&l[b.rows[k] as usize]);
+                        }
+                    }
+                    columns.push(Arc::new(sb.finish()));
+                }
+                if let Some(l) = &self.col_labels {
+                    let mut sb = StringBuilder::new();
+                    for &c in &b.indices[s..e] {
+                        sb.append_value(&l[c as usize]);
+                    }
+                    columns.push(Arc::new(sb.finish()));
+                }
+                self.next_row = b.rows[k1 - 1] + 1;
+                columns
+            }
+            Layout::List => {
+                // Records: (row, first entry, end entry), with empty records for skipped rows
+                // when every row must have one.
+                let mut recs = Vec::with_capacity(k1 - k0);
+                for k in k0..k1 {
+                    if self.every_row {
+                        recs.extend((self.next_row..b.rows[k]).map(|r| (r, b.indptr[k], b.indptr[k])));
+                    }
+                    recs.push((b.rows[k], b.indptr[k], b.indptr[k + 1]));
+                    self.next_row = b.rows[k] + 1;
+                }
+                self.list_columns(&recs, &b.indices[s..e], values)
+            }
+        };
+        self.write_batch(columns)
+    }
+
+    /// List-layout columns of records `(row, start, end)`, whose entries are the consecutive
+    /// `indices` and `values`.
+    fn list_columns(&self, recs: &[(u64, u64, u64)], indices: &[u64], values: Values<'_>) -> Vec<ArrayRef> {
+        let mut offsets = Vec::with_capacity(recs.len() + 1);
+        offsets.push(0i32);
+        for &(_, s, e) in recs {
+            let last = *offsets.last().unwrap_or(&0);
+            offsets.push(last + (e - s) as i32);
+        }
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        let index_values: ArrayRef = match self.schema.field(1).data_type() {
+            DataType::List(f) if f.data_type() == &DataType::Int32 => {
+                Arc::new(Int32Array::from(indices.iter().map(|&c| c as i32).collect::<Vec<_>>()))
+            }
+            _ => Arc::new(Int64Array::from(indices.iter().map(|&c| c as i64).collect::<Vec<_>>())),
+        };
+        let value_values = value_array(values);
+        let list = |child: ArrayRef| -> ArrayRef {
+            let field = item(child.data_type().clone());
+            Arc::new(ListArray::new(field, offsets.clone(), child, None))
+        };
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(recs.iter().map(|r| r.0 as i64).collect::<Vec<_>>())),
+            list(index_values),
+            list(value_values),
+        ];
+        if let Some(l) = &self.row_labels {
+            let mut sb = StringBuilder::new();
+            for r in recs {
+                sb.append_value(&l[r.0 as usize]);
+            }
+            columns.push(Arc::new(sb.finish()));
+        }
+        columns
+    }
+
+    fn check(&self, b: &RowBlock) -> Result<()> {
+        let n = b.rows.len();
+        if b.indptr.len() != n + 1
+            || b.indptr.last().copied() != Some(b.indices.len() as u64)
+            || b.values.len() != b.indices.len()
+        {
+            return Err(Error::LengthMismatch {
+                what: "row block",
+                detail: format!(
+                    "{} rows, {} indptr entries, {} indices, {} values",
+                    n,
+                    b.indptr.len(),
+                    b.indices.len(),
+                    b.values.len()
+                ),
+            });
+        }
+        if b.values.dtype() != self.dtype {
+            return Err(Error::DTypeMismatch {
+                actual: self.dtype,
+                requested: b.values.dtype(),
+            });
+        }
+        let mut next = self.next_row;
+        for k in 0..n {
+            let r = b.rows[k];
+            if r < next {
+                return Err(Error::RowOrder {
+                    row: r,
+                    previous: next.saturating_sub(1),
+                });
+            }
+            next = r + 1;
+            if r >= self.n_rows {
+                return Err(Error::RowOutOfRange {
+                    row: r,
+                    n_rows: self.n_rows,
+                });
+            }
+            let (s, e) = (b.indptr[k], b.indptr[k + 1]);
+            if s > e || e > b.indices.len() as u64 {
+                return Err(Error::BadIndex {
+                    what: "indptr entry (not monotone)",
+                    value: e.to_string(),
+                });
+            }
+            let row = &b.indices[s as usize..e as usize];
+            for (j, &c) in row.iter().enumerate() {
+                if c >= self.n_cols {
+                    return Err(Error::ColOutOfRange {
+                        row: r,
+                        col: c,
+                        n_cols: self.n_cols,
+                    });
+                }
+                if j > 0 && row[j - 1] >= c {
+                    return Err(Error::UnsortedIndices {
+                        row: r,
+                        previous: row[j - 1],
+                        col: c,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MatrixSink for ParquetSink {
+    fn write_rows(&mut self, b: &RowBlock) -> Result<()> {
+        self.check(b)?;
+        let n = b.rows.len();
+        let mut k0 = 0;
+        while k0 < n {
+            // Rows up to BATCH_ENTRIES entries (at least one row), stopping early where the
+            // row group reaches its hard limit.
+            let mut k1 = k0;
+            let mut entries = 0usize;
+            while k1 < n {
+                let len = (b.indptr[k1 + 1] - b.indptr[k1]) as usize;
+                if k1 > k0 && (entries + len > BATCH_ENTRIES || self.in_group + entries + len > 2 * self.target) {
+                    break;
+                }
+                entries += len;
+                k1 += 1;
+            }
+            self.write_rows_range(b, k0, k1)?;
+            self.in_group += entries;
+            if self.in_group >= 2 * self.target {
+                self.close_row_group()?;
+            }
+            k0 = k1;
+        }
+        // Block boundary: the source's chunk ends here.
+        if self.in_group >= self.target {
+            self.close_row_group()?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        if self.every_row && self.next_row < self.n_rows {
+            // Empty records for the trailing rows, so each carries its label.
+            while self.next_row < self.n_rows {
+                let end = self.n_rows.min(self.next_row + BATCH_ENTRIES as u64);
+                let recs: Vec<_> = (self.next_row..end).map(|r| (r, 0, 0)).collect();
+                let columns = self.list_columns(&recs, &[], vecfmt::ValueVec::new(self.dtype).as_values());
+                self.write_batch(columns)?;
+                self.next_row = end;
+            }
+        }
+        let ParquetSink { path, tmp, writer, .. } = *self;
+        let buf = writer
+            .into_inner()
+            .map_err(|e| foreign(&path, format!("cannot finish the file: {e}")))?;
+        let file = buf.into_inner().map_err(|e| io_err(&path, "write")(e.into_error()))?;
+        file.sync_all().map_err(io_err(&path, "sync"))?;
+        drop(file);
+        tmp.persist(&path)
+            .map_err(|e| io_err(&path, "rename into place")(e.error))?;
+        sync_dir(&path)
+    }
+}
+
+fn item(t: DataType) -> FieldRef {
+    Arc::new(Field::new("element", t, false))
+}
+
+/// The Arrow type of a dtype.
+pub(crate) fn arrow_type(dtype: DType) -> DataType {
+    match dtype {
+        DType::F32 => DataType::Float32,
+        DType::F64 => DataType::Float64,
+        DType::I32 => DataType::Int32,
+        DType::I64 => DataType::Int64,
+        DType::U32 => DataType::UInt32,
+        DType::U64 => DataType::UInt64,
+    }
+}
+
+fn value_array(v: Values<'_>) -> ArrayRef {
+    match v {
+        Values::F32(s) => Arc::new(Float32Array::from(s.to_vec())),
+        Values::F64(s) => Arc::new(Float64Array::from(s.to_vec())),
+        Values::I32(s) => Arc::new(Int32Array::from(s.to_vec())),
+        Values::I64(s) => Arc::new(Int64Array::from(s.to_vec())),
+        Values::U32(s) => Arc::new(UInt32Array::from(s.to_vec())),
+        Values::U64(s) => Arc::new(UInt64Array::from(s.to_vec())),
+    }
+}
+
+/// A temporary file next to `path`, named `.NAME.XXXX.tmp`, with the mode a new file gets.
+fn temp_file_for(path: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // Temporary files are 0600; the finished file should get the usual 0666 less the umask.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    builder.tempfile_in(&dir).map_err(io_err(path, "create temporary file"))
+}
+
+/// Syncs the directory holding `path`, so that the rename into it is durable.
+fn sync_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir, "sync directory"))
+}

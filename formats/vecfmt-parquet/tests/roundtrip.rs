@@ -1,0 +1,303 @@
+//! Write with ParquetSink, read with ParquetSource: the same header and bit-identical values,
+//! for every dtype and both layouts; row groups follow the source's blocks; bad files fail
+//! cleanly.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{Float64Array, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use common::{bits, drain};
+use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use vecfmt::stream::{MatrixHeader, MatrixSink, MatrixSource, RowBlock};
+use vecfmt::{DType, Error, ValueVec};
+use vecfmt_parquet::{Layout, ParquetSink, ParquetSource, ReadOptions, WriteOptions};
+
+/// Blocks of a deterministic matrix: rows `0, 3, 6, ...` below `n_rows - 2` (so the last
+/// rows are empty), `row % 5 + 1` entries each at columns `row * 7 + 11 * j mod (n_cols - 3)`
+/// (the last columns stay empty), values with fractions, negatives and -0.0.
+fn blocks(dtype: DType, n_rows: u64, n_cols: u64, rows_per_block: usize) -> Vec<RowBlock> {
+    let rows: Vec<u64> = (0..n_rows.saturating_sub(2)).step_by(3).collect();
+    rows.chunks(rows_per_block)
+        .map(|chunk| {
+            let mut b = RowBlock::new(dtype);
+            let mut vals = Vec::new();
+            for &r in chunk {
+                let mut cols: Vec<u64> = (0..(r % 5 + 1)).map(|j| (r * 7 + 11 * j) % (n_cols - 3)).collect();
+                cols.sort_unstable();
+                cols.dedup();
+                for &c in &cols {
+                    let k = (r * 31 + c) as i64;
+                    vals.push(if k % 13 == 0 { -0.0 } else { (k % 97 - 40) as f64 * 0.5 });
+                }
+                b.rows.push(r);
+                b.indices.extend(&cols);
+                b.indptr.push(b.indices.len() as u64);
+            }
+            b.values = match dtype {
+                DType::F32 => ValueVec::F32(vals.iter().map(|&v| v as f32).collect()),
+                DType::F64 => ValueVec::F64(vals.iter().map(|&v| v / 3.0).collect()),
+                DType::I32 => ValueVec::I32(vals.iter().map(|&v| (v * 2.0) as i32).collect()),
+                DType::I64 => ValueVec::I64(vals.iter().map(|&v| (v * 2.0) as i64 * 1_000_000_007).collect()),
+                DType::U32 => ValueVec::U32(vals.iter().map(|&v| (v.abs() * 2.0) as u32 + u32::MAX / 2).collect()),
+                DType::U64 => ValueVec::U64(vals.iter().map(|&v| (v.abs() * 2.0) as u64 + u64::MAX / 2).collect()),
+            };
+            b
+        })
+        .collect()
+}
+
+fn write(path: &Path, header: &MatrixHeader, blocks: &[RowBlock], opts: &WriteOptions) {
+    let mut sink = Box::new(ParquetSink::create(path, header, opts).unwrap());
+    for b in blocks {
+        sink.write_rows(b).unwrap();
+    }
+    sink.finish().unwrap();
+}
+
+fn labelled(dtype: DType, n_rows: u64, n_cols: u64) -> MatrixHeader {
+    let mut h = MatrixHeader::new(dtype, n_rows, n_cols);
+    h.row_labels = Some((0..n_rows).map(|r| format!("word{r}")).collect());
+    h.col_labels = Some((0..n_cols).map(|c| format!("ctx-{c}-é")).collect());
+    h.metadata = Some(serde_json::json!({"corpus": "test", "window": 10}));
+    h
+}
+
+fn assert_same(path: &Path, header: &MatrixHeader, blocks: &[RowBlock]) {
+    let mut src = ParquetSource::open(path, &ReadOptions::default()).unwrap();
+    assert_eq!(src.header(), header);
+    assert!(src.yields_rows(), "a file vecfmt wrote reads back as rows");
+    let (got, _) = drain(&mut src).unwrap();
+    let want: Vec<_> = blocks
+        .iter()
+        .flat_map(|b| {
+            (0..b.rows.len()).flat_map(move |k| {
+                (b.indptr[k] as usize..b.indptr[k + 1] as usize)
+                    .map(move |i| ((b.rows[k], b.indices[i]), b.values.as_values().get(i)))
+            })
+        })
+        .collect();
+    assert_eq!(got.len(), want.len());
+    for (key, v) in want {
+        assert_eq!(bits(got[&key]), bits(v), "value at {key:?}");
+        assert_eq!(got[&key].to_json(), v.to_json(), "value at {key:?}");
+    }
+}
+
+#[test]
+fn coo_round_trips_every_dtype_with_labels_metadata_and_empty_trailing_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    for dtype in DType::ALL {
+        for with_labels in [false, true] {
+            let path = dir.path().join(format!("{dtype}-{with_labels}.parquet"));
+            let header = if with_labels {
+                labelled(dtype, 50, 40)
+            } else {
+                MatrixHeader::new(dtype, 50, 40)
+            };
+            let bl = blocks(dtype, 50, 40, 4);
+            write(&path, &header, &bl, &WriteOptions::default());
+            assert_same(&path, &header, &bl);
+        }
+    }
+}
+
+#[test]
+fn list_layout_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    for dtype in [DType::F32, DType::I64, DType::U64] {
+        for header in [MatrixHeader::new(dtype, 30, 25), labelled(dtype, 30, 25)] {
+            let path = dir.path().join(format!("{dtype}.parquet"));
+            let bl = blocks(dtype, 30, 25, 3);
+            write(&path, &header, &bl, &WriteOptions::layout(Layout::List));
+            assert_same(&path, &header, &bl);
+            // One record per non-empty row.
+            let reader = SerializedFileReader::new(fs::File::open(&path).unwrap()).unwrap();
+            let records = reader.metadata().file_metadata().num_rows() as usize;
+            assert_eq!(records, bl.iter().map(|b| b.rows.len()).sum::<usize>());
+        }
+    }
+}
+
+#[test]
+fn row_groups_close_at_block_boundaries_with_statistics_and_zstd() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.parquet");
+    let header = MatrixHeader::new(DType::F32, 3000, 100);
+    let bl = blocks(DType::F32, 3000, 100, 10);
+    let opts = WriteOptions {
+        row_group_entries: 100,
+        ..WriteOptions::default()
+    };
+    write(&path, &header, &bl, &opts);
+    let reader = SerializedFileReader::new(fs::File::open(&path).unwrap()).unwrap();
+    let md = reader.metadata();
+    // Block boundaries, as entry counts from the start.
+    let mut boundaries = vec![0i64];
+    for b in &bl {
+        boundaries.push(boundaries.last().unwrap() + b.nnz() as i64);
+    }
+    let mut at = 0i64;
+    assert!(md.num_row_groups() > 5);
+    for g in md.row_groups() {
+        at += g.num_rows();
+        assert!(
+            boundaries.contains(&at),
+            "a row group ends inside a block (at record {at})"
+        );
+        assert!(g.num_rows() >= 100 || at == *boundaries.last().unwrap());
+        let row = g.column(0);
+        assert_eq!(row.compression(), parquet::basic::Compression::ZSTD(Default::default()));
+        let stats = row.statistics().expect("row statistics");
+        assert!(stats.min_bytes_opt().is_some() && stats.max_bytes_opt().is_some());
+    }
+    assert_eq!(at, *boundaries.last().unwrap());
+    assert_same(&path, &header, &bl);
+}
+
+#[test]
+fn an_unfinished_sink_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.parquet");
+    let header = MatrixHeader::new(DType::F64, 10, 10);
+    {
+        let mut sink = ParquetSink::create(&path, &header, &WriteOptions::default()).unwrap();
+        sink.write_rows(&blocks(DType::F64, 10, 10, 2)[0]).unwrap();
+        // A row out of range is refused, and the sink is dropped without finish.
+        let mut bad = RowBlock::new(DType::F64);
+        bad.rows.push(10);
+        bad.indices.push(0);
+        bad.indptr.push(1);
+        bad.values = ValueVec::F64(vec![1.0]);
+        assert!(matches!(sink.write_rows(&bad), Err(Error::RowOutOfRange { .. })));
+    }
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no output and no temporary file"
+    );
+}
+
+/// A file that says it is sorted (vecfmt.sorted) but is not: an error, not wrong rows.
+#[test]
+fn a_false_sort_declaration_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("liar.parquet");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("row", DataType::Int64, false),
+        Field::new("col", DataType::Int64, false),
+        Field::new("value", DataType::Float64, false),
+    ]));
+    let props = WriterProperties::builder()
+        .set_key_value_metadata(Some(vec![KeyValue::new("vecfmt.sorted".into(), "row,col".to_string())]))
+        .build();
+    let mut w = ArrowWriter::try_new(fs::File::create(&path).unwrap(), schema.clone(), Some(props)).unwrap();
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![0, 2, 1])),
+            Arc::new(Int64Array::from(vec![0, 0, 0])),
+            Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])),
+        ],
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let mut src = ParquetSource::open(&path, &ReadOptions::default()).unwrap();
+    let msg = drain(&mut src).unwrap_err().to_string();
+    assert!(
+        msg.contains("liar.parquet") && msg.contains("not sorted by row"),
+        "{msg}"
+    );
+}
+
+/// Damaged bytes anywhere in a file give an error naming it, never a panic.
+#[test]
+fn damaged_files_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.parquet");
+    let header = labelled(DType::F32, 200, 50);
+    write(
+        &good,
+        &header,
+        &blocks(DType::F32, 200, 50, 7),
+        &WriteOptions::default(),
+    );
+    let bytes = fs::read(&good).unwrap();
+    let bad = dir.path().join("bad.parquet");
+    let mut failures = 0;
+    for cut in [
+        0,
+        3,
+        4,
+        8,
+        bytes.len() / 3,
+        bytes.len() / 2,
+        bytes.len() - 9,
+        bytes.len() - 1,
+    ] {
+        fs::write(&bad, &bytes[..cut]).unwrap();
+        let res = ParquetSource::open(&bad, &ReadOptions::default()).and_then(|mut s| drain(&mut s).map(|_| ()));
+        let msg = res.expect_err("a truncated file fails").to_string();
+        assert!(msg.contains("bad.parquet"), "{msg}");
+        failures += 1;
+    }
+    // Flip bytes through the data pages (before the footer).
+    let data_end =
+        bytes.len() - 8 - u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as usize;
+    for pos in (4..data_end).step_by(97) {
+        let mut b = bytes.clone();
+        b[pos] ^= 0x5a;
+        fs::write(&bad, &b).unwrap();
+        let res = ParquetSource::open(&bad, &ReadOptions::default()).and_then(|mut s| drain(&mut s).map(|_| ()));
+        if let Err(e) = res {
+            assert!(e.to_string().contains("bad.parquet"), "{e}");
+            failures += 1;
+        }
+    }
+    assert!(failures > 8);
+}
+
+#[test]
+fn string_labels_count_against_the_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("words.parquet");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("row", DataType::Utf8, false),
+        Field::new("col", DataType::Int64, false),
+        Field::new("value", DataType::Float64, false),
+    ]));
+    let mut w = ArrowWriter::try_new(fs::File::create(&path).unwrap(), schema.clone(), None).unwrap();
+    let n = 5000;
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(arrow_array::StringArray::from_iter_values(
+                (0..n).map(|k| format!("label number {k}")),
+            )),
+            Arc::new(Int64Array::from_iter_values(0..n as i64)),
+            Arc::new(Float64Array::from_iter_values((0..n).map(|k| k as f64))),
+        ],
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let small = ReadOptions {
+        memory: 100_000,
+        ..ReadOptions::default()
+    };
+    let err = ParquetSource::open(&path, &small).unwrap_err();
+    assert!(matches!(err, Error::OverBudget { .. }), "{err}");
+    let src = ParquetSource::open(&path, &ReadOptions::default()).unwrap();
+    assert_eq!(src.header().row_labels.as_ref().unwrap()[4999], "label number 4999");
+    assert!(
+        src.yields_rows(),
+        "labels in first-appearance order of sorted records give rows"
+    );
+}
