@@ -1,0 +1,324 @@
+//! Round trips through the sinks and sources of this crate, joined to .vfm by
+//! `vecfmt::stream::pump`: .vfm → .npz/.npy → .vfm gives the same matrix, bit for bit.
+
+use std::path::Path;
+
+use vecfmt::stream::{pump, MatrixHeader, MatrixSink, MatrixSource, RowBlock, VfmSink, VfmSource};
+use vecfmt::{Codec, DType, Matrix, MatrixWriter, Scalar, ValueVec, WriterOptions};
+use vecfmt_npy::header::encode_header;
+use vecfmt_npy::{Kind, NpyDtype, NpySink, NpySource, NpzSink, NpzSource, ReadOptions, WriteOptions};
+
+/// A matrix's dtype, shape and every entry as (row, col, value bits).
+type Dump = (DType, (u64, u64), Vec<(u64, u64, u64)>);
+
+fn dump(path: &Path) -> Dump {
+    let m = Matrix::open(path).unwrap();
+    let mut out = Vec::new();
+    for row in m.iter_rows() {
+        let row = row.unwrap();
+        for (c, v) in row.iter() {
+            let bits = match v {
+                Scalar::F32(x) => x.to_bits() as u64,
+                Scalar::F64(x) => x.to_bits(),
+                Scalar::I32(x) => x as u32 as u64,
+                Scalar::I64(x) => x as u64,
+                Scalar::U32(x) => x as u64,
+                Scalar::U64(x) => x,
+            };
+            out.push((row.id(), c, bits));
+        }
+    }
+    (m.dtype(), m.shape(), out)
+}
+
+/// A deterministic sparse matrix with awkward values, some empty rows, and labels.
+fn sample(path: &Path, dtype: DType, n_rows: u64, n_cols: u64) {
+    let mut w = MatrixWriter::create(path, WriterOptions::new(dtype, n_cols).n_rows(n_rows).codec(Codec::Lz4)).unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for r in 0..n_rows {
+        if r % 5 == 3 {
+            continue;
+        }
+        let mut cols: Vec<u64> = (0..1 + next() % 6).map(|_| next() % n_cols).collect();
+        cols.sort_unstable();
+        cols.dedup();
+        let k = cols.len();
+        let vals: Vec<u64> = (0..k).map(|_| next()).collect();
+        match dtype {
+            DType::F32 => {
+                let mut v: Vec<f32> = vals.iter().map(|&b| f32::from_bits(b as u32)).collect();
+                v[0] = -0.0;
+                w.push_row(r, &cols, &v).unwrap()
+            }
+            DType::F64 => w
+                .push_row(r, &cols, &vals.iter().map(|&b| f64::from_bits(b)).collect::<Vec<_>>())
+                .unwrap(),
+            DType::I32 => w
+                .push_row(r, &cols, &vals.iter().map(|&b| b as i32).collect::<Vec<_>>())
+                .unwrap(),
+            DType::I64 => w
+                .push_row(r, &cols, &vals.iter().map(|&b| b as i64).collect::<Vec<_>>())
+                .unwrap(),
+            DType::U32 => w
+                .push_row(r, &cols, &vals.iter().map(|&b| b as u32 | 1).collect::<Vec<_>>())
+                .unwrap(),
+            DType::U64 => w
+                .push_row(r, &cols, &vals.iter().map(|&b| b | 1).collect::<Vec<_>>())
+                .unwrap(),
+        }
+    }
+    w.set_row_labels((0..n_rows).map(|i| format!("r{i}")));
+    w.finish().unwrap();
+}
+
+fn quiet_write() -> WriteOptions {
+    WriteOptions {
+        notify: std::sync::Arc::new(|_: &str| {}),
+        ..WriteOptions::default()
+    }
+}
+
+fn quiet_read(block_bytes: usize) -> ReadOptions {
+    ReadOptions {
+        block_bytes,
+        notify: std::sync::Arc::new(|_: &str| {}),
+        ..ReadOptions::default()
+    }
+}
+
+fn back_to_vfm(mut src: impl MatrixSource, out: &Path) {
+    let sink = VfmSink::create(out, src.header(), Codec::Zstd).unwrap();
+    pump(&mut src, Box::new(sink), 64 << 20).unwrap();
+}
+
+#[test]
+fn npz_round_trip_every_dtype_compressed_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    for dtype in DType::ALL {
+        for compressed in [true, false] {
+            let a = dir.path().join(format!("{dtype}.vfm"));
+            sample(&a, dtype, 300, 1000);
+            let npz = dir.path().join(format!("{dtype}{compressed}.npz"));
+            let mut src = VfmSource::open(&a).unwrap();
+            let opts = WriteOptions {
+                compressed,
+                ..quiet_write()
+            };
+            let sink = NpzSink::create(&npz, src.header(), &opts).unwrap();
+            pump(&mut src, Box::new(sink), 1 << 30).unwrap();
+            let b = dir.path().join(format!("{dtype}{compressed}.back.vfm"));
+            for block in [64, 1 << 20] {
+                back_to_vfm(NpzSource::open(&npz, &quiet_read(block)).unwrap(), &b);
+                assert_eq!(dump(&a), dump(&b), "{dtype} compressed={compressed} block={block}");
+                std::fs::remove_file(&b).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn npz_uses_int64_indices_past_2_31_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("wide.vfm");
+    sample(&a, DType::F32, 20, 3_000_000_000);
+    let npz = dir.path().join("wide.npz");
+    let mut src = VfmSource::open(&a).unwrap();
+    let sink = NpzSink::create(&npz, src.header(), &quiet_write()).unwrap();
+    pump(&mut src, Box::new(sink), 1 << 30).unwrap();
+    // The indices member's header says int64.
+    let bytes = std::fs::read(&npz).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    let b = dir.path().join("wide.back.vfm");
+    back_to_vfm(NpzSource::open(&npz, &quiet_read(1 << 20)).unwrap(), &b);
+    assert_eq!(dump(&a), dump(&b));
+    assert!(text.contains("indices.npy"));
+    let stored = dir.path().join("wide_stored.npz");
+    let mut src = VfmSource::open(&a).unwrap();
+    let opts = WriteOptions {
+        compressed: false,
+        ..quiet_write()
+    };
+    let sink = NpzSink::create(&stored, src.header(), &opts).unwrap();
+    pump(&mut src, Box::new(sink), 1 << 30).unwrap();
+    let raw = String::from_utf8_lossy(&std::fs::read(&stored).unwrap()).into_owned();
+    assert_eq!(
+        raw.matches("'descr': '<i8'").count(),
+        3,
+        "indices, indptr and shape are int64"
+    );
+}
+
+#[test]
+fn npy_round_trip_every_dtype() {
+    let dir = tempfile::tempdir().unwrap();
+    for dtype in DType::ALL {
+        let a = dir.path().join(format!("{dtype}.vfm"));
+        sample(&a, dtype, 57, 33);
+        let npy = dir.path().join(format!("{dtype}.npy"));
+        let mut src = VfmSource::open(&a).unwrap();
+        let sink = NpySink::create(&npy, src.header(), &quiet_write()).unwrap();
+        pump(&mut src, Box::new(sink), 1 << 30).unwrap();
+        assert_eq!(
+            std::fs::metadata(&npy).unwrap().len(),
+            128 + 57 * 33 * dtype.size() as u64
+        );
+        let b = dir.path().join(format!("{dtype}.back.vfm"));
+        for block in [1, 200, 1 << 20] {
+            back_to_vfm(NpySource::open(&npy, &quiet_read(block)).unwrap(), &b);
+            assert_eq!(dump(&a), dump(&b), "{dtype} block={block}");
+            std::fs::remove_file(&b).unwrap();
+        }
+    }
+}
+
+/// Writes a dense array as numpy would, in either order.
+fn write_npy(path: &Path, dense: &[Vec<i64>], fortran: bool) {
+    let (r, c) = (dense.len(), dense[0].len());
+    let d = NpyDtype::new(Kind::Int, 8, false);
+    let mut bytes = encode_header(&d, &[r as u64, c as u64]);
+    if fortran {
+        let at = bytes.iter().position(|&b| b == b'F').unwrap();
+        bytes[at..at + 5].copy_from_slice(b"True ");
+        for j in 0..c {
+            for row in dense {
+                bytes.extend_from_slice(&row[j].to_le_bytes());
+            }
+        }
+    } else {
+        for row in dense {
+            for v in row {
+                bytes.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn fortran_order_by_stripes_or_by_columns_matches_c_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let dense: Vec<Vec<i64>> = (0..40)
+        .map(|i| {
+            (0..30_000)
+                .map(|j| {
+                    if (i * 7 + j * 3) % 11 == 0 {
+                        (i * 1000 + j) as i64 - 500
+                    } else {
+                        0
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let (c, f) = (dir.path().join("c.npy"), dir.path().join("f.npy"));
+    write_npy(&c, &dense, false);
+    write_npy(&f, &dense, true);
+    let reference = dir.path().join("c.vfm");
+    back_to_vfm(NpySource::open(&c, &quiet_read(1000)).unwrap(), &reference);
+    // Large blocks: row stripes; small blocks on 30,000 columns: column strips (triplets).
+    for block in [4 << 20, 64] {
+        let out = dir.path().join(format!("f{block}.vfm"));
+        let mut src = NpySource::open(&f, &quiet_read(block)).unwrap();
+        let first = src.next_block().unwrap().unwrap();
+        assert_eq!(matches!(first, vecfmt::stream::Block::Triplets(_)), block == 64);
+        back_to_vfm(NpySource::open(&f, &quiet_read(block)).unwrap(), &out);
+        assert_eq!(dump(&reference), dump(&out), "block={block}");
+    }
+}
+
+#[test]
+fn dense_output_past_the_limit_is_refused_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.npy");
+    let h = MatrixHeader::new(DType::F32, 200_000, 4_000_000);
+    let e = NpySink::create(&out, &h, &quiet_write()).unwrap_err().to_string();
+    assert!(
+        e.contains("big.npy") && e.contains("--force") && e.contains("2.9 TiB"),
+        "{e}"
+    );
+    assert!(!out.exists());
+    let small = WriteOptions {
+        dense_limit: 100,
+        ..quiet_write()
+    };
+    let h = MatrixHeader::new(DType::F64, 4, 4);
+    assert!(NpySink::create(&out, &h, &small).is_err());
+    let forced = WriteOptions { force: true, ..small };
+    let sink = Box::new(NpySink::create(&out, &h, &forced).unwrap());
+    sink.finish().unwrap();
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 128 + 128);
+}
+
+#[test]
+fn unfinished_sinks_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = MatrixHeader::new(DType::F64, 4, 4);
+    let mut block = RowBlock::new(DType::F64);
+    block.rows.push(1);
+    block.indices.push(2);
+    block.values = ValueVec::F64(vec![1.0]);
+    block.indptr.push(1);
+    {
+        let mut s = NpySink::create(dir.path().join("a.npy"), &h, &quiet_write()).unwrap();
+        s.write_rows(&block).unwrap();
+        let mut s = NpzSink::create(dir.path().join("a.npz"), &h, &quiet_write()).unwrap();
+        s.write_rows(&block).unwrap();
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn sinks_refuse_rows_out_of_order_or_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = MatrixHeader::new(DType::F64, 4, 4);
+    let mut block = RowBlock::new(DType::F64);
+    block.rows.push(2);
+    block.indices.push(9);
+    block.values = ValueVec::F64(vec![1.0]);
+    block.indptr.push(1);
+    let mut s = NpzSink::create(dir.path().join("a.npz"), &h, &quiet_write()).unwrap();
+    assert!(s
+        .write_rows(&block)
+        .unwrap_err()
+        .to_string()
+        .contains("column 9 is out of range"));
+    let mut s = NpySink::create(dir.path().join("a.npy"), &h, &quiet_write()).unwrap();
+    assert!(s
+        .write_rows(&block)
+        .unwrap_err()
+        .to_string()
+        .contains("column 9 is out of range"));
+}
+
+#[test]
+fn corrupt_member_data_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.vfm");
+    sample(&a, DType::F64, 200, 500);
+    let npz = dir.path().join("a.npz");
+    let mut src = VfmSource::open(&a).unwrap();
+    let opts = WriteOptions {
+        compressed: false,
+        ..quiet_write()
+    };
+    let sink = NpzSink::create(&npz, src.header(), &opts).unwrap();
+    pump(&mut src, Box::new(sink), 1 << 30).unwrap();
+    // Flip a byte in data.npy's values: past its local header's name and its .npy header.
+    let mut bytes = std::fs::read(&npz).unwrap();
+    let at = bytes.windows(8).position(|w| w == b"data.npy").unwrap() + 300;
+    bytes[at] ^= 0x40;
+    std::fs::write(&npz, bytes).unwrap();
+    let out = dir.path().join("b.vfm");
+    let mut src = NpzSource::open(&npz, &quiet_read(1 << 20)).unwrap();
+    let sink = VfmSink::create(&out, src.header(), Codec::Zstd).unwrap();
+    let e = pump(&mut src, Box::new(sink), 64 << 20).unwrap_err().to_string();
+    assert!(e.contains("a.npz") && e.contains("CRC"), "{e}");
+    assert!(!out.exists());
+}
