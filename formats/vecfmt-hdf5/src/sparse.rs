@@ -1,0 +1,663 @@
+//! CSR and CSC groups: `data`, `indices`, `indptr` datasets, as scipy.sparse arrays are
+//! stored by h5py users, anndata (`encoding-type` `csr_matrix`/`csc_matrix`), h5sparse
+//! (`h5sparse_format`) and 10x Genomics (`shape` dataset, features × barcodes, CSC).
+//!
+//! Reading streams: `indptr` a window at a time, then `data` and `indices` for as many
+//! rows (CSR) or columns (CSC) as fit one block. CSR gives row blocks; CSC gives triplets.
+//! Writing appends to chunked, resizable datasets; CSC output goes through a spool file
+//! and is transposed in column ranges that fit the memory budget.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use hdf5::{Dataset, Group};
+use vecfmt::stream::{Block, MatrixHeader, MatrixSource, RowBlock, TripletBlock};
+use vecfmt::{DType, Element, Error, Result, ValueVec, Values};
+
+use crate::find::CandidateKind;
+use crate::raw::{self, TypeClass};
+use crate::values::{self, IndexError};
+use crate::{foreign, h5err, value_dtype, Notify, ReadOptions};
+
+/// `indptr` entries read at a time.
+const PTR_WINDOW: usize = 1 << 16;
+
+/// Checks that every filter of a dataset is compiled into this build.
+pub(crate) fn check_filters(path: &Path, name: &str, ds: &Dataset) -> Result<()> {
+    for f in raw::filters(ds) {
+        if !f.available {
+            let stored = if f.name.is_empty() {
+                String::new()
+            } else {
+                format!(", stored name {:?}", f.name)
+            };
+            return Err(foreign(
+                path,
+                format!(
+                    "{name} is compressed with HDF5 filter {} ({}{stored}), which this vecfmt build does not include; \
+                     it reads deflate (gzip), shuffle, fletcher32, scaleoffset, nbit and blosc (blosclz, lz4, lz4hc, zlib, zstd, snappy). \
+                     Rewrite the file with one of those, e.g. h5repack -f GZIP=4",
+                    f.id,
+                    raw::filter_name(f.id)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Opens a 1-D dataset of a sparse group.
+fn member(path: &Path, group: &Group, gpath: &str, name: &str) -> Result<Dataset> {
+    let ds = group
+        .dataset(name)
+        .map_err(h5err(path, &format!("cannot open {gpath}/{name}")))?;
+    if ds.ndim() != 1 {
+        return Err(foreign(
+            path,
+            format!("{gpath}/{name} must be 1-D, but has shape {:?}", ds.shape()),
+        ));
+    }
+    check_filters(path, &format!("{gpath}/{name}"), &ds)?;
+    Ok(ds)
+}
+
+fn ints_of(v: Vec<i64>) -> Option<(u64, u64)> {
+    match v.as_slice() {
+        &[a, b] if a >= 0 && b >= 0 => Some((a as u64, b as u64)),
+        _ => None,
+    }
+}
+
+/// The shape a sparse group declares: anndata `shape`, h5sparse `h5sparse_shape`, or a 10x
+/// `shape` dataset.
+fn declared_shape(path: &Path, group: &Group, gpath: &str) -> Result<Option<(u64, u64)>> {
+    for attr in ["shape", "h5sparse_shape"] {
+        if group.attr(attr).is_ok() {
+            let v = raw::attr_ints(group, attr).and_then(ints_of);
+            return v.map(Some).ok_or_else(|| {
+                foreign(
+                    path,
+                    format!("{gpath}: attribute {attr} is not two non-negative integers"),
+                )
+            });
+        }
+    }
+    if raw::is_dataset(group, "shape") {
+        let ds = group
+            .dataset("shape")
+            .map_err(h5err(path, "cannot open the shape dataset"))?;
+        let v = match raw::dataset_type(&ds) {
+            TypeClass::Int(_) | TypeClass::Uint(_) => ds.read_raw::<i64>().ok(),
+            _ => None,
+        };
+        return v
+            .and_then(ints_of)
+            .map(Some)
+            .ok_or_else(|| foreign(path, format!("{gpath}/shape is not two non-negative integers")));
+    }
+    Ok(None)
+}
+
+/// Reads a CSR or CSC group block by block.
+pub(crate) struct SparseSource {
+    path: PathBuf,
+    gpath: String,
+    csc: bool,
+    header: MatrixHeader,
+    data: Dataset,
+    indices: Dataset,
+    indptr: Dataset,
+    idx_class: TypeClass,
+    ptr_class: TypeClass,
+    n_major: u64,
+    n_minor: u64,
+    nnz: u64,
+    /// The next major (row for CSR, column for CSC) to emit.
+    next: u64,
+    /// `indptr[ptr_start..ptr_start + ptr.len()]`.
+    ptr: Vec<u64>,
+    ptr_start: u64,
+    /// Entries per block.
+    block_entries: usize,
+    read: u64,
+    total: u64,
+    unsorted_rows: u64,
+    duplicates: u64,
+    notify: Notify,
+}
+
+impl std::fmt::Debug for SparseSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SparseSource")
+            .field("path", &self.path)
+            .field("group", &self.gpath)
+            .field("csc", &self.csc)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SparseSource {
+    /// Opens the sparse group at `gpath`.
+    pub(crate) fn open(
+        path: &Path,
+        group: &Group,
+        gpath: &str,
+        kind: CandidateKind,
+        opts: &ReadOptions,
+    ) -> Result<Self> {
+        let csc = kind == CandidateKind::Csc;
+        let data = member(path, group, gpath, "data")?;
+        let indices = member(path, group, gpath, "indices")?;
+        let indptr = member(path, group, gpath, "indptr")?;
+        let class = raw::dataset_type(&data);
+        let (dtype, widened) = value_dtype(class)
+            .ok_or_else(|| foreign(path, format!("{gpath}/data: {}", crate::find::unsupported_dtype(class))))?;
+        if widened {
+            (opts.notify)(&format!("{gpath}/data is {}; read as {dtype}", class.describe()));
+        }
+        let idx_class = raw::dataset_type(&indices);
+        let ptr_class = raw::dataset_type(&indptr);
+        for (name, c) in [("indices", idx_class), ("indptr", ptr_class)] {
+            if !matches!(c, TypeClass::Int(_) | TypeClass::Uint(_)) {
+                return Err(foreign(
+                    path,
+                    format!("{gpath}/{name} must hold integers, but holds {}", c.describe()),
+                ));
+            }
+        }
+        let nnz = data.size() as u64;
+        if indices.size() as u64 != nnz {
+            return Err(foreign(
+                path,
+                format!(
+                    "{gpath}: data has {nnz} entries but indices has {}; they must be the same length",
+                    indices.size()
+                ),
+            ));
+        }
+        if indptr.size() == 0 {
+            return Err(foreign(
+                path,
+                format!(
+                    "{gpath}/indptr is empty; it needs one entry more than there are {}",
+                    if csc { "columns" } else { "rows" }
+                ),
+            ));
+        }
+        let n_major = indptr.size() as u64 - 1;
+        let mut src = SparseSource {
+            path: path.to_path_buf(),
+            gpath: gpath.to_string(),
+            csc,
+            header: MatrixHeader::new(dtype, 0, 0),
+            data,
+            indices,
+            indptr,
+            idx_class,
+            ptr_class,
+            n_major,
+            n_minor: 0,
+            nnz,
+            next: 0,
+            ptr: Vec::new(),
+            ptr_start: 0,
+            block_entries: (opts.block_bytes / (8 + dtype.size() + 8)).max(1024),
+            read: 0,
+            total: 0,
+            unsorted_rows: 0,
+            duplicates: 0,
+            notify: opts.notify.clone(),
+        };
+        // indptr must start at 0 and end at nnz.
+        let first = src.read_ptr(0..1)?[0];
+        let last = src.read_ptr(n_major as usize..n_major as usize + 1)?[0];
+        if first != 0 || last != nnz {
+            return Err(foreign(
+                path,
+                format!(
+                    "{gpath}/indptr runs from {first} to {last}, but must run from 0 to the number of entries ({nnz})"
+                ),
+            ));
+        }
+        let (n_rows, n_cols) = match declared_shape(path, group, gpath)? {
+            Some((r, c)) => {
+                let major = if csc { c } else { r };
+                if major != n_major {
+                    return Err(foreign(
+                        path,
+                        format!(
+                            "shape mismatch: {gpath} declares shape ({r}, {c}), but indptr has {} entries, so {} {}",
+                            n_major + 1,
+                            n_major,
+                            if csc { "columns" } else { "rows" }
+                        ),
+                    ));
+                }
+                (r, c)
+            }
+            None => {
+                let minor = src.scan_minor()?;
+                (opts.notify)(&format!(
+                    "{gpath} declares no shape; taking {} {} from indptr and {minor} {} from the largest index",
+                    n_major,
+                    if csc { "columns" } else { "rows" },
+                    if csc { "rows" } else { "columns" }
+                ));
+                if csc {
+                    (minor, n_major)
+                } else {
+                    (n_major, minor)
+                }
+            }
+        };
+        src.n_minor = if csc { n_rows } else { n_cols };
+        src.header = MatrixHeader::new(dtype, n_rows, n_cols);
+        src.total = (n_major + 1) * ptr_class_size(ptr_class) + nnz * (dtype.size() as u64 + ptr_class_size(idx_class));
+        Ok(src)
+    }
+
+    /// Sets the labels (checked by the caller against the shape).
+    pub(crate) fn set_labels(&mut self, rows: Option<Vec<String>>, cols: Option<Vec<String>>) {
+        self.header.row_labels = rows;
+        self.header.col_labels = cols;
+    }
+
+    pub(crate) fn header_mut(&mut self) -> &mut MatrixHeader {
+        &mut self.header
+    }
+
+    fn index_err(&self, what: &str, range: &Range<usize>, e: IndexError) -> Error {
+        match e {
+            IndexError::Hdf5(e) => foreign(
+                &self.path,
+                format!(
+                    "cannot read {}/{what}[{}..{}]: {}",
+                    self.gpath,
+                    range.start,
+                    range.end,
+                    crate::clean_h5_message(&e)
+                ),
+            ),
+            IndexError::Negative { at, value } => foreign(
+                &self.path,
+                format!(
+                    "{}/{what}[{}] is {value}; indices cannot be negative",
+                    self.gpath,
+                    range.start + at
+                ),
+            ),
+            IndexError::NotInteger(c) => foreign(
+                &self.path,
+                format!("{}/{what} holds {}, not integers", self.gpath, c.describe()),
+            ),
+        }
+    }
+
+    fn read_ptr(&self, r: Range<usize>) -> Result<Vec<u64>> {
+        values::read_index_1d(&self.indptr, r.clone(), self.ptr_class).map_err(|e| self.index_err("indptr", &r, e))
+    }
+
+    fn read_indices(&self, r: Range<usize>) -> Result<Vec<u64>> {
+        values::read_index_1d(&self.indices, r.clone(), self.idx_class).map_err(|e| self.index_err("indices", &r, e))
+    }
+
+    /// One pass over `indices` for the largest, when no shape is declared.
+    fn scan_minor(&self) -> Result<u64> {
+        let mut max = None;
+        let mut s = 0usize;
+        while (s as u64) < self.nnz {
+            let e = (s + self.block_entries).min(self.nnz as usize);
+            let v = self.read_indices(s..e)?;
+            max = max.max(v.iter().copied().max());
+            s = e;
+        }
+        Ok(max.map_or(0, |m| m + 1))
+    }
+
+    /// Makes `self.ptr` hold `indptr[self.next..]` with at least two entries.
+    fn fill_ptr(&mut self) -> Result<()> {
+        let have = (self.ptr_start + self.ptr.len() as u64).saturating_sub(self.next);
+        if have >= 2 {
+            return Ok(());
+        }
+        let s = self.next as usize;
+        let e = (s + PTR_WINDOW).min(self.n_major as usize) + 1;
+        let v = self.read_ptr(s..e)?;
+        for k in 1..v.len() {
+            if v[k] < v[k - 1] {
+                return Err(foreign(
+                    &self.path,
+                    format!(
+                        "{}/indptr is not monotone: indptr[{}] = {} is less than indptr[{}] = {}",
+                        self.gpath,
+                        s + k,
+                        v[k],
+                        s + k - 1,
+                        v[k - 1]
+                    ),
+                ));
+            }
+        }
+        self.read += (e - s) as u64 * ptr_class_size(self.ptr_class);
+        self.ptr = v;
+        self.ptr_start = s as u64;
+        Ok(())
+    }
+
+    fn block(&mut self) -> Result<Option<Block>> {
+        if self.next >= self.n_major {
+            self.finish_notes();
+            return Ok(None);
+        }
+        self.fill_ptr()?;
+        let off = (self.next - self.ptr_start) as usize;
+        let p = &self.ptr[off..];
+        // As many majors as fit the block, at least one.
+        let base = p[0];
+        let mut k = 1;
+        while k + 1 < p.len() && (p[k + 1] - base) as usize <= self.block_entries {
+            k += 1;
+        }
+        let ends: Vec<u64> = p[..=k].iter().map(|&x| x - base).collect();
+        let majors = self.next..self.next + k as u64;
+        let range = base as usize..p[k] as usize;
+        self.next = majors.end;
+        let indices = self.read_indices(range.clone())?;
+        let vals = values::read_1d(&self.data, range.clone(), self.header.dtype).map_err(|e| {
+            foreign(
+                &self.path,
+                format!(
+                    "cannot read {}/data[{}..{}]: {}",
+                    self.gpath,
+                    range.start,
+                    range.end,
+                    crate::clean_h5_message(&e)
+                ),
+            )
+        })?;
+        self.read += (range.len() * (self.header.dtype.size() + ptr_class_size(self.idx_class) as usize)) as u64;
+        if let Some(pos) = indices.iter().position(|&i| i >= self.n_minor) {
+            let m = majors.start + ends.partition_point(|&e| e <= pos as u64) as u64 - 1;
+            let (rowcol, axis, n) = if self.csc {
+                ("column", "row", "rows")
+            } else {
+                ("row", "column", "columns")
+            };
+            return Err(foreign(
+                &self.path,
+                format!(
+                    "index out of range: {}/indices[{}] = {} ({axis} of {rowcol} {m}), but the matrix has {} {n}",
+                    self.gpath,
+                    range.start + pos,
+                    indices[pos],
+                    self.n_minor
+                ),
+            ));
+        }
+        if self.csc {
+            let mut cols = Vec::with_capacity(indices.len());
+            for (j, w) in majors.clone().zip(ends.windows(2)) {
+                cols.extend(std::iter::repeat_n(j, (w[1] - w[0]) as usize));
+            }
+            return Ok(Some(Block::Triplets(TripletBlock {
+                rows: indices,
+                cols,
+                values: vals,
+            })));
+        }
+        let block = vecfmt::with_value_vec!(vals, v => self.rows_block(majors, &ends, indices, v))?;
+        Ok(Some(Block::Rows(block)))
+    }
+
+    /// Builds a row block, sorting rows whose indices are unsorted and summing duplicates.
+    fn rows_block<T: Element>(
+        &mut self,
+        majors: Range<u64>,
+        ends: &[u64],
+        indices: Vec<u64>,
+        vals: Vec<T>,
+    ) -> Result<RowBlock> {
+        let clean = majors
+            .clone()
+            .zip(ends.windows(2))
+            .all(|(_, w)| indices[w[0] as usize..w[1] as usize].windows(2).all(|p| p[0] < p[1]));
+        let mut block = RowBlock::new(T::DTYPE);
+        if clean {
+            block.indices = indices;
+            block.values = T::into_vec(vals);
+            block.indptr.clear();
+            block.indptr.push(0);
+            for (r, w) in majors.zip(ends.windows(2)) {
+                if w[1] > w[0] {
+                    block.rows.push(r);
+                    block.indptr.push(w[1]);
+                }
+            }
+            return Ok(block);
+        }
+        let mut out_idx = Vec::with_capacity(indices.len());
+        let mut out_val: Vec<T> = Vec::with_capacity(vals.len());
+        let mut pairs: Vec<(u64, T)> = Vec::new();
+        for (r, w) in majors.zip(ends.windows(2)) {
+            let (s, e) = (w[0] as usize, w[1] as usize);
+            if s == e {
+                continue;
+            }
+            let idx = &indices[s..e];
+            if idx.windows(2).all(|p| p[0] < p[1]) {
+                out_idx.extend_from_slice(idx);
+                out_val.extend_from_slice(&vals[s..e]);
+            } else {
+                self.unsorted_rows += 1;
+                pairs.clear();
+                pairs.extend(idx.iter().copied().zip(vals[s..e].iter().copied()));
+                pairs.sort_by_key(|p| p.0);
+                for &(c, x) in &pairs {
+                    if out_idx.len() > block.indptr.last().copied().unwrap_or(0) as usize && out_idx.last() == Some(&c)
+                    {
+                        self.duplicates += 1;
+                        let last = out_val.last_mut().expect("an entry was pushed with the index");
+                        *last = last.checked_add(x).ok_or(Error::Overflow { row: r, col: c })?;
+                    } else {
+                        out_idx.push(c);
+                        out_val.push(x);
+                    }
+                }
+            }
+            block.rows.push(r);
+            block.indptr.push(out_idx.len() as u64);
+        }
+        block.indices = out_idx;
+        block.values = T::into_vec(out_val);
+        Ok(block)
+    }
+
+    fn finish_notes(&mut self) {
+        if self.unsorted_rows > 0 {
+            (self.notify)(&format!(
+                "{}: {} rows had unsorted column indices and were sorted; {} duplicate entries were summed",
+                self.gpath, self.unsorted_rows, self.duplicates
+            ));
+            self.unsorted_rows = 0;
+        }
+    }
+}
+
+fn ptr_class_size(c: TypeClass) -> u64 {
+    match c {
+        TypeClass::Int(n) | TypeClass::Uint(n) => n as u64,
+        _ => 8,
+    }
+}
+
+impl MatrixSource for SparseSource {
+    fn header(&self) -> &MatrixHeader {
+        &self.header
+    }
+    fn next_block(&mut self) -> Result<Option<Block>> {
+        self.block()
+    }
+    fn total_bytes(&self) -> Option<u64> {
+        Some(self.total)
+    }
+    fn bytes_read(&self) -> u64 {
+        self.read
+    }
+}
+
+/// Entries per chunk of `data` and `indices` in files we write.
+const ENTRY_CHUNK: usize = 1 << 17;
+/// Entries per chunk of `indptr`.
+const PTR_CHUNK: usize = 1 << 16;
+
+/// Appends the compressed axis of a CSR or CSC group: `data`, `indices` and `indptr`
+/// datasets, chunked, resizable, shuffle + deflate. Writes are buffered to whole chunks.
+pub(crate) struct CompressedWriter {
+    group: Group,
+    data: Dataset,
+    indices: Dataset,
+    indptr: Dataset,
+    idx_i32: bool,
+    /// Pending entries not yet written.
+    buf_idx: Vec<u64>,
+    buf_val: ValueVec,
+    /// Pending indptr entries not yet written.
+    buf_ptr: Vec<u64>,
+    /// Entries and indptr entries written so far.
+    written: usize,
+    ptr_written: usize,
+    /// Entries pushed so far (written or pending).
+    nnz: u64,
+    /// Majors accounted for in indptr (indptr has `majors + 1` entries, counting pending).
+    majors: u64,
+    n_major: u64,
+    n_minor: u64,
+}
+
+impl std::fmt::Debug for CompressedWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompressedWriter")
+            .field("nnz", &self.nnz)
+            .field("majors", &self.majors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompressedWriter {
+    /// Creates the group's datasets. Indices are int32 when every index fits, as scipy
+    /// would store them; indptr is int64 (scipy narrows it on load when it fits).
+    pub(crate) fn create(
+        out: &Path,
+        group: Group,
+        dtype: DType,
+        n_major: u64,
+        n_minor: u64,
+        deflate: u8,
+    ) -> Result<Self> {
+        let idx_i32 = n_minor <= i32::MAX as u64 + 1;
+        let err = |what: &'static str| h5err(out, what);
+        let data = values::create_1d(&group, "data", dtype, ENTRY_CHUNK, deflate).map_err(err("cannot create data"))?;
+        let indices = values::create_1d(
+            &group,
+            "indices",
+            if idx_i32 { DType::I32 } else { DType::I64 },
+            ENTRY_CHUNK,
+            deflate,
+        )
+        .map_err(err("cannot create indices"))?;
+        let indptr =
+            values::create_1d(&group, "indptr", DType::I64, PTR_CHUNK, deflate).map_err(err("cannot create indptr"))?;
+        Ok(CompressedWriter {
+            group,
+            data,
+            indices,
+            indptr,
+            idx_i32,
+            buf_idx: Vec::new(),
+            buf_val: ValueVec::new(dtype),
+            buf_ptr: vec![0],
+            written: 0,
+            ptr_written: 0,
+            nnz: 0,
+            majors: 0,
+            n_major,
+            n_minor,
+        })
+    }
+
+    /// Appends major `m` (after every major pushed so far) with its minor indices and values.
+    pub(crate) fn push(&mut self, out: &Path, m: u64, idx: &[u64], vals: Values<'_>) -> Result<()> {
+        if m < self.majors || m >= self.n_major {
+            return Err(foreign(
+                out,
+                format!(
+                    "internal: major {m} out of order (next {}, of {})",
+                    self.majors, self.n_major
+                ),
+            ));
+        }
+        while self.majors < m {
+            self.buf_ptr.push(self.nnz);
+            self.majors += 1;
+        }
+        self.buf_idx.extend_from_slice(idx);
+        self.buf_val.extend_from(vals)?;
+        self.nnz += idx.len() as u64;
+        self.buf_ptr.push(self.nnz);
+        self.majors += 1;
+        self.flush(out, false)
+    }
+
+    /// Writes whole chunks of what is pending (all of it when `all`).
+    fn flush(&mut self, out: &Path, all: bool) -> Result<()> {
+        let n = if all {
+            self.buf_idx.len()
+        } else if self.buf_idx.len() >= 8 * ENTRY_CHUNK {
+            self.buf_idx.len() / ENTRY_CHUNK * ENTRY_CHUNK
+        } else {
+            0
+        };
+        if n > 0 {
+            let end = self.written + n;
+            let err = |what: &'static str| h5err(out, what);
+            self.data.resize(end).map_err(err("cannot extend data"))?;
+            self.indices.resize(end).map_err(err("cannot extend indices"))?;
+            values::write_1d(&self.data, self.written, self.buf_val.as_values().slice(0..n))
+                .map_err(err("cannot write data"))?;
+            values::write_index_1d(&self.indices, self.written, &self.buf_idx[..n], self.idx_i32)
+                .map_err(err("cannot write indices"))?;
+            self.written = end;
+            self.buf_idx.drain(..n);
+            let rest = vecfmt::with_value_vec!(&self.buf_val, v => ValueVec::from(v[n..].to_vec()));
+            self.buf_val = rest;
+        }
+        let p = if all {
+            self.buf_ptr.len()
+        } else if self.buf_ptr.len() >= 8 * PTR_CHUNK {
+            self.buf_ptr.len() / PTR_CHUNK * PTR_CHUNK
+        } else {
+            0
+        };
+        if p > 0 {
+            let end = self.ptr_written + p;
+            self.indptr.resize(end).map_err(h5err(out, "cannot extend indptr"))?;
+            values::write_index_1d(&self.indptr, self.ptr_written, &self.buf_ptr[..p], false)
+                .map_err(h5err(out, "cannot write indptr"))?;
+            self.ptr_written = end;
+            self.buf_ptr.drain(..p);
+        }
+        Ok(())
+    }
+
+    /// Completes indptr for the majors never pushed and writes everything pending.
+    pub(crate) fn finish(mut self, out: &Path) -> Result<Group> {
+        while self.majors < self.n_major {
+            self.buf_ptr.push(self.nnz);
+            self.majors += 1;
+        }
+        self.flush(out, true)?;
+        let _ = self.n_minor;
+        Ok(self.group)
+    }
+}
