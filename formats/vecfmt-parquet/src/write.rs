@@ -135,8 +135,6 @@ impl ParquetSink {
                 }
             }
         }
-        let schema = Arc::new(Schema::new(fields));
-
         let mut kv = vec![
             KeyValue::new(
                 keys::SHAPE.to_string(),
@@ -163,6 +161,14 @@ impl ParquetSink {
         if let Some(m) = &header.metadata {
             kv.push(KeyValue::new(keys::METADATA.to_string(), m.to_string()));
         }
+        // The small keys also go in the Arrow schema's metadata, which pyarrow shows as
+        // `table.schema.metadata`; labels stay in the Parquet key-value metadata only, so
+        // they are not stored twice.
+        let schema_meta: std::collections::HashMap<String, String> = kv
+            .iter()
+            .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
+            .collect();
+        let schema = Arc::new(Schema::new(fields).with_metadata(schema_meta));
         let mut room = LABELS_IN_METADATA_MAX;
         let mut labels_kept = |labels: &Option<Vec<String>>, key: &str| -> Option<bool> {
             let labels = labels.as_ref()?;

@@ -1,0 +1,462 @@
+"""Parquet interop: pandas and pyarrow write, `vecfmt convert` brings the file to .vfm and back
+out, pandas and pyarrow read the result. Values (bit-identical), shape and labels must match.
+
+Layouts: COO long format (row, col, value [+ row_label, col_label]) and the list layout
+(row, indices: list, values: list [+ label]); hive-partitioned datasets as pyarrow and pandas
+write them (plus Spark's side files).
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+
+def convert(vecfmt, src, dst, *flags):
+    vecfmt.run("convert", src, dst, *flags)
+    assert dst.exists()
+
+
+def coo_dict(rows, cols, vals):
+    """{(row, col): value}, duplicates summed in the values' own dtype."""
+    out = {}
+    for r, c, v in zip(rows, cols, vals):
+        key = (r.item() if hasattr(r, "item") else r, c.item() if hasattr(c, "item") else c)
+        out[key] = out[key] + v if key in out else v
+    return out
+
+
+def bits(x):
+    """A value's bits, so -0.0 differs from 0.0 and NaN equals NaN."""
+    x = np.asarray(x)
+    return x.tobytes() if x.dtype.kind == "f" else x.tolist()
+
+
+def assert_same_entries(got: dict, want: dict):
+    assert got.keys() == want.keys()
+    for k in want:
+        assert bits(got[k]) == bits(want[k]), (k, got[k], want[k])
+
+
+def no_leftovers(directory, expected):
+    """Only the expected files: no temporary files and no partial outputs."""
+    names = sorted(p.name for p in directory.iterdir())
+    assert names == sorted(expected), names
+
+
+def random_coo(rng, n_rows, n_cols, nnz, value_dtype):
+    flat = rng.choice(n_rows * n_cols, size=nnz, replace=False)
+    rows, cols = np.divmod(flat, n_cols)
+    if np.dtype(value_dtype).kind == "f":
+        vals = (rng.standard_normal(nnz) * 100).astype(value_dtype)
+        vals[::7] = -0.0
+    else:
+        info = np.iinfo(value_dtype)
+        vals = rng.integers(max(info.min, -(2**40)), min(info.max, 2**40), nnz, dtype=value_dtype, endpoint=True)
+    return rows, cols, vals
+
+
+# (row type, col type, value type, the .vfm dtype vecfmt stores, the Parquet type it writes back)
+TYPES = [
+    ("int64", "int32", "float32", "f32", "float32"),
+    ("uint16", "int8", "float64", "f64", "float64"),
+    ("int32", "uint64", "int64", "i64", "int64"),
+    ("uint32", "uint32", "uint32", "u32", "uint32"),
+    ("int8", "int16", "int16", "i32", "int32"),
+    ("uint64", "uint8", "uint64", "u64", "uint64"),
+]
+
+
+@pytest.mark.parametrize("row_t,col_t,val_t,vfm_dtype,back_t", TYPES)
+def test_coo_any_column_types_unsorted_round_trip(vecfmt, tmp_path, row_t, col_t, val_t, vfm_dtype, back_t):
+    rng = np.random.default_rng(abs(hash((row_t, col_t, val_t))) % 2**32)
+    rows, cols, vals = random_coo(rng, 100, 120, 900, val_t)
+    order = rng.permutation(len(rows))  # unsorted on purpose
+    df = pd.DataFrame({"row": rows[order].astype(row_t), "col": cols[order].astype(col_t), "value": vals[order]})
+    src = tmp_path / "in.parquet"
+    df.to_parquet(src, index=False)
+
+    vfm = tmp_path / "m.vfm"
+    convert(vecfmt, src, vfm)
+    info = vecfmt.inspect(vfm)
+    assert info["dtype"] == vfm_dtype
+    assert info["shape"] == [int(rows.max()) + 1, int(cols.max()) + 1]
+    assert info["nnz"] == len(rows)
+
+    out = tmp_path / "out.parquet"
+    convert(vecfmt, vfm, out)
+    back = pd.read_parquet(out)
+    assert list(back.columns) == ["row", "col", "value"]
+    assert back["value"].dtype == np.dtype(back_t)
+    assert back["row"].dtype == np.int64 and back["col"].dtype == np.int64
+    # Written sorted by row, then column.
+    assert (np.diff(back["row"] * 10**6 + back["col"]) > 0).all()
+    want = coo_dict(rows, cols, vals.astype(back_t))
+    assert_same_entries(coo_dict(back["row"], back["col"], back["value"].to_numpy()), want)
+    meta = pq.read_metadata(out).metadata
+    assert json.loads(meta[b"vecfmt.shape"]) == info["shape"]
+    no_leftovers(tmp_path, ["in.parquet", "m.vfm", "out.parquet"])
+
+
+def test_float16_values_widen_exactly_to_f32(vecfmt, tmp_path):
+    vals = np.array([0.5, -1.25, 65504.0, 6e-8], dtype=np.float16)
+    t = pa.table({"i": pa.array([0, 1, 1, 3], pa.int32()), "j": pa.array([1, 0, 2, 2], pa.int32()), "v": vals})
+    pq.write_table(t, tmp_path / "h.parquet")
+    convert(vecfmt, tmp_path / "h.parquet", tmp_path / "m.vfm")
+    assert vecfmt.inspect(tmp_path / "m.vfm")["dtype"] == "f32"
+    convert(vecfmt, tmp_path / "m.vfm", tmp_path / "out.parquet")
+    back = pd.read_parquet(tmp_path / "out.parquet")
+    assert back["value"].to_numpy().tolist() == vals.astype(np.float32).tolist()
+
+
+def test_duplicates_are_summed(vecfmt, tmp_path):
+    df = pd.DataFrame({"row": [2, 0, 2, 2, 0], "col": [1, 3, 1, 0, 3], "value": [1.5, 2.0, 0.25, 7.0, -2.0]})
+    df.to_parquet(tmp_path / "d.parquet", index=False)
+    convert(vecfmt, tmp_path / "d.parquet", tmp_path / "m.vfm")
+    convert(vecfmt, tmp_path / "m.vfm", tmp_path / "out.parquet")
+    back = pd.read_parquet(tmp_path / "out.parquet")
+    assert back.to_dict("list") == {"row": [0, 2, 2], "col": [3, 0, 1], "value": [0.0, 7.0, 1.75]}
+
+
+@pytest.mark.parametrize("names", [("i", "j", "v"), ("row", "col", "data"), ("soma_dim_0", "soma_dim_1", "soma_data")])
+def test_common_column_names_are_recognised(vecfmt, tmp_path, names):
+    df = pd.DataFrame({names[0]: [0, 4, 2], names[1]: [5, 1, 5], names[2]: np.array([1.0, 2.0, 3.0], np.float32)})
+    df.to_parquet(tmp_path / "n.parquet", index=False)
+    convert(vecfmt, tmp_path / "n.parquet", tmp_path / "m.vfm")
+    assert vecfmt.inspect(tmp_path / "m.vfm")["shape"] == [5, 6]
+    r = vecfmt.row(tmp_path / "m.vfm", 4)
+    assert (r["cols"], r["values"]) == ([1], [2.0])
+
+
+def test_column_flags_override_the_names(vecfmt, tmp_path):
+    df = pd.DataFrame({"src": [3, 1], "dst": [0, 2], "weight": [0.5, 4.0], "value": ["not", "this"]})
+    df.to_parquet(tmp_path / "e.parquet", index=False)
+    flags = ["--row-col", "src", "--col-col", "dst", "--value-col", "weight"]
+    convert(vecfmt, tmp_path / "e.parquet", tmp_path / "m.vfm", *flags)
+    assert vecfmt.inspect(tmp_path / "m.vfm")["shape"] == [4, 3]
+    r = vecfmt.row(tmp_path / "m.vfm", 3)
+    assert (r["cols"], r["values"]) == ([0], [0.5])
+
+
+def test_string_and_dictionary_labels(vecfmt, tmp_path):
+    rng = np.random.default_rng(7)
+    words = [f"w{k}" for k in range(40)]
+    ctx = [f"c{k}é" for k in range(25)]
+    n = 500
+    pairs = {(words[rng.integers(40)], ctx[rng.integers(25)]) for _ in range(n)}
+    pairs = sorted(pairs, key=lambda p: rng.random())  # unsorted
+    df = pd.DataFrame(
+        {
+            "row": [p[0] for p in pairs],  # plain strings
+            "col": pd.Categorical([p[1] for p in pairs]),  # dictionary-encoded
+            "value": np.arange(len(pairs), dtype=np.float64) / 8,
+        }
+    )
+    src = tmp_path / "labels.parquet"
+    df.to_parquet(src, index=False)
+    assert pa.types.is_dictionary(pq.read_schema(src).field("col").type)
+
+    vfm = tmp_path / "m.vfm"
+    convert(vecfmt, src, vfm)
+    info = vecfmt.inspect(vfm)
+    row_labels = list(pd.unique(df["row"]))  # ids in order of first appearance
+    col_labels = list(pd.unique(df["col"].astype(str)))
+    assert info["shape"] == [len(row_labels), len(col_labels)]
+    assert info["has_row_labels"] and info["has_col_labels"]
+    for k in (0, 5, len(row_labels) - 1):
+        assert vecfmt.row(vfm, k)["label"] == row_labels[k]
+
+    out = tmp_path / "out.parquet"
+    convert(vecfmt, vfm, out)
+    back = pd.read_parquet(out)
+    assert list(back.columns) == ["row", "col", "value", "row_label", "col_label"]
+    want = {(r, c): v for r, c, v in zip(df["row"], df["col"].astype(str), df["value"])}
+    got = {(r, c): v for r, c, v in zip(back["row_label"], back["col_label"], back["value"])}
+    assert_same_entries(got, want)
+    assert [row_labels[i] for i in back["row"]] == list(back["row_label"])
+    assert [col_labels[j] for j in back["col"]] == list(back["col_label"])
+    meta = pq.read_metadata(out).metadata
+    assert json.loads(meta[b"vecfmt.row_labels"]) == row_labels
+    assert json.loads(meta[b"vecfmt.col_labels"]) == col_labels
+
+    # And back again: the labels survive a second round, from vecfmt's own Parquet.
+    vfm2 = tmp_path / "m2.vfm"
+    convert(vecfmt, out, vfm2)
+    assert vecfmt.inspect(vfm2)["shape"] == info["shape"]
+    assert vecfmt.row(vfm2, 3) == vecfmt.row(vfm, 3)
+
+
+def add_spark_side_files(directory):
+    (directory / "_SUCCESS").write_bytes(b"")
+    (directory / "._SUCCESS.crc").write_bytes(b"\x00crc")
+    for f in list(directory.rglob("*.parquet")):
+        (f.parent / f".{f.name}.crc").write_bytes(b"\x00crc")
+
+
+def test_hive_partitioned_pyarrow_dataset(vecfmt, tmp_path):
+    rng = np.random.default_rng(11)
+    rows, cols, vals = random_coo(rng, 60, 50, 700, np.float32)
+    t = pa.table({"row": rows.astype(np.int32), "col": cols.astype(np.int64), "value": vals, "bucket": rows % 4})
+    data = tmp_path / "data"
+    ds.write_dataset(
+        t, data, format="parquet", partitioning=ds.partitioning(pa.schema([("bucket", pa.int64())]), flavor="hive")
+    )
+    add_spark_side_files(data)
+    assert len(list(data.glob("bucket=*/*.parquet"))) == 4
+
+    convert(vecfmt, data, tmp_path / "m.vfm")
+    assert vecfmt.inspect(tmp_path / "m.vfm")["shape"] == [int(rows.max()) + 1, int(cols.max()) + 1]
+    convert(vecfmt, tmp_path / "m.vfm", tmp_path / "out.parquet")
+    back = pd.read_parquet(tmp_path / "out.parquet")
+    assert_same_entries(coo_dict(back["row"], back["col"], back["value"].to_numpy()), coo_dict(rows, cols, vals))
+
+
+def test_pandas_partition_cols_on_the_row_index(vecfmt, tmp_path):
+    """`df.to_parquet(dir, partition_cols=["row"])` moves the row index into row=K/ directories."""
+    rng = np.random.default_rng(12)
+    rows, cols, vals = random_coo(rng, 9, 30, 120, np.int64)
+    df = pd.DataFrame({"row": rows, "col": cols, "value": vals})
+    data = tmp_path / "data"
+    df.to_parquet(data, partition_cols=["row"], index=False)
+    add_spark_side_files(data)
+    assert "row" not in pq.read_schema(next(data.rglob("*.parquet"))).names
+
+    convert(vecfmt, data, tmp_path / "m.vfm")
+    info = vecfmt.inspect(tmp_path / "m.vfm")
+    assert info["shape"] == [int(rows.max()) + 1, int(cols.max()) + 1] and info["dtype"] == "i64"
+    convert(vecfmt, tmp_path / "m.vfm", tmp_path / "out.parquet")
+    back = pd.read_parquet(tmp_path / "out.parquet")
+    assert_same_entries(coo_dict(back["row"], back["col"], back["value"].to_numpy()), coo_dict(rows, cols, vals))
+
+
+def test_row_groups_filters_statistics_and_zstd(vecfmt, tmp_path):
+    """A larger matrix: several row groups, sorted by row, zstd, with statistics, so a row
+    filter reads one row group."""
+    rng = np.random.default_rng(3)
+    n_rows, per_row = 6000, 100
+    rows = np.repeat(np.arange(n_rows), per_row)
+    cols = (rng.integers(0, 4_000_000 // per_row, rows.size) + np.tile(np.arange(per_row), n_rows) * (4_000_000 // per_row))
+    vals = rng.integers(1, 20, rows.size).astype(np.float32)
+    src = tmp_path / "big.parquet"
+    pd.DataFrame({"row": rows, "col": cols, "value": vals}).to_parquet(src, index=False)
+
+    convert(vecfmt, src, tmp_path / "m.vfm")
+    out = tmp_path / "out.parquet"
+    convert(vecfmt, tmp_path / "m.vfm", out)
+
+    md = pq.ParquetFile(out).metadata
+    assert md.num_rows == rows.size
+    assert md.num_row_groups > 1
+    ranges = []
+    for g in range(md.num_row_groups):
+        rg = md.row_group(g)
+        for c in range(rg.num_columns):
+            assert rg.column(c).compression == "ZSTD"
+        st = rg.column(0).statistics
+        assert st is not None and st.has_min_max
+        ranges.append((st.min, st.max))
+    # Whole rows per group, in order: groups never share a row.
+    assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:])), ranges
+
+    k = 4321
+    got = pd.read_parquet(out, filters=[("row", "==", k)])
+    assert (got["row"] == k).all() and len(got) == per_row
+    sel = rows == k
+    assert_same_entries(coo_dict(got["row"], got["col"], got["value"].to_numpy()), coo_dict(rows[sel], cols[sel], vals[sel]))
+    # The statistics let pyarrow skip every other row group.
+    frag = next(ds.dataset(out).get_fragments())
+    assert len(frag.split_by_row_group(ds.field("row") == k)) == 1
+
+
+def test_list_layout_round_trip(vecfmt, tmp_path):
+    rng = np.random.default_rng(5)
+    n_rows, n_cols = 50, 300
+    recs = []
+    for r in sorted(rng.choice(n_rows, 30, replace=False)):
+        idx = rng.choice(n_cols, rng.integers(0, 12), replace=False)  # unsorted within a record
+        recs.append((int(r), idx.astype(np.int32), rng.standard_normal(len(idx)), f"vec{r}"))
+    t = pa.table(
+        {
+            "row": pa.array([r[0] for r in recs], pa.int64()),
+            "indices": pa.array([r[1] for r in recs], pa.list_(pa.int32())),
+            "values": pa.array([r[2] for r in recs], pa.list_(pa.float64())),
+            "label": [r[3] for r in recs],
+        }
+    )
+    src = tmp_path / "list.parquet"
+    pq.write_table(t, src)
+
+    vfm = tmp_path / "m.vfm"
+    convert(vecfmt, src, vfm)
+    info = vecfmt.inspect(vfm)
+    assert info["shape"][0] == recs[-1][0] + 1 and info["has_row_labels"]
+    r0 = recs[0]
+    got = vecfmt.row(vfm, r0[0])
+    assert got["label"] == r0[3] and got["cols"] == sorted(r0[1].tolist())
+
+    out = tmp_path / "out.parquet"
+    convert(vecfmt, vfm, out, "--layout", "list")
+    back = pq.read_table(out)
+    assert back.schema.field("indices").type.value_type == pa.int32()
+    assert back.schema.field("values").type.value_type == pa.float64()
+    back = back.to_pandas()
+    want = {r[0]: (r[1], r[2], r[3]) for r in recs if len(r[1])}
+    assert list(back["row"]) == sorted(want)  # one record per non-empty row, sorted
+    for row, idx, v, label in zip(back["row"], back["indices"], back["values"], back["label"]):
+        w_idx, w_v, w_label = want[row]
+        order = np.argsort(w_idx)
+        assert idx.tolist() == w_idx[order].tolist() and bits(v) == bits(w_v[order]) and label == w_label
+    # Rows without records keep their labels through the metadata.
+    meta = pq.read_metadata(out).metadata
+    labels = json.loads(meta[b"vecfmt.row_labels"])
+    assert len(labels) == info["shape"][0] and labels[r0[0]] == r0[3]
+
+    # The list file reads back into the same matrix; and COO -> list -> COO is the identity.
+    convert(vecfmt, out, tmp_path / "m2.vfm")
+    for r in (recs[0][0], recs[-1][0]):
+        assert vecfmt.row(tmp_path / "m2.vfm", r) == vecfmt.row(vfm, r)
+    convert(vecfmt, tmp_path / "m2.vfm", tmp_path / "coo.parquet", "--layout", "coo")
+    coo = pd.read_parquet(tmp_path / "coo.parquet")
+    assert len(coo) == sum(len(r[1]) for r in recs)
+
+
+def test_shape_and_metadata_from_key_value_metadata_survive(vecfmt, tmp_path):
+    """Empty trailing rows and columns survive through vecfmt.shape; .vfm metadata through
+    vecfmt.metadata."""
+    t = pa.table({"row": pa.array([0, 2], pa.int64()), "col": pa.array([1, 0], pa.int64()), "value": [1.0, 2.0]})
+    t = t.replace_schema_metadata({"vecfmt.shape": "[10, 20]", "vecfmt.metadata": json.dumps({"corpus": "x", "n": 3})})
+    pq.write_table(t, tmp_path / "s.parquet")
+    convert(vecfmt, tmp_path / "s.parquet", tmp_path / "m.vfm")
+    info = vecfmt.inspect(tmp_path / "m.vfm")
+    assert info["shape"] == [10, 20] and info["metadata"] == {"corpus": "x", "n": 3}
+    convert(vecfmt, tmp_path / "m.vfm", tmp_path / "out.parquet")
+    schema_meta = pq.read_schema(tmp_path / "out.parquet").metadata
+    assert json.loads(schema_meta[b"vecfmt.shape"]) == [10, 20]
+    assert json.loads(schema_meta[b"vecfmt.metadata"]) == {"corpus": "x", "n": 3}
+    convert(vecfmt, tmp_path / "out.parquet", tmp_path / "m2.vfm")
+    assert vecfmt.inspect(tmp_path / "m2.vfm")["shape"] == [10, 20]
+
+
+def bad(tmp_path, name, table=None, raw=None):
+    p = tmp_path / name
+    if table is not None:
+        pq.write_table(table, p)
+    else:
+        p.write_bytes(raw)
+    return p
+
+
+@pytest.mark.parametrize(
+    "name,make,needles",
+    [
+        (
+            "cols.parquet",
+            lambda: pa.table({"a": [0], "b": [1], "c": [2.0]}),
+            ["a (Int64), b (Int64), c (Float64)", "row/col/value, i/j/v, row/col/data, soma_dim_0/soma_dim_1/soma_data", "--row-col"],
+        ),
+        ("neg.parquet", lambda: pa.table({"row": [0, -3], "col": [1, 1], "value": [1.0, 1.0]}), ["negative index (-3)", "record 1"]),
+        ("negcol.parquet", lambda: pa.table({"row": [0, 3], "col": pa.array([1, -1], pa.int8()), "value": [1.0, 1.0]}), ["negative index (-1)"]),
+        ("null.parquet", lambda: pa.table({"row": [0, 1], "col": [1, 1], "value": [1.0, None]}), ["null", "record 1"]),
+        ("nullrow.parquet", lambda: pa.table({"row": [None, 1], "col": [1, 1], "value": [1.0, 2.0]}), ["null", "record 0"]),
+        ("str.parquet", lambda: pa.table({"row": [0], "col": [1], "value": ["x"]}), ["not numeric"]),
+        ("bool.parquet", lambda: pa.table({"row": [0], "col": [1], "value": [True]}), ["not numeric"]),
+        ("floatidx.parquet", lambda: pa.table({"row": [0.0], "col": [1], "value": [1.0]}), ["indices must be integers or strings"]),
+        (
+            "listlen.parquet",
+            lambda: pa.table({"row": [0], "indices": pa.array([[1, 2]], pa.list_(pa.int32())), "values": pa.array([[1.0]])}),
+            ["2 indices but 1 values"],
+        ),
+    ],
+)
+def test_bad_tables_fail_cleanly(vecfmt, tmp_path, name, make, needles):
+    p = bad(tmp_path, name, table=make())
+    err = vecfmt.fail("convert", p, tmp_path / "out.vfm")
+    assert name in err
+    for n in needles:
+        assert n in err, err
+    no_leftovers(tmp_path, [name])
+
+
+def test_corrupt_truncated_and_empty_inputs_fail_cleanly(vecfmt, tmp_path):
+    good = tmp_path / "good.parquet"
+    pd.DataFrame({"row": np.arange(5000) // 10, "col": np.arange(5000) % 10, "value": np.ones(5000)}).to_parquet(good)
+    data = good.read_bytes()
+    for name, raw in [
+        ("truncated.parquet", data[: len(data) // 2]),
+        ("tail-cut.parquet", data[:-3]),
+        ("noise.parquet", bytes(np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8))),
+        ("empty.parquet", b""),
+    ]:
+        p = bad(tmp_path, name, raw=raw)
+        err = vecfmt.fail("convert", p, tmp_path / "out.vfm")
+        assert name in err and "Parquet" in err, err
+    # Damaged data pages (the footer intact): an error or, if the damage is in values, a file;
+    # never a crash and never a partial output.
+    footer = int.from_bytes(data[-8:-4], "little")
+    for pos in range(100, len(data) - footer - 8, 1500):
+        b = bytearray(data)
+        b[pos] ^= 0xFF
+        p = bad(tmp_path, "flipped.parquet", raw=bytes(b))
+        res = vecfmt._call(["convert", p, tmp_path / "flip.vfm"])
+        assert res.returncode in (0, 1), res.stderr
+        assert "panicked" not in res.stderr
+        if res.returncode:
+            assert "flipped.parquet" in res.stderr and not (tmp_path / "flip.vfm").exists()
+        (tmp_path / "flip.vfm").unlink(missing_ok=True)
+    empty_dir = tmp_path / "emptydir"
+    empty_dir.mkdir()
+    (empty_dir / "_SUCCESS").write_bytes(b"")
+    err = vecfmt.fail("convert", empty_dir, tmp_path / "out.vfm", "--from", "parquet")
+    assert "no Parquet data files" in err
+    assert not (tmp_path / "out.vfm").exists()
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_unknown_layout_lists_the_candidates(vecfmt, tmp_path):
+    pd.DataFrame({"row": [0], "col": [0], "value": [1.0]}).to_parquet(tmp_path / "a.parquet")
+    convert(vecfmt, tmp_path / "a.parquet", tmp_path / "m.vfm")
+    err = vecfmt.fail("convert", tmp_path / "m.vfm", tmp_path / "o.parquet", "--layout", "csr")
+    assert "coo, list" in err
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def peak_rss_of(vecfmt, *args) -> int:
+    """Runs vecfmt in a fresh Python process and returns the child's peak RSS in bytes."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, subprocess, sys\n"
+        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "assert p.returncode == 0, p.stderr\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code, str(vecfmt.binary), *map(str, args)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return int(p.stdout) * 1024
+
+
+def test_memory_stays_bounded_below_the_data_size(vecfmt, tmp_path):
+    """2,000,000 entries (40 MB as in-memory triplets) convert both ways with --memory 8M,
+    batch by batch, in less memory than the data itself takes."""
+    n_rows, per_row = 20_000, 100
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), per_row)
+    cols = np.tile(np.arange(per_row, dtype=np.int64) * 37, n_rows) + rows % 37
+    vals = (rows % 11 + 1).astype(np.float32)
+    src = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"row": rows, "col": cols, "value": vals}), src)  # pyarrow's own row groups
+    as_triplets = rows.size * (8 + 8 + 4)
+
+    rss_in = peak_rss_of(vecfmt, "convert", src, tmp_path / "big.vfm", "--memory", "8M")
+    rss_out = peak_rss_of(vecfmt, "convert", tmp_path / "big.vfm", tmp_path / "out.parquet", "--memory", "8M")
+    assert rss_in < as_triplets and rss_out < as_triplets, (rss_in, rss_out, as_triplets)
+
+    md = pq.read_metadata(tmp_path / "out.parquet")
+    assert md.num_rows == rows.size and md.num_row_groups > 1
+    got = pd.read_parquet(tmp_path / "out.parquet", filters=[("row", "==", 12345)])
+    assert got["col"].tolist() == cols[rows == 12345].tolist()
+    assert got["value"].tolist() == vals[rows == 12345].tolist()
