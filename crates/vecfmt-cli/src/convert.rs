@@ -1,16 +1,20 @@
 //! `vecfmt convert`: one pipeline from any source format to any sink format, through
 //! `vecfmt::stream::pump`.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use vecfmt::stream::{pump, MatrixSink, MatrixSource, VfmSink, VfmSource};
-use vecfmt::Codec;
+use vecfmt::stream::{pump, Block, CastSource, MatrixHeader, MatrixSink, MatrixSource, VfmSink, VfmSource};
+use vecfmt::{Codec, DType};
 
 /// Arguments of `vecfmt convert`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  vecfmt convert vectors.vfm copy.vfm --codec raw")]
+#[command(
+    after_help = "Formats by extension: .vfm, .npy, .npz, .mtx, .h5/.hdf5, .h5ad, .parquet (or a directory of Parquet files).\n\nExamples:\n  vecfmt convert matrix.npz vectors.vfm\n  vecfmt convert vectors.vfm matrix.npz --layout csr_array\n  vecfmt convert dense.npy vectors.vfm --memory 512M\n  vecfmt convert counts.npy counts.vfm --dtype i32\n  vecfmt convert vectors.vfm matrix.mtx\n  vecfmt convert vectors.vfm copy.vfm --codec raw"
+)]
 pub struct ConvertArgs {
     /// The input file (or directory of Parquet files).
     pub input: PathBuf,
@@ -28,19 +32,61 @@ pub struct ConvertArgs {
     /// Memory budget, e.g. 512M or 4G.
     #[arg(long, value_name = "BYTES", default_value = "1G")]
     pub memory: String,
+    /// Convert the values to this dtype: f32, f64, i32, i64, u32 or u64. A value that would
+    /// change is an error unless --allow-lossy.
+    #[arg(long, value_name = "T")]
+    pub dtype: Option<String>,
+    /// With --dtype: round, truncate and saturate values that do not convert exactly.
+    #[arg(long, requires = "dtype")]
+    pub allow_lossy: bool,
+    /// Layout of the output: .npz csr (default) or csr_array; .mtx coordinate (default) or
+    /// pattern; Parquet coo (default) or list; HDF5 csr (default), csc, dense, ...
+    #[arg(long, value_name = "L")]
+    pub layout: Option<String>,
+    /// Parquet input: the row index column (default: row, i or soma_dim_0).
+    #[arg(long, value_name = "C")]
+    pub row_col: Option<String>,
+    /// Parquet input: the column index column (default: col, j or soma_dim_1).
+    #[arg(long, value_name = "C")]
+    pub col_col: Option<String>,
+    /// Parquet input: the value column (default: value, v, data or soma_data).
+    #[arg(long, value_name = "C")]
+    pub value_col: Option<String>,
+    /// HDF5 input: the group or dataset holding the matrix, when the file has several
+    /// candidates. HDF5 output: where to write it (default /matrix).
+    #[arg(long, value_name = "/PATH")]
+    pub dataset: Option<String>,
+    /// Write a dense output past the size limit (8 GiB).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The formats `convert` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Vfm,
+    Npy,
+    Npz,
+    Mtx,
+    Parquet,
+    Hdf5,
+    H5ad,
 }
 
 impl Format {
+    /// Names accepted by --from and --to.
+    const NAMES: &'static str = "vfm, npy, npz, mtx, hdf5, h5ad, parquet";
+
     fn parse(name: &str) -> Result<Format> {
-        Ok(match name {
+        Ok(match name.to_ascii_lowercase().as_str() {
             "vfm" => Format::Vfm,
-            other => bail!("unknown format {other:?}; known formats: vfm"),
+            "npy" => Format::Npy,
+            "npz" => Format::Npz,
+            "mtx" | "mm" => Format::Mtx,
+            "parquet" => Format::Parquet,
+            "hdf5" | "h5" => Format::Hdf5,
+            "h5ad" => Format::H5ad,
+            other => bail!("unknown format {other:?}; known formats: {}", Format::NAMES),
         })
     }
 
@@ -48,27 +94,189 @@ impl Format {
         if let Some(f) = flag {
             return Format::parse(f);
         }
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         match ext.as_str() {
             "vfm" => Ok(Format::Vfm),
+            "npy" => Ok(Format::Npy),
+            "npz" => Ok(Format::Npz),
+            "mtx" | "mm" => Ok(Format::Mtx),
+            "parquet" | "parq" => Ok(Format::Parquet),
+            "h5" | "hdf5" => Ok(Format::Hdf5),
+            "h5ad" => Ok(Format::H5ad),
+            // A directory of Parquet files (a pyarrow dataset, Spark output).
+            _ if path.is_dir() => Ok(Format::Parquet),
             _ => bail!(
-                "{}: cannot tell the format from the extension {ext:?}; pass --from/--to (known: vfm)",
-                path.display()
+                "{}: cannot tell the format from the extension {ext:?}; pass --from/--to (known: {})",
+                path.display(),
+                Format::NAMES
             ),
+        }
+    }
+
+    /// The output layouts `--layout` may name, first the default; `None` when the sink
+    /// checks the name itself.
+    fn layouts(self) -> Option<&'static [&'static str]> {
+        match self {
+            Format::Vfm => Some(&["csr"]),
+            Format::Npy => Some(&["dense"]),
+            Format::Npz => Some(&["csr", "csr_array"]),
+            Format::Mtx => Some(&["coordinate", "pattern"]),
+            _ => None,
+        }
+    }
+
+    /// The chosen output layout: `--layout` checked against the candidates, or the default.
+    fn layout(self, flag: Option<&str>, path: &Path) -> Result<Option<&'static str>> {
+        let Some(names) = self.layouts() else { return Ok(None) };
+        match flag {
+            None => Ok(names.first().copied()),
+            Some(l) => match names.iter().find(|n| n.eq_ignore_ascii_case(l)) {
+                Some(n) => Ok(Some(n)),
+                None => bail!(
+                    "{}: unknown layout {l:?} for {self:?} output; candidates: {}",
+                    path.display(),
+                    names.join(", ")
+                ),
+            },
         }
     }
 }
 
-fn open_source(path: &Path, fmt: Format) -> Result<Box<dyn MatrixSource>> {
+/// What every source and sink may need besides the flags.
+struct Ctx {
+    memory: u64,
+    /// Where converters' notes go (above the progress bar).
+    notify: Arc<dyn Fn(&str) + Send + Sync>,
+    /// Where float16 input goes, when --dtype allows widening it.
+    half_as: Option<DType>,
+}
+
+fn open_source(path: &Path, fmt: Format, args: &ConvertArgs, ctx: &Ctx) -> Result<Box<dyn MatrixSource>> {
+    let npy_opts = || vecfmt_npy::ReadOptions {
+        half_as: ctx.half_as,
+        notify: ctx.notify.clone(),
+        ..vecfmt_npy::ReadOptions::for_budget(ctx.memory)
+    };
     Ok(match fmt {
         Format::Vfm => Box::new(VfmSource::open(path)?),
+        Format::Npy => Box::new(vecfmt_npy::NpySource::open(path, &npy_opts())?),
+        Format::Npz => Box::new(vecfmt_npy::NpzSource::open(path, &npy_opts())?),
+        Format::Mtx => Box::new(vecfmt_mtx::MtxSource::open(
+            path,
+            &vecfmt_mtx::ReadOptions::for_budget(ctx.memory),
+        )?),
+        Format::Parquet => {
+            let opts = vecfmt_parquet::ReadOptions {
+                row_col: args.row_col.clone(),
+                col_col: args.col_col.clone(),
+                value_col: args.value_col.clone(),
+                memory: crate::parse_bytes(&args.memory)?,
+                ..vecfmt_parquet::ReadOptions::default()
+            };
+            Box::new(vecfmt_parquet::ParquetSource::open(path, &opts)?)
+        }
+        Format::Hdf5 | Format::H5ad => {
+            let mut opts = vecfmt_hdf5::ReadOptions::for_budget(crate::parse_bytes(&args.memory)?);
+            opts.dataset = args.dataset.clone();
+            Box::new(vecfmt_hdf5::Hdf5Source::open(path, &opts)?)
+        }
     })
 }
 
-fn create_sink(path: &Path, fmt: Format, source: &dyn MatrixSource, args: &ConvertArgs) -> Result<Box<dyn MatrixSink>> {
+fn create_sink(
+    path: &Path,
+    fmt: Format,
+    source: &dyn MatrixSource,
+    args: &ConvertArgs,
+    ctx: &Ctx,
+) -> Result<Box<dyn MatrixSink>> {
+    let layout = fmt.layout(args.layout.as_deref(), path)?;
+    let npy_opts = || vecfmt_npy::WriteOptions {
+        force: args.force,
+        sparse_array: layout == Some("csr_array"),
+        notify: ctx.notify.clone(),
+        ..vecfmt_npy::WriteOptions::default()
+    };
     Ok(match fmt {
         Format::Vfm => Box::new(VfmSink::create(path, source.header(), args.codec.parse::<Codec>()?)?),
+        Format::Npy => Box::new(vecfmt_npy::NpySink::create(path, source.header(), &npy_opts())?),
+        Format::Npz => Box::new(vecfmt_npy::NpzSink::create(path, source.header(), &npy_opts())?),
+        Format::Mtx => {
+            let opts = vecfmt_mtx::WriteOptions {
+                pattern: layout == Some("pattern"),
+                notify: ctx.notify.clone(),
+            };
+            Box::new(vecfmt_mtx::MtxSink::create(path, source.header(), &opts)?)
+        }
+        Format::Parquet => {
+            let layout = args
+                .layout
+                .as_deref()
+                .unwrap_or("coo")
+                .parse::<vecfmt_parquet::Layout>()?;
+            let opts = vecfmt_parquet::WriteOptions::layout(layout);
+            Box::new(vecfmt_parquet::ParquetSink::create(path, source.header(), &opts)?)
+        }
+        Format::Hdf5 | Format::H5ad => {
+            let name = args.layout.as_deref().unwrap_or("csr");
+            let Some(layout) = vecfmt_hdf5::Layout::parse(name) else {
+                bail!(
+                    "unknown HDF5 layout {name:?}; known layouts: {}",
+                    vecfmt_hdf5::Layout::NAMES
+                )
+            };
+            let mut opts = vecfmt_hdf5::WriteOptions::new(layout);
+            opts.dataset = args.dataset.clone();
+            opts.force = args.force;
+            opts.memory = crate::parse_bytes(&args.memory)?;
+            if fmt == Format::H5ad {
+                Box::new(vecfmt_hdf5::Hdf5Sink::create_h5ad(path, source.header(), &opts)?)
+            } else {
+                Box::new(vecfmt_hdf5::Hdf5Sink::create(path, source.header(), &opts)?)
+            }
+        }
     })
+}
+
+/// A source that moves a progress bar by the bytes its inner source has read.
+struct Progress {
+    inner: Box<dyn MatrixSource>,
+    bar: indicatif::ProgressBar,
+}
+
+impl MatrixSource for Progress {
+    fn header(&self) -> &MatrixHeader {
+        self.inner.header()
+    }
+    fn next_block(&mut self) -> vecfmt::Result<Option<Block>> {
+        let b = self.inner.next_block()?;
+        self.bar.set_position(self.inner.bytes_read());
+        Ok(b)
+    }
+    fn total_bytes(&self) -> Option<u64> {
+        self.inner.total_bytes()
+    }
+    fn bytes_read(&self) -> u64 {
+        self.inner.bytes_read()
+    }
+}
+
+/// A progress bar on stderr when it is a terminal, hidden otherwise.
+fn progress_bar() -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .expect("a valid template");
+    bar.set_style(style);
+    bar
 }
 
 /// Runs `vecfmt convert`.
@@ -76,9 +284,29 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     let memory = crate::parse_bytes(&args.memory)?;
     let from = Format::of_path(&args.input, args.from.as_deref())?;
     let to = Format::of_path(&args.output, args.to.as_deref())?;
-    let mut source = open_source(&args.input, from)?;
-    let sink = create_sink(&args.output, to, source.as_ref(), &args)?;
-    let s = pump(source.as_mut(), sink, memory)?;
+    // An unknown layout is reported before any work starts.
+    to.layout(args.layout.as_deref(), &args.output)?;
+    let dtype = args.dtype.as_deref().map(str::parse::<DType>).transpose()?;
+    let bar = progress_bar();
+    let notes_bar = bar.clone();
+    let ctx = Ctx {
+        memory,
+        notify: Arc::new(move |m: &str| notes_bar.suspend(|| eprintln!("vecfmt: note: {m}"))),
+        // float16 widens exactly to f32 (or f64), from where --dtype goes on, checked.
+        half_as: dtype.map(|d| if d == DType::F64 { DType::F64 } else { DType::F32 }),
+    };
+    let mut source = open_source(&args.input, from, &args, &ctx)?;
+    if let Some(d) = dtype.filter(|&d| d != source.header().dtype) {
+        source = Box::new(CastSource::new(source, d, args.allow_lossy, &args.input));
+    }
+    if let Some(total) = source.total_bytes() {
+        bar.set_length(total);
+    }
+    let mut source = Progress { inner: source, bar };
+    let sink = create_sink(&args.output, to, &source, &args, &ctx)?;
+    let s = pump(&mut source, sink, memory);
+    source.bar.finish_and_clear();
+    let s = s?;
     eprintln!(
         "vecfmt: wrote {} ({} rows with entries, {} nonzeros)",
         args.output.display(),

@@ -364,3 +364,267 @@ impl MatrixSink for VfmSink {
         self.writer.finish().map(|_| ())
     }
 }
+
+/// A source whose values are converted to another dtype: `vecfmt convert --dtype`.
+///
+/// A conversion that changes a value (a fraction or an out-of-range number into an
+/// integer, a float rounded into f32, an integer past 2^53 into f64) is an error naming the
+/// entry, unless `allow_lossy`: then floats become integers by truncation toward zero,
+/// saturating at the integer's range, and the rest round to nearest. NaN never becomes an
+/// integer. Entries keep their positions, so a value that becomes zero stays stored.
+#[derive(Debug)]
+pub struct CastSource<S> {
+    inner: S,
+    header: MatrixHeader,
+    allow_lossy: bool,
+    /// The input, for error messages.
+    path: PathBuf,
+}
+
+impl<S: MatrixSource> CastSource<S> {
+    /// Converts the values of `inner` (read from `path`) to `to`.
+    pub fn new(inner: S, to: DType, allow_lossy: bool, path: impl AsRef<Path>) -> Self {
+        let header = MatrixHeader {
+            dtype: to,
+            ..inner.header().clone()
+        };
+        CastSource {
+            inner,
+            header,
+            allow_lossy,
+            path: path.as_ref().to_path_buf(),
+        }
+    }
+
+    fn cast(&self, v: &ValueVec, at: impl Fn(usize) -> (u64, u64)) -> Result<ValueVec> {
+        let to = self.header.dtype;
+        let mut out = ValueVec::with_capacity(to, v.len());
+        let values = v.as_values();
+        for k in 0..values.len() {
+            let x = values.get(k);
+            let y = cast_scalar(x, to, self.allow_lossy).map_err(|why| {
+                let (row, col) = at(k);
+                Error::Foreign {
+                    path: self.path.clone(),
+                    format: "dtype conversion",
+                    detail: format!(
+                        "value {x} ({}) at row {row}, column {col} {why} {to}{}",
+                        values.dtype(),
+                        if why == CAST_NAN {
+                            ""
+                        } else {
+                            "; pass --allow-lossy to convert anyway"
+                        }
+                    ),
+                }
+            })?;
+            push_scalar(&mut out, y);
+        }
+        Ok(out)
+    }
+}
+
+const CAST_NAN: &str = "is NaN, which has no value in";
+
+/// `x` as `to`, or why not.
+fn cast_scalar(x: crate::Scalar, to: DType, lossy: bool) -> std::result::Result<crate::Scalar, &'static str> {
+    use crate::Scalar as S;
+    // Every value is exact as f64 (floats) or i128 (integers).
+    let (f, i): (Option<f64>, Option<i128>) = match x {
+        S::F32(v) => (Some(v as f64), None),
+        S::F64(v) => (Some(v), None),
+        S::I32(v) => (None, Some(v as i128)),
+        S::I64(v) => (None, Some(v as i128)),
+        S::U32(v) => (None, Some(v as i128)),
+        S::U64(v) => (None, Some(v as i128)),
+    };
+    const INEXACT: &str = "is not exactly representable as";
+    macro_rules! to_int {
+        ($t:ty, $variant:ident) => {{
+            let exact = match (f, i) {
+                (Some(v), _) if v.is_nan() => return Err(CAST_NAN),
+                // Through i128, which holds every integer-valued f64 in range exactly.
+                (Some(v), _) => (v.fract() == 0.0 && v.is_finite())
+                    .then(|| <$t>::try_from(v as i128).ok())
+                    .flatten(),
+                (_, Some(v)) => <$t>::try_from(v).ok(),
+                _ => unreachable!(),
+            };
+            match exact {
+                Some(y) => Ok(S::$variant(y)),
+                None if lossy => Ok(S::$variant(match (f, i) {
+                    (Some(v), _) => v as $t,
+                    (_, Some(v)) => v.clamp(<$t>::MIN as i128, <$t>::MAX as i128) as $t,
+                    _ => unreachable!(),
+                })),
+                None => Err(INEXACT),
+            }
+        }};
+    }
+    match to {
+        DType::F64 => {
+            let y = match (f, i) {
+                (Some(v), _) => v,
+                (_, Some(v)) => v as f64,
+                _ => unreachable!(),
+            };
+            if i.is_some_and(|v| y as i128 != v) && !lossy {
+                return Err(INEXACT);
+            }
+            Ok(S::F64(y))
+        }
+        DType::F32 => {
+            let y = match (f, i) {
+                (Some(v), _) => v as f32,
+                (_, Some(v)) => v as f32,
+                _ => unreachable!(),
+            };
+            let exact = match (f, i) {
+                (Some(v), _) => v.is_nan() || y as f64 == v,
+                (_, Some(v)) => y.is_finite() && y as i128 == v,
+                _ => unreachable!(),
+            };
+            if !exact && !lossy {
+                return Err(INEXACT);
+            }
+            Ok(S::F32(y))
+        }
+        DType::I32 => to_int!(i32, I32),
+        DType::I64 => to_int!(i64, I64),
+        DType::U32 => to_int!(u32, U32),
+        DType::U64 => to_int!(u64, U64),
+    }
+}
+
+fn push_scalar(out: &mut ValueVec, y: crate::Scalar) {
+    use crate::Scalar as S;
+    match (out, y) {
+        (ValueVec::F32(a), S::F32(v)) => a.push(v),
+        (ValueVec::F64(a), S::F64(v)) => a.push(v),
+        (ValueVec::I32(a), S::I32(v)) => a.push(v),
+        (ValueVec::I64(a), S::I64(v)) => a.push(v),
+        (ValueVec::U32(a), S::U32(v)) => a.push(v),
+        (ValueVec::U64(a), S::U64(v)) => a.push(v),
+        _ => unreachable!("cast_scalar returns the target dtype"),
+    }
+}
+
+impl<S: MatrixSource> MatrixSource for CastSource<S> {
+    fn header(&self) -> &MatrixHeader {
+        &self.header
+    }
+    fn next_block(&mut self) -> Result<Option<Block>> {
+        Ok(match self.inner.next_block()? {
+            None => None,
+            Some(Block::Rows(mut b)) => {
+                let values = self.cast(&b.values, |k| {
+                    let r = b.indptr.partition_point(|&p| p <= k as u64).saturating_sub(1);
+                    (
+                        b.rows.get(r).copied().unwrap_or(0),
+                        b.indices.get(k).copied().unwrap_or(0),
+                    )
+                })?;
+                b.values = values;
+                Some(Block::Rows(b))
+            }
+            Some(Block::Triplets(mut t)) => {
+                let values = self.cast(&t.values, |k| {
+                    (t.rows.get(k).copied().unwrap_or(0), t.cols.get(k).copied().unwrap_or(0))
+                })?;
+                t.values = values;
+                Some(Block::Triplets(t))
+            }
+        })
+    }
+    fn total_bytes(&self) -> Option<u64> {
+        self.inner.total_bytes()
+    }
+    fn bytes_read(&self) -> u64 {
+        self.inner.bytes_read()
+    }
+}
+
+impl<S: MatrixSource + ?Sized> MatrixSource for Box<S> {
+    fn header(&self) -> &MatrixHeader {
+        (**self).header()
+    }
+    fn next_block(&mut self) -> Result<Option<Block>> {
+        (**self).next_block()
+    }
+    fn total_bytes(&self) -> Option<u64> {
+        (**self).total_bytes()
+    }
+    fn bytes_read(&self) -> u64 {
+        (**self).bytes_read()
+    }
+}
+
+#[cfg(test)]
+mod cast_tests {
+    use super::*;
+    use crate::Scalar as S;
+
+    #[test]
+    fn exact_casts_pass_and_lossy_ones_need_permission() {
+        assert_eq!(cast_scalar(S::F64(0.5), DType::F32, false), Ok(S::F32(0.5)));
+        assert!(cast_scalar(S::F64(0.1), DType::F32, false).is_err());
+        assert_eq!(cast_scalar(S::F64(0.1), DType::F32, true), Ok(S::F32(0.1)));
+        assert_eq!(cast_scalar(S::F64(1e300), DType::F32, true), Ok(S::F32(f32::INFINITY)));
+        assert!(cast_scalar(S::F64(1e300), DType::F32, false).is_err());
+        assert_eq!(
+            cast_scalar(S::F32(f32::NAN), DType::F64, false).map(|s| s.to_f64().is_nan()),
+            Ok(true)
+        );
+        assert_eq!(cast_scalar(S::F64(3.0), DType::I32, false), Ok(S::I32(3)));
+        assert!(cast_scalar(S::F64(3.5), DType::I32, false).is_err());
+        assert_eq!(cast_scalar(S::F64(-3.5), DType::I32, true), Ok(S::I32(-3)));
+        assert_eq!(cast_scalar(S::F64(1e20), DType::I64, true), Ok(S::I64(i64::MAX)));
+        assert_eq!(cast_scalar(S::F64(f64::NAN), DType::I64, true), Err(CAST_NAN));
+        assert!(cast_scalar(S::F64(2f64.powi(63)), DType::I64, false).is_err());
+        assert_eq!(
+            cast_scalar(S::F64(-2f64.powi(63)), DType::I64, false),
+            Ok(S::I64(i64::MIN))
+        );
+        assert_eq!(cast_scalar(S::I64(-1), DType::U32, true), Ok(S::U32(0)));
+        assert!(cast_scalar(S::I64(-1), DType::U64, false).is_err());
+        assert_eq!(cast_scalar(S::U64(u64::MAX), DType::I64, true), Ok(S::I64(i64::MAX)));
+        assert_eq!(
+            cast_scalar(S::I64((1 << 53) + 1), DType::F64, true),
+            Ok(S::F64(9007199254740992.0))
+        );
+        assert!(cast_scalar(S::I64((1 << 53) + 1), DType::F64, false).is_err());
+        assert!(cast_scalar(S::I64(i64::MAX), DType::F64, false).is_err());
+        assert_eq!(
+            cast_scalar(S::U32(u32::MAX), DType::F64, false),
+            Ok(S::F64(u32::MAX as f64))
+        );
+        assert!(cast_scalar(S::U32(u32::MAX), DType::F32, false).is_err());
+        assert_eq!(cast_scalar(S::I32(1 << 24), DType::F32, false), Ok(S::F32(16777216.0)));
+    }
+
+    #[test]
+    fn errors_name_the_entry() {
+        struct One(MatrixHeader, Option<Block>);
+        impl MatrixSource for One {
+            fn header(&self) -> &MatrixHeader {
+                &self.0
+            }
+            fn next_block(&mut self) -> Result<Option<Block>> {
+                Ok(self.1.take())
+            }
+        }
+        let mut b = RowBlock::new(DType::F64);
+        b.rows = vec![2, 5];
+        b.indptr = vec![0, 1, 3];
+        b.indices = vec![0, 4, 7];
+        b.values = ValueVec::F64(vec![1.0, 2.0, 2.5]);
+        let src = One(MatrixHeader::new(DType::F64, 9, 9), Some(Block::Rows(b)));
+        let mut c = CastSource::new(src, DType::I32, false, "in.npy");
+        assert_eq!(c.header().dtype, DType::I32);
+        let e = c.next_block().unwrap_err().to_string();
+        assert!(
+            e.contains("in.npy") && e.contains("value 2.5 (f64) at row 5, column 7") && e.contains("--allow-lossy"),
+            "{e}"
+        );
+    }
+}

@@ -15,6 +15,21 @@ use crate::{foreign, human, ReadOptions, WriteOptions};
 const FORMAT: &str = "npy";
 const PAGE: u64 = 4096;
 
+/// Reads exactly `buf.len()` bytes at `offset`.
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = file;
+        f.seek(SeekFrom::Start(offset))?;
+        f.read_exact(buf)
+    }
+}
+
 /// How the rows of the array are walked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Walk {
@@ -43,7 +58,12 @@ pub struct NpySource {
     per_block: u64,
     next: u64,
     read: u64,
+    /// The file, for the positioned reads of row stripes.
+    file: File,
+    /// A block of rows gathered into C order (row stripes).
     scratch: Vec<u8>,
+    /// One column's segment of a row stripe.
+    segment: Vec<u8>,
 }
 
 impl std::fmt::Debug for NpySource {
@@ -133,7 +153,9 @@ impl NpySource {
             per_block,
             next: 0,
             read: 0,
+            file,
             scratch: Vec::new(),
+            segment: Vec::new(),
         })
     }
 
@@ -161,7 +183,7 @@ impl NpySource {
         };
     }
 
-    fn row_block(&mut self) -> RowBlock {
+    fn row_block(&mut self) -> Result<RowBlock> {
         let (n_rows, n_cols, size) = (self.n_rows(), self.n_cols(), self.npy.dtype.size() as u64);
         let r0 = self.next;
         let r1 = (r0 + self.per_block).min(n_rows);
@@ -176,21 +198,25 @@ impl NpySource {
                 &self.map[span_start as usize..(span_start + span_len) as usize]
             }
             _ => {
-                // Fortran order: column j holds rows r0..r1 at j*n_rows + r0.
+                // Fortran order: column j holds rows r0..r1 at j*n_rows + r0. The segments
+                // are read with pread, not through the map: touching one small segment per
+                // column through a map would make the kernel map the pages around each one
+                // too (fault-around), and resident memory would grow far past the block.
                 let rows = (r1 - r0) as usize;
                 let s = size as usize;
                 self.scratch.clear();
                 self.scratch.resize(rows * row_bytes, 0);
+                self.segment.resize(rows * s, 0);
                 for j in 0..n_cols {
-                    let off = (base + (j * n_rows + r0) * size) as usize;
-                    let seg = &self.map[off..off + rows * s];
-                    for (k, e) in seg.chunks_exact(s).enumerate() {
+                    let off = base + (j * n_rows + r0) * size;
+                    read_at(&self.file, &mut self.segment, off).map_err(io_err(&self.path, "read"))?;
+                    for (k, e) in self.segment.chunks_exact(s).enumerate() {
                         let at = k * row_bytes + j as usize * s;
                         self.scratch[at..at + s].copy_from_slice(e);
                     }
                 }
                 span_start = base;
-                span_len = n_rows * n_cols * size;
+                span_len = 0;
                 &self.scratch
             }
         };
@@ -208,10 +234,12 @@ impl NpySource {
                 block.indptr.push(block.indices.len() as u64);
             }
         }
-        self.release(span_start, span_len);
+        if span_len > 0 {
+            self.release(span_start, span_len);
+        }
         self.read += (r1 - r0) * n_cols * size;
         self.next = r1;
-        block
+        Ok(block)
     }
 
     fn column_block(&mut self) -> TripletBlock {
@@ -247,7 +275,7 @@ impl MatrixSource for NpySource {
         Ok(match self.walk {
             Walk::Columns if self.next < self.n_cols() => Some(Block::Triplets(self.column_block())),
             Walk::Rows | Walk::RowStripes if self.next < self.n_rows() && self.n_cols() > 0 => {
-                Some(Block::Rows(self.row_block()))
+                Some(Block::Rows(self.row_block()?))
             }
             _ => None,
         })
