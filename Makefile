@@ -20,20 +20,22 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(PY) -m pip install --quiet -r tests/python/requirements.txt
 	touch $@
 
-## The main job on the sample data in testdata/.
+## The main job on the sample data in testdata/: count word co-occurrences of a 4 MB corpus
+## under an 8 MB memory budget (small enough that the cache evicts and reloads chunks), then
+## inspect, verify and query the result.
 demo: deps
-	$(CARGO) build --release -p vecfmt-cli
-	$(CARGO) build --release -p vecfmt --example word_vectors
+	$(CARGO) build --release --locked -p vecfmt-cli
 	@mkdir -p $(DEMO)
-	@echo "== build word vectors of testdata/sample/corpus.txt (2 MB) into $(DEMO)/words.vfm"
-	target/release/examples/word_vectors testdata/sample/corpus.txt $(DEMO)/words.vfm
-	@echo; echo "== vecfmt inspect $(DEMO)/words.vfm"
-	$(BIN) inspect $(DEMO)/words.vfm
-	@echo; echo "== vecfmt verify $(DEMO)/words.vfm"
-	$(BIN) verify $(DEMO)/words.vfm
+	@rm -f $(DEMO)/cooc.vfm
+	@echo "== vecfmt cooccur testdata/sample/corpus.txt -o $(DEMO)/cooc.vfm --window 10 --min-count 2 --memory 8M"
+	$(BIN) cooccur testdata/sample/corpus.txt -o $(DEMO)/cooc.vfm --window 10 --min-count 2 --memory 8M --checkpoint 0.5s
+	@echo; echo "== vecfmt inspect $(DEMO)/cooc.vfm"
+	$(BIN) inspect $(DEMO)/cooc.vfm
+	@echo; echo "== vecfmt verify $(DEMO)/cooc.vfm"
+	$(BIN) verify $(DEMO)/cooc.vfm
 	@for w in cat mouse wolf; do \
-	  echo; echo "== vecfmt get $(DEMO)/words.vfm --label $$w --top 6"; \
-	  $(BIN) get $(DEMO)/words.vfm --label $$w --top 6 || exit 1; \
+	  echo; echo "== vecfmt get $(DEMO)/cooc.vfm --label $$w --top 8"; \
+	  $(BIN) get $(DEMO)/cooc.vfm --label $$w --top 8 || exit 1; \
 	done
 
 ## Every test: unit, integration, property, bad-file, fixture, CLI and doc tests, then the

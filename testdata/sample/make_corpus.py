@@ -38,5 +38,32 @@ def sentence():
     return s
 
 
+# A long tail of rarer words with Zipfian frequencies, as in real text: enough distinct
+# word pairs that `make demo` runs its small memory budget out and evicts.
+syllables = ["ka", "lo", "mi", "ne", "ru", "ta", "vo", "shi", "pe", "dra", "gu", "ben", "tor", "lis", "mar"]
+tail = sorted({"".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))) for _ in range(40000)})
+rng.shuffle(tail)
+cum, total = [], 0.0
+for rank in range(len(tail)):
+    total += 1.0 / (rank + 1)
+    cum.append(total)
+
+
+def tail_words(n):
+    out = []
+    for _ in range(n):
+        x = rng.random() * total
+        lo, hi = 0, len(cum) - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if cum[mid] < x:
+                lo = mid + 1
+            else:
+                hi = mid
+        out.append(tail[lo])
+    return out
+
+
 for _ in range(20000):
-    print(" ".join(sentence() for _ in range(rng.randint(1, 3))))
+    line = " ".join(sentence() for _ in range(rng.randint(1, 3)))
+    print(line + " while " + " ".join(tail_words(rng.randint(4, 12))))

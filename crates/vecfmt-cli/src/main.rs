@@ -10,7 +10,9 @@ use rayon::prelude::*;
 use serde_json::{json, Value};
 use vecfmt::{Error, Matrix, RowLayout};
 
+mod accumulate;
 mod convert;
+mod input;
 mod units;
 
 pub(crate) use units::parse_bytes;
@@ -75,6 +77,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sum update triplets (row, col, value) from files or stdin into a .vfm file, under a memory budget.
+    Build(accumulate::BuildArgs),
+    /// Count word co-occurrences of a corpus into a word × context .vfm matrix.
+    Cooccur(accumulate::CooccurArgs),
+    /// Sum matrices (shards of one job), matching rows and columns by label.
+    Merge(accumulate::MergeArgs),
+    /// Rewrite a file densely; finish an interrupted build.
+    Compact(accumulate::CompactArgs),
     /// Convert between .vfm and other formats.
     Convert(convert::ConvertArgs),
 }
@@ -140,6 +150,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => get(&file, row, label.as_deref(), top, json),
         Command::Convert(args) => convert::run(args),
+        Command::Build(args) => accumulate::build(args),
+        Command::Cooccur(args) => accumulate::cooccur(args),
+        Command::Merge(args) => accumulate::merge(args),
+        Command::Compact(args) => accumulate::compact(args),
     }
 }
 

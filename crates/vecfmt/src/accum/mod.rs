@@ -686,6 +686,24 @@ impl Accumulator {
     }
 }
 
+/// Rewrites a file densely with a codec, freeing the space copy-on-write updates left
+/// behind. An unfinished build (a file still in its f64 working form) is finished: it gets
+/// its final dtype. Takes the file's exclusive lock only for the rename: no reader or
+/// accumulator may hold the file.
+pub fn compact(path: impl AsRef<Path>, codec: Codec, zstd_level: i32) -> Result<crate::WriteSummary> {
+    let path = path.as_ref();
+    let m = Matrix::open(path)?;
+    let dtype = m
+        .metadata()
+        .and_then(|v| v.get(WORKING_KEY))
+        .and_then(|w| w.get("dtype"))
+        .and_then(|d| d.as_str())
+        .and_then(|d| d.parse::<DType>().ok())
+        .unwrap_or(m.dtype());
+    drop(m);
+    rewrite(path, dtype, codec, zstd_level, None)
+}
+
 fn working_marker(opts: &AccumulatorOptions) -> serde_json::Value {
     serde_json::json!({ "dtype": opts.dtype.name() })
 }
@@ -1466,11 +1484,20 @@ struct ProducerImpl<V: Val> {
 
 impl<V: Val> ProducerImpl<V> {
     fn new(shared: Arc<Shared<V>>) -> Self {
-        let k = shared.opts.dense_block;
-        let table = Combiner::new(17);
+        // Each producer's private buffers take at most about budget/8.
+        let share = (shared.budget.max(1 << 20) / 16) as usize;
+        let mut bits = 17;
+        while bits > 10 && (1usize << bits) * 26 > share {
+            bits -= 1;
+        }
+        let mut k = shared.opts.dense_block;
+        while k > 0 && (k as usize) * (k as usize) * 9 > share {
+            k /= 2;
+        }
+        let table = Combiner::new(bits);
         let dense = vec![V::default(); (k as usize) * (k as usize)];
         let touched = vec![0u64; (dense.len()).div_ceil(64)];
-        let accounted = (table.heap_bytes() + dense.len() * 8 + touched.len() * 8 + (1 << 17) * 16 * 3 / 5) as i64;
+        let accounted = (table.heap_bytes() + dense.len() * 8 + touched.len() * 8 + (1 << bits) * 16 * 3 / 5) as i64;
         shared.add_used(accounted);
         let row_limit = shared.limit(Axis::Row);
         let col_limit = shared.limit(Axis::Col);
