@@ -325,3 +325,19 @@ def test_npy_larger_than_the_budget_streams_in_bounded_memory(vecfmt, tmp_path, 
     assert 190_000 < nnz <= 200_000
     # The budget plus the binary and its thread stacks; far below the file's size.
     assert peak < 64 + 48, f"peak RSS {peak:.0f} MiB converting a {size_mib:.0f} MiB .npy with --memory 64M"
+
+
+def test_npz_csr_larger_than_the_budget_streams_in_bounded_memory(vecfmt, tmp_path):
+    n_rows, per, n_cols = 100_000, 50, 1_000_000  # 5 M entries, 38 MiB stored
+    rng = np.random.default_rng(SEED)
+    indptr = np.arange(n_rows + 1, dtype=np.int32) * per
+    indices = np.sort(rng.integers(0, n_cols, (n_rows, per), dtype=np.int32), axis=1).reshape(-1)
+    data = rng.random(n_rows * per, dtype=np.float32) + 1
+    src = tmp_path / "big.npz"
+    sp.save_npz(src, sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols)), compressed=False)
+    size_mib = src.stat().st_size / 2**20
+    out = tmp_path / "big.vfm"
+    code, peak, err = peak_rss_mib(vecfmt.binary, "convert", src, out, "--memory", "16M")
+    assert code == 0, err
+    assert vecfmt.inspect(out)["shape"] == [n_rows, n_cols]
+    assert peak < 16 + 24, f"peak RSS {peak:.0f} MiB converting a {size_mib:.0f} MiB .npz with --memory 16M"
