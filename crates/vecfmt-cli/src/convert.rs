@@ -117,6 +117,19 @@ impl Format {
         }
     }
 
+    /// The name users know the format by.
+    fn name(self) -> &'static str {
+        match self {
+            Format::Vfm => ".vfm",
+            Format::Npy => ".npy",
+            Format::Npz => ".npz",
+            Format::Mtx => "Matrix Market",
+            Format::Parquet => "Parquet",
+            Format::Hdf5 => "HDF5",
+            Format::H5ad => ".h5ad",
+        }
+    }
+
     /// The output layouts `--layout` may name, first the default; `None` when the sink
     /// checks the name itself.
     fn layouts(self) -> Option<&'static [&'static str]> {
@@ -137,8 +150,9 @@ impl Format {
             Some(l) => match names.iter().find(|n| n.eq_ignore_ascii_case(l)) {
                 Some(n) => Ok(Some(n)),
                 None => bail!(
-                    "{}: unknown layout {l:?} for {self:?} output; candidates: {}",
+                    "{}: unknown layout {l:?} for {} output; candidates: {}",
                     path.display(),
+                    self.name(),
                     names.join(", ")
                 ),
             },
