@@ -138,6 +138,8 @@ impl Format {
             Format::Npy => Some(&["dense"]),
             Format::Npz => Some(&["csr", "csr_array"]),
             Format::Mtx => Some(&["coordinate", "pattern"]),
+            Format::Hdf5 => Some(&["csr", "csc", "dense", "pandas"]),
+            Format::H5ad => Some(&["csr", "csc"]),
             _ => None,
         }
     }
@@ -194,8 +196,11 @@ fn open_source(path: &Path, fmt: Format, args: &ConvertArgs, ctx: &Ctx) -> Resul
             Box::new(vecfmt_parquet::ParquetSource::open(path, &opts)?)
         }
         Format::Hdf5 | Format::H5ad => {
-            let mut opts = vecfmt_hdf5::ReadOptions::for_budget(crate::parse_bytes(&args.memory)?);
-            opts.dataset = args.dataset.clone();
+            let opts = vecfmt_hdf5::ReadOptions {
+                dataset: args.dataset.clone(),
+                notify: ctx.notify.clone(),
+                ..vecfmt_hdf5::ReadOptions::for_budget(ctx.memory)
+            };
             Box::new(vecfmt_hdf5::Hdf5Source::open(path, &opts)?)
         }
     })
@@ -236,17 +241,20 @@ fn create_sink(
             Box::new(vecfmt_parquet::ParquetSink::create(path, source.header(), &opts)?)
         }
         Format::Hdf5 | Format::H5ad => {
-            let name = args.layout.as_deref().unwrap_or("csr");
+            let name = layout.unwrap_or("csr");
             let Some(layout) = vecfmt_hdf5::Layout::parse(name) else {
                 bail!(
                     "unknown HDF5 layout {name:?}; known layouts: {}",
                     vecfmt_hdf5::Layout::NAMES
                 )
             };
-            let mut opts = vecfmt_hdf5::WriteOptions::new(layout);
-            opts.dataset = args.dataset.clone();
-            opts.force = args.force;
-            opts.memory = crate::parse_bytes(&args.memory)?;
+            let opts = vecfmt_hdf5::WriteOptions {
+                dataset: args.dataset.clone(),
+                force: args.force,
+                memory: ctx.memory,
+                notify: ctx.notify.clone(),
+                ..vecfmt_hdf5::WriteOptions::new(layout)
+            };
             if fmt == Format::H5ad {
                 Box::new(vecfmt_hdf5::Hdf5Sink::create_h5ad(path, source.header(), &opts)?)
             } else {

@@ -16,6 +16,9 @@ use crate::raw;
 use crate::values::{self, IsZero};
 use crate::{foreign, h5err, value_dtype, ReadOptions, WriteOptions};
 
+/// The most a band of chunks may take for it to be read whole past the block size.
+const MAX_BAND: u64 = 64 << 20;
+
 /// Reads a dense 2-D dataset as row blocks.
 pub(crate) struct DenseSource {
     path: PathBuf,
@@ -63,7 +66,9 @@ impl DenseSource {
         };
         let row_bytes = (n_cols.max(1) * dtype.size()) as u64;
         let budget_rows = (opts.block_bytes as u64 / row_bytes).max(1);
-        // Whole chunks along the row axis when a band of them fits the block.
+        // Whole bands of chunks along the row axis, so each chunk is decompressed once: as
+        // many as fit the block, and one band even past it (HDF5 holds a whole chunk in
+        // memory to read any of it), unless a band is huge (chunks across very wide rows).
         let chunk_rows = ds
             .chunk()
             .map(|c| if transposed { c[1] } else { c[0] } as u64)
@@ -71,6 +76,8 @@ impl DenseSource {
             .max(1);
         let slab_rows = if chunk_rows <= budget_rows {
             budget_rows / chunk_rows * chunk_rows
+        } else if chunk_rows * row_bytes <= MAX_BAND {
+            chunk_rows
         } else {
             budget_rows
         };

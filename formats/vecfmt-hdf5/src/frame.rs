@@ -337,6 +337,10 @@ impl CooFrameSource {
                 value.class.describe()
             ));
         }
+        let block = (opts.block_bytes / 24)
+            .max(chunk_rows(&row.ds))
+            .max(chunk_rows(&value.ds))
+            .max(1);
         let mut src = CooFrameSource {
             path: path.to_path_buf(),
             gpath: gpath.to_string(),
@@ -346,7 +350,7 @@ impl CooFrameSource {
             value,
             len,
             next: 0,
-            block: (opts.block_bytes / 24).max(1024),
+            block,
         };
         let (n_rows, n_cols) = match raw::attr_ints(g, "vecfmt_shape") {
             Some(v) if v.len() == 2 && v[0] >= 0 && v[1] >= 0 => (v[0] as u64, v[1] as u64),
@@ -414,6 +418,11 @@ impl CooFrameSource {
     fn read_rc(&self, r: std::ops::Range<usize>) -> Result<(Vec<u64>, Vec<u64>)> {
         Ok((self.ints(&self.row, "row", r.clone())?, self.ints(&self.col, "col", r)?))
     }
+}
+
+/// Rows per chunk of a block's values (as stored); 0 when contiguous.
+fn chunk_rows(ds: &Dataset) -> usize {
+    ds.chunk().and_then(|c| c.first().copied()).unwrap_or(0)
 }
 
 /// Labels stored by [`FrameSink`] as a pandas Series whose index is the labels.
@@ -682,7 +691,7 @@ impl FrameSink {
         let pending = self.buf_val.len();
         let n = if all {
             pending
-        } else if pending >= 8 * FRAME_CHUNK {
+        } else if pending >= 2 * FRAME_CHUNK {
             pending / FRAME_CHUNK * FRAME_CHUNK
         } else {
             0

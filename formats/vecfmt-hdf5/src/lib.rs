@@ -201,6 +201,32 @@ pub(crate) fn clean_h5_message(e: &hdf5::Error) -> String {
     }
 }
 
+/// Caps HDF5's own free lists (by default they keep up to 16 MiB of freed chunk buffers,
+/// more as more chunks pass through), so memory does not grow with the input.
+fn limit_free_lists() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        hdf5::sync::sync(|| {
+            // SAFETY: a plain setting of the library, made under its lock; no pointers.
+            unsafe { hdf5_sys::h5::H5set_free_list_limits(1 << 20, 256 << 10, 1 << 20, 256 << 10, 1 << 20, 256 << 10) };
+        });
+    });
+}
+
+/// A file builder whose metadata cache stays small: HDF5's adapts between 1 and 32 MiB by
+/// default and grows with the number of chunks read or written (their index nodes).
+pub(crate) fn file_builder() -> hdf5::Result<hdf5::file::FileBuilder> {
+    limit_free_lists();
+    let mut cfg = hdf5::file::FileAccess::try_new()?.mdc_config();
+    cfg.set_initial_size = true;
+    cfg.initial_size = 1 << 20;
+    cfg.min_size = 1 << 20;
+    cfg.max_size = 4 << 20;
+    let mut b = hdf5::File::with_options();
+    b.with_fapl(|p| p.mdc_config(&cfg));
+    Ok(b)
+}
+
 /// The vecfmt dtype for a stored numeric type, and whether it widens the stored type.
 pub(crate) fn value_dtype(class: raw::TypeClass) -> Option<(DType, bool)> {
     use raw::TypeClass::*;

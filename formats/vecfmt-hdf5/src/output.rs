@@ -47,7 +47,9 @@ impl TempOutput {
             tmp,
             done: false,
         };
-        let file = hdf5::File::create(&guard.tmp).map_err(h5err(dest, "cannot create the output file"))?;
+        let file = crate::file_builder()
+            .and_then(|b| b.create(&guard.tmp))
+            .map_err(h5err(dest, "cannot create the output file"))?;
         Ok((guard, file))
     }
 

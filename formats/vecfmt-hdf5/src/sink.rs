@@ -238,33 +238,45 @@ impl SparseSink {
             .create_group(&name)
             .map_err(h5err(out, "cannot create the matrix group"))?;
         let mut w = CompressedWriter::create(out, g, self.header.dtype, n_cols, n_rows, self.deflate)?;
+        // Memory: the column starts (8 bytes a column) and, per pass, the rows and values of
+        // the pass's columns; half the rest of the budget is left for HDF5 and the writer.
         let entry = 8 + self.header.dtype.size() as u64;
         let cap = (self.memory.saturating_sub(counts_bytes) / 2 / entry).max(1);
         let mut passes = 0;
+        let mut rows: Vec<u64> = Vec::new();
+        let mut vals = ValueVec::new(self.header.dtype);
         let mut c0 = 0usize;
         while c0 < n_cols as usize {
+            // `ptr[c]` is the start of column c for c >= c0; the pass advances it to the end.
+            let base = ptr[c0];
             let mut c1 = c0 + 1;
-            while c1 < n_cols as usize && ptr[c1 + 1] - ptr[c0] <= cap {
+            while c1 < n_cols as usize && ptr[c1 + 1] - base <= cap {
                 c1 += 1;
             }
             passes += 1;
-            let e = (ptr[c1] - ptr[c0]) as usize;
-            let mut rows = vec![0u64; e];
-            let mut vals = ValueVec::with_capacity(self.header.dtype, e);
-            vecfmt::with_value_vec!(&mut vals, v => v.resize(e, Default::default()));
-            let mut cursor: Vec<u64> = ptr[c0..c1].iter().map(|&p| p - ptr[c0]).collect();
+            let e = (ptr[c1] - base) as usize;
+            rows.clear();
+            rows.resize(e, 0);
+            vecfmt::with_value_vec!(&mut vals, v => { v.clear(); v.resize(e, Default::default()) });
             for c in 0..m.chunks().len() {
                 let chunk = m.chunk_uncached(c)?;
                 for row in chunk.rows() {
                     let idx = row.indices();
                     let start = idx.binary_search(c0 as u64).unwrap_or_else(|x| x);
-                    vecfmt::with_value_vec!(&mut vals, v => gather(v, &mut rows, &mut cursor, row.id(), idx, row.values(), start, c0, c1))?;
+                    let cursor = &mut ptr[c0..c1];
+                    vecfmt::with_value_vec!(&mut vals, v => gather(v, &mut rows, cursor, base, row.id(), idx, row.values(), start, c0))?;
                 }
             }
             for j in c0..c1 {
-                let (s, t) = ((ptr[j] - ptr[c0]) as usize, (ptr[j + 1] - ptr[c0]) as usize);
+                let s = if j == c0 { base } else { ptr[j - 1] } - base;
+                let t = ptr[j] - base;
                 if s < t {
-                    w.push(out, j as u64, &rows[s..t], vals.as_values().slice(s..t))?;
+                    w.push(
+                        out,
+                        j as u64,
+                        &rows[s as usize..t as usize],
+                        vals.as_values().slice(s as usize..t as usize),
+                    )?;
                 }
             }
             c0 = c1;
@@ -278,31 +290,34 @@ impl SparseSink {
     }
 }
 
-/// Places the entries of one row whose columns fall in `c0..c1` at their columns' cursors.
+/// Places the entries of one row whose columns fall in `c0..c0 + cursor.len()` at their
+/// columns' cursors (offsets from `base`), advancing them.
 #[allow(clippy::too_many_arguments)]
 fn gather<T: Element>(
     vals: &mut [T],
     rows: &mut [u64],
     cursor: &mut [u64],
+    base: u64,
     r: u64,
     idx: vecfmt::Indices<'_>,
     values: Values<'_>,
     start: usize,
     c0: usize,
-    c1: usize,
 ) -> Result<()> {
     let src = T::slice(&values).ok_or(Error::DTypeMismatch {
         actual: T::DTYPE,
         requested: values.dtype(),
     })?;
+    let c1 = c0 + cursor.len();
     for (k, &x) in src.iter().enumerate().skip(start) {
         let c = idx.get(k) as usize;
         if c >= c1 {
             break;
         }
         let slot = &mut cursor[c - c0];
-        rows[*slot as usize] = r;
-        vals[*slot as usize] = x;
+        let at = (*slot - base) as usize;
+        rows[at] = r;
+        vals[at] = x;
         *slot += 1;
     }
     Ok(())

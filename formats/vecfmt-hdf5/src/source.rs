@@ -65,7 +65,7 @@ fn check_signature(path: &Path) -> Result<()> {
 /// Opens `path` for reading, with a clear message for files HDF5 cannot open.
 pub(crate) fn open_file(path: &Path) -> Result<File> {
     check_signature(path)?;
-    File::open(path).map_err(|e| {
+    crate::file_builder().and_then(|b| b.open(path)).map_err(|e| {
         foreign(
             path,
             format!(

@@ -186,6 +186,12 @@ impl SparseSource {
             ));
         }
         let n_major = indptr.size() as u64 - 1;
+        // At least a chunk of data and of indices, so each chunk is decompressed at most
+        // twice (HDF5 caches no chunk larger than its 1 MiB cache).
+        let block_entries = (opts.block_bytes / (8 + dtype.size() + 8))
+            .max(chunk_len(&data))
+            .max(chunk_len(&indices))
+            .max(1);
         let mut src = SparseSource {
             path: path.to_path_buf(),
             gpath: gpath.to_string(),
@@ -202,7 +208,7 @@ impl SparseSource {
             next: 0,
             ptr: Vec::new(),
             ptr_start: 0,
-            block_entries: (opts.block_bytes / (8 + dtype.size() + 8)).max(1024),
+            block_entries,
             read: 0,
             total: 0,
             unsorted_rows: 0,
@@ -484,6 +490,11 @@ impl SparseSource {
     }
 }
 
+/// Elements per chunk of a chunked 1-D dataset; 0 when contiguous.
+fn chunk_len(ds: &Dataset) -> usize {
+    ds.chunk().and_then(|c| c.first().copied()).unwrap_or(0)
+}
+
 fn ptr_class_size(c: TypeClass) -> u64 {
     match c {
         TypeClass::Int(n) | TypeClass::Uint(n) => n as u64,
@@ -613,7 +624,7 @@ impl CompressedWriter {
     fn flush(&mut self, out: &Path, all: bool) -> Result<()> {
         let n = if all {
             self.buf_idx.len()
-        } else if self.buf_idx.len() >= 8 * ENTRY_CHUNK {
+        } else if self.buf_idx.len() >= 2 * ENTRY_CHUNK {
             self.buf_idx.len() / ENTRY_CHUNK * ENTRY_CHUNK
         } else {
             0
@@ -634,7 +645,7 @@ impl CompressedWriter {
         }
         let p = if all {
             self.buf_ptr.len()
-        } else if self.buf_ptr.len() >= 8 * PTR_CHUNK {
+        } else if self.buf_ptr.len() >= 2 * PTR_CHUNK {
             self.buf_ptr.len() / PTR_CHUNK * PTR_CHUNK
         } else {
             0

@@ -133,19 +133,28 @@ pub(crate) fn create_1d(
     }
 }
 
-/// Whether a value is zero (and so not stored in a sparse matrix).
+/// Whether a value is zero (and so not stored in a sparse matrix). For floats only +0.0
+/// is: -0.0 and NaN are kept, so every stored value survives bit for bit.
 pub(crate) trait IsZero: Copy {
     fn is_zero(self) -> bool;
 }
 
 macro_rules! is_zero {
-    ($($t:ty => $z:expr),*) => {$(
+    ($($t:ty => |$x:ident| $e:expr),*) => {$(
         impl IsZero for $t {
             #[inline]
             fn is_zero(self) -> bool {
-                self == $z
+                let $x = self;
+                $e
             }
         }
     )*};
 }
-is_zero!(f32 => 0.0, f64 => 0.0, i32 => 0, i64 => 0, u32 => 0, u64 => 0);
+is_zero!(
+    f32 => |x| x.to_bits() == 0,
+    f64 => |x| x.to_bits() == 0,
+    i32 => |x| x == 0,
+    i64 => |x| x == 0,
+    u32 => |x| x == 0,
+    u64 => |x| x == 0
+);

@@ -1,0 +1,275 @@
+//! Every layout written and read back: values bit-identical for every dtype, shape and
+//! labels equal; outputs appear only when finished; the dense size guard.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{collect, quiet};
+use vecfmt::stream::{pump, MatrixHeader, MatrixSink, MatrixSource, RowBlock};
+use vecfmt::{DType, Scalar, ValueVec};
+use vecfmt_hdf5::{Hdf5Sink, Hdf5Source, Layout, WriteOptions};
+
+/// Values that must survive exactly: extremes, subnormals, negative numbers.
+fn value(dtype: DType, k: usize) -> Scalar {
+    let k = k as u64 + 1;
+    match dtype {
+        DType::F32 => Scalar::F32([f32::MIN_POSITIVE / 8.0, -1.5e38, 0.1, 3.0e-7, -7.25][k as usize % 5] * k as f32),
+        DType::F64 => {
+            Scalar::F64([f64::MIN_POSITIVE / 8.0, -1.5e300, 0.1, 1.0 / 3.0, -7.25][k as usize % 5] * k as f64)
+        }
+        DType::I32 => Scalar::I32([i32::MIN, i32::MAX, -3, 7, 1][k as usize % 5]),
+        DType::I64 => Scalar::I64([i64::MIN, i64::MAX, -3, 1 << 60, 1][k as usize % 5]),
+        DType::U32 => Scalar::U32([u32::MAX, 1, 7, 1 << 31, 2][k as usize % 5]),
+        DType::U64 => Scalar::U64([u64::MAX, 1, 7, 1 << 63, 2][k as usize % 5]),
+    }
+}
+
+fn push(v: &mut ValueVec, s: Scalar) {
+    match (v, s) {
+        (ValueVec::F32(v), Scalar::F32(x)) => v.push(x),
+        (ValueVec::F64(v), Scalar::F64(x)) => v.push(x),
+        (ValueVec::I32(v), Scalar::I32(x)) => v.push(x),
+        (ValueVec::I64(v), Scalar::I64(x)) => v.push(x),
+        (ValueVec::U32(v), Scalar::U32(x)) => v.push(x),
+        (ValueVec::U64(v), Scalar::U64(x)) => v.push(x),
+        _ => unreachable!(),
+    }
+}
+
+/// A 40 × 300 matrix with empty rows (including the last ones), as row blocks of 7 rows.
+fn matrix(dtype: DType) -> (Vec<RowBlock>, Vec<(u64, u64, Scalar)>) {
+    let mut blocks = Vec::new();
+    let mut all = Vec::new();
+    let mut k = 0;
+    for start in (0..40u64).step_by(7) {
+        let mut b = RowBlock::new(dtype);
+        for r in start..(start + 7).min(40) {
+            if r % 4 == 1 || r >= 37 {
+                continue;
+            }
+            b.rows.push(r);
+            for c in (r % 5..300).step_by(11 + r as usize % 13) {
+                b.indices.push(c);
+                let x = value(dtype, k);
+                k += 1;
+                push(&mut b.values, x);
+                all.push((r, c, x));
+            }
+            b.indptr.push(b.indices.len() as u64);
+        }
+        blocks.push(b);
+    }
+    (blocks, all)
+}
+
+fn bits(s: Scalar) -> (u8, u64) {
+    match s {
+        Scalar::F32(x) => (1, x.to_bits() as u64),
+        Scalar::F64(x) => (2, x.to_bits()),
+        Scalar::I32(x) => (3, x as u64),
+        Scalar::I64(x) => (4, x as u64),
+        Scalar::U32(x) => (5, x as u64),
+        Scalar::U64(x) => (6, x),
+    }
+}
+
+fn write(path: &std::path::Path, header: &MatrixHeader, opts: &WriteOptions, h5ad: bool, blocks: &[RowBlock]) {
+    let mut sink = if h5ad {
+        Hdf5Sink::create_h5ad(path, header, opts).unwrap()
+    } else {
+        Hdf5Sink::create(path, header, opts).unwrap()
+    };
+    for b in blocks {
+        sink.write_rows(b).unwrap();
+    }
+    Box::new(sink).finish().unwrap();
+}
+
+#[test]
+fn every_layout_and_dtype_round_trips_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let layouts = [
+        (Layout::Csr, false, "csr.h5"),
+        (Layout::Csc, false, "csc.h5"),
+        (Layout::Dense, false, "dense.h5"),
+        (Layout::Pandas, false, "pandas.h5"),
+        (Layout::Csr, true, "csr.h5ad"),
+        (Layout::Csc, true, "csc.h5ad"),
+    ];
+    for dtype in DType::ALL {
+        let (blocks, want) = matrix(dtype);
+        let mut header = MatrixHeader::new(dtype, 40, 300);
+        header.row_labels = Some((0..40).map(|i| format!("row-{i}-é")).collect());
+        header.col_labels = Some((0..300).map(|j| format!("w{j}")).collect());
+        for (layout, h5ad, name) in layouts {
+            let path = dir.path().join(format!("{dtype}-{name}"));
+            let mut opts = WriteOptions::new(layout);
+            // A budget small enough that the CSC transpose takes several passes.
+            opts.memory = 4096;
+            write(&path, &header, &opts, h5ad, &blocks);
+            let (ropts, _) = quiet(512);
+            let mut src = Hdf5Source::open(&path, &ropts).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+            let (h, got, _) = collect(&mut src).unwrap();
+            assert_eq!((h.n_rows, h.n_cols, h.dtype), (40, 300, dtype), "{path:?}");
+            assert_eq!(h.row_labels, header.row_labels, "{path:?}");
+            assert_eq!(h.col_labels, header.col_labels, "{path:?}");
+            assert_eq!(got.len(), want.len(), "{path:?}");
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!((g.0, g.1, bits(g.2)), (w.0, w.1, bits(w.2)), "{path:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn no_labels_round_trip_as_no_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let (blocks, _) = matrix(DType::F32);
+    let header = MatrixHeader::new(DType::F32, 40, 300);
+    for (layout, h5ad, name) in [
+        (Layout::Csr, true, "a.h5ad"),
+        (Layout::Dense, false, "d.h5"),
+        (Layout::Pandas, false, "p.h5"),
+    ] {
+        let path = dir.path().join(name);
+        write(&path, &header, &WriteOptions::new(layout), h5ad, &blocks);
+        let src = Hdf5Source::open(&path, &quiet(1 << 20).0).unwrap();
+        assert_eq!(
+            (src.header().row_labels.clone(), src.header().col_labels.clone()),
+            (None, None),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn an_unfinished_output_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (blocks, _) = matrix(DType::F64);
+    let header = MatrixHeader::new(DType::F64, 40, 300);
+    for layout in [Layout::Csr, Layout::Csc, Layout::Dense, Layout::Pandas] {
+        let path = dir.path().join("out.h5");
+        let mut sink = Hdf5Sink::create(&path, &header, &WriteOptions::new(layout)).unwrap();
+        sink.write_rows(&blocks[0]).unwrap();
+        drop(sink);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{layout:?} left {left:?}");
+    }
+}
+
+#[test]
+fn a_failing_source_leaves_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.h5ad");
+    // Column 400 is out of range for 300 columns: the sink refuses the block.
+    let mut src = vecfmt::stream::VfmSource::open({
+        let p = dir.path().join("in.vfm");
+        let mut w = vecfmt::MatrixWriter::create(&p, vecfmt::WriterOptions::new(DType::F32, 500).n_rows(2)).unwrap();
+        w.push_row(1, &[400u32], &[1.0f32]).unwrap();
+        w.finish().unwrap();
+        p
+    })
+    .unwrap();
+    let mut header = src.header().clone();
+    header.n_cols = 300;
+    let sink = Hdf5Sink::create_h5ad(&out, &header, &WriteOptions::new(Layout::Csr)).unwrap();
+    assert!(pump(&mut src, Box::new(sink), 1 << 20).is_err());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("in.vfm")]);
+}
+
+#[test]
+fn dense_output_past_the_limit_needs_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.h5");
+    let header = MatrixHeader::new(DType::F64, 1000, 1000);
+    let mut opts = WriteOptions::new(Layout::Dense);
+    opts.dense_limit = 1 << 20;
+    let e = Hdf5Sink::create(&path, &header, &opts).unwrap_err().to_string();
+    assert!(e.contains("--force") && e.contains("8000000 bytes"), "{e}");
+    assert!(!path.exists());
+    opts.force = true;
+    let sink = Hdf5Sink::create(&path, &header, &opts).unwrap();
+    Box::new(sink).finish().unwrap();
+    let mut src = Hdf5Source::open(&path, &quiet(1 << 20).0).unwrap();
+    let (h, got, _) = collect(&mut src).unwrap();
+    assert_eq!((h.n_rows, h.n_cols, got.len()), (1000, 1000, 0));
+}
+
+#[test]
+fn an_empty_matrix_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    for (layout, name) in [
+        (Layout::Csr, "e.h5"),
+        (Layout::Csc, "c.h5"),
+        (Layout::Pandas, "p.h5"),
+        (Layout::Dense, "d.h5"),
+    ] {
+        let path = dir.path().join(name);
+        let header = MatrixHeader::new(DType::I32, 3, 4);
+        Box::new(Hdf5Sink::create(&path, &header, &WriteOptions::new(layout)).unwrap())
+            .finish()
+            .unwrap();
+        let mut src = Hdf5Source::open(&path, &quiet(1 << 20).0).unwrap();
+        let (h, got, _) = collect(&mut src).unwrap();
+        assert_eq!(
+            (h.n_rows, h.n_cols, h.dtype, got.len()),
+            (3, 4, DType::I32, 0),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn output_dataset_path_is_honoured_and_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested.h5");
+    let (blocks, want) = matrix(DType::U32);
+    let mut opts = WriteOptions::new(Layout::Csr);
+    opts.dataset = Some("/results/run1/counts".into());
+    opts.notify = Arc::new(|_: &str| {});
+    write(&path, &MatrixHeader::new(DType::U32, 40, 300), &opts, false, &blocks);
+    let mut src = Hdf5Source::open(&path, &quiet(1 << 20).0).unwrap();
+    assert_eq!(src.found().path, "/results/run1/counts");
+    assert_eq!(collect(&mut src).unwrap().1.len(), want.len());
+}
+
+#[test]
+fn large_inputs_stream_in_many_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (n_rows, per_row) = (3000u64, 100u64);
+    let mut blocks = Vec::new();
+    for start in (0..n_rows).step_by(500) {
+        let mut b = RowBlock::new(DType::F32);
+        for r in start..start + 500 {
+            b.rows.push(r);
+            b.indices.extend((0..per_row).map(|k| k * 7 + r % 7));
+            if let ValueVec::F32(v) = &mut b.values {
+                v.extend((0..per_row).map(|k| (r * per_row + k + 1) as f32));
+            }
+            b.indptr.push(b.indices.len() as u64);
+        }
+        blocks.push(b);
+    }
+    let header = MatrixHeader::new(DType::F32, n_rows, 700);
+    for (layout, name) in [
+        (Layout::Csr, "csr.h5"),
+        (Layout::Dense, "dense.h5"),
+        (Layout::Pandas, "long.h5"),
+    ] {
+        let path = dir.path().join(name);
+        write(&path, &header, &WriteOptions::new(layout), false, &blocks);
+        let mut src = Hdf5Source::open(&path, &quiet(64 << 10).0).unwrap();
+        let (_, got, n_blocks) = collect(&mut src).unwrap();
+        assert_eq!(got.len() as u64, n_rows * per_row, "{name}");
+        assert!(
+            got.iter().enumerate().all(|(k, e)| e.2 == Scalar::F32(k as f32 + 1.0)),
+            "{name}"
+        );
+        assert!(n_blocks > 1, "{name}: {n_blocks} block(s)");
+    }
+}
