@@ -382,21 +382,39 @@ impl ParquetSource {
             (None, _) => shape.map_or(self.parts.iter().map(PartMeta::records).sum(), |s| s.0),
             (Some(_), None) => shape.map(|s| s.0).unwrap_or_else(|| {
                 let stat_max = row_stats.as_ref().and_then(|s| s.iter().map(|x| x.1).max());
-                first.row_max.or(stat_max).map_or(0, |m| m + 1)
+                first.row_max.or(stat_max).map_or(0, |m| m.saturating_add(1))
             }),
         };
         let n_cols = match &first.col_map {
             Some(m) => m.labels.len() as u64,
             None => shape.map(|s| s.1).unwrap_or_else(|| {
                 let stat_max = col_stats.as_ref().and_then(|s| s.iter().map(|x| x.1).max());
-                first.col_max.or(stat_max).map_or(0, |m| m + 1)
+                first.col_max.or(stat_max).map_or(0, |m| m.saturating_add(1))
             }),
         };
+        for (n, axis) in [(n_rows, Axis::Row), (n_cols, Axis::Col)] {
+            if n == u64::MAX {
+                return Err(foreign(
+                    &self.root,
+                    format!("a {axis} index of {} leaves no room for a shape", u64::MAX),
+                ));
+            }
+        }
         self.header.n_rows = n_rows;
         self.header.n_cols = n_cols;
 
         // Labels.
+        let used = first.used;
         let by_index = |map: HashMap<u64, String>, n: u64, axis: Axis, root: &Path| -> Result<Vec<String>> {
+            // One label per index, most of them possibly placeholders: within the budget.
+            let needed = n.saturating_mul(2 * std::mem::size_of::<String>() as u64 + 8) + used;
+            if needed > memory {
+                return Err(Error::OverBudget {
+                    what: "the labels of the Parquet input",
+                    needed,
+                    budget: memory,
+                });
+            }
             let mut labels: Vec<Option<String>> = vec![None; n as usize];
             for (k, s) in map {
                 if let Some(slot) = labels.get_mut(k as usize) {

@@ -301,3 +301,53 @@ fn string_labels_count_against_the_memory_budget() {
         "labels in first-appearance order of sorted records give rows"
     );
 }
+
+/// Labels too large for the key-value metadata: the list layout writes a record for every
+/// row so the `label` column keeps every label; COO keeps the labels of rows and columns with
+/// entries, and the others read back as their index.
+#[test]
+fn labels_beyond_the_metadata_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = labelled(DType::F64, 30, 25);
+    let bl = blocks(DType::F64, 30, 25, 4);
+    let small = |layout| WriteOptions {
+        labels_in_metadata_max: 100,
+        ..WriteOptions::layout(layout)
+    };
+
+    // List layout, row labels only (column labels would not fit anywhere).
+    let mut rows_only = header.clone();
+    rows_only.col_labels = None;
+    let path = dir.path().join("list.parquet");
+    write(&path, &rows_only, &bl, &small(Layout::List));
+    let reader = SerializedFileReader::new(fs::File::open(&path).unwrap()).unwrap();
+    assert_eq!(
+        reader.metadata().file_metadata().num_rows(),
+        30,
+        "a record per row, empty ones too"
+    );
+    let kv = reader.metadata().file_metadata().key_value_metadata().unwrap();
+    assert!(!kv.iter().any(|k| k.key == "vecfmt.row_labels"));
+    assert_same(&path, &rows_only, &bl);
+    let err = ParquetSink::create(dir.path().join("x.parquet"), &header, &small(Layout::List)).unwrap_err();
+    assert!(err.to_string().contains("--layout coo"), "{err}");
+    assert!(!dir.path().join("x.parquet").exists());
+
+    // COO: labels of rows and columns with entries come back; the rest are their index.
+    let path = dir.path().join("coo.parquet");
+    write(&path, &header, &bl, &small(Layout::Coo));
+    let src = ParquetSource::open(&path, &ReadOptions::default()).unwrap();
+    let h = src.header();
+    assert_eq!((h.n_rows, h.n_cols), (30, 25));
+    let row_labels = h.row_labels.as_ref().unwrap();
+    let used: Vec<u64> = bl.iter().flat_map(|b| b.rows.clone()).collect();
+    for r in 0..30u64 {
+        let want = if used.contains(&r) {
+            format!("word{r}")
+        } else {
+            r.to_string()
+        };
+        assert_eq!(row_labels[r as usize], want);
+    }
+    assert_eq!(h.col_labels.as_ref().unwrap()[0], "ctx-0-é");
+}
