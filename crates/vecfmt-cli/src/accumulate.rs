@@ -189,12 +189,14 @@ fn total_size(inputs: &[Input]) -> Option<u64> {
 
 /// Arguments of `vecfmt build`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Input: one update per line, `row<TAB>col<TAB>value` (or comma- or space-separated), \
+#[command(
+    after_help = "Input: one update per line, `row<TAB>col<TAB>value` (or comma- or space-separated), \
 row and col as integer ids or, with --row-labels/--col-labels, as labels. Lines that are empty or start with # \
 are skipped. .gz and .zst inputs are decompressed on the fly. A binary triplet stream (docs/TRIPLETS.md) is \
 recognised by its magic bytes.\n\nExamples:\n  python extract.py corpus.txt | vecfmt build -o vectors.vfm --memory 8G\n  \
 vecfmt build updates.tsv.gz -o counts.vfm --row-labels --col-labels --dtype u32\n  \
-vecfmt build more.tsv -o counts.vfm --append --checkpoint 1G")]
+vecfmt build more.tsv -o counts.vfm --append --checkpoint 1G"
+)]
 pub struct BuildArgs {
     /// Input files (default: stdin; `-` is stdin).
     pub inputs: Vec<PathBuf>,
@@ -314,7 +316,9 @@ pub fn build(args: BuildArgs) -> Result<ExitCode> {
                     let n = bad.fetch_add(1, Ordering::Relaxed) + 1;
                     if n > args.skip_bad_lines {
                         if args.skip_bad_lines > 0 {
-                            return Err(e.context(format!("more than --skip-bad-lines {} bad lines", args.skip_bad_lines)));
+                            return Err(
+                                e.context(format!("more than --skip-bad-lines {} bad lines", args.skip_bad_lines))
+                            );
                         }
                         return Err(e);
                     }
@@ -375,7 +379,13 @@ pub fn build(args: BuildArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn build_binary(w: &mut BuildWorker<'_>, b: &Block, layout: crate::input::BinaryLayout, int: bool, name: &str) -> Result<u64> {
+fn build_binary(
+    w: &mut BuildWorker<'_>,
+    b: &Block,
+    layout: crate::input::BinaryLayout,
+    int: bool,
+    name: &str,
+) -> Result<u64> {
     let rec = layout.record();
     let iw = layout.id_width;
     let id = |s: &[u8]| -> u64 {
@@ -392,14 +402,21 @@ fn build_binary(w: &mut BuildWorker<'_>, b: &Block, layout: crate::input::Binary
         let res = match layout.dtype {
             DType::F32 => w.p.add(row, col, f32::from_le_bytes(v.try_into().expect("4")) as f64),
             DType::F64 => w.p.add(row, col, f64::from_le_bytes(v.try_into().expect("8"))),
-            DType::I32 => w.p.add_int(row, col, i32::from_le_bytes(v.try_into().expect("4")) as i64),
+            DType::I32 => {
+                w.p.add_int(row, col, i32::from_le_bytes(v.try_into().expect("4")) as i64)
+            }
             DType::I64 => w.p.add_int(row, col, i64::from_le_bytes(v.try_into().expect("8"))),
-            DType::U32 => w.p.add_int(row, col, u32::from_le_bytes(v.try_into().expect("4")) as i64),
+            DType::U32 => {
+                w.p.add_int(row, col, u32::from_le_bytes(v.try_into().expect("4")) as i64)
+            }
             DType::U64 => {
                 let x = u64::from_le_bytes(v.try_into().expect("8"));
                 match i64::try_from(x) {
                     Ok(x) => w.p.add_int(row, col, x),
-                    Err(_) => bail!("{name}: record {}: value {x} is too large to sum", b.first_line + k as u64),
+                    Err(_) => bail!(
+                        "{name}: record {}: value {x} is too large to sum",
+                        b.first_line + k as u64
+                    ),
                 }
             }
         };
@@ -461,14 +478,25 @@ fn fields(line: &[u8]) -> Vec<&[u8]> {
     } else if line.contains(&b',') {
         line.split(|&c| c == b',').map(trim).collect()
     } else {
-        line.split(|c| c.is_ascii_whitespace()).filter(|f| !f.is_empty()).collect()
+        line.split(|c| c.is_ascii_whitespace())
+            .filter(|f| !f.is_empty())
+            .collect()
     }
 }
 
-fn parse_triplet(w: &mut BuildWorker<'_>, line: &[u8], int: bool, row_labels: bool, col_labels: bool) -> Result<(), LineError> {
+fn parse_triplet(
+    w: &mut BuildWorker<'_>,
+    line: &[u8],
+    int: bool,
+    row_labels: bool,
+    col_labels: bool,
+) -> Result<(), LineError> {
     let f = fields(line);
     if f.len() != 3 {
-        return Err(LineError::Bad(format!("expected 3 fields (row, col, value), found {}", f.len())));
+        return Err(LineError::Bad(format!(
+            "expected 3 fields (row, col, value), found {}",
+            f.len()
+        )));
     }
     let text = text_of;
     let id = |b: &[u8], labels: bool, axis: Axis| -> Result<u64, LineError> {
@@ -487,7 +515,9 @@ fn parse_triplet(w: &mut BuildWorker<'_>, line: &[u8], int: bool, row_labels: bo
             if t.parse::<f64>().is_err() {
                 LineError::Header
             } else {
-                LineError::Bad(format!("{axis} id {t:?} is not a non-negative integer (use --{axis}-labels for labels)"))
+                LineError::Bad(format!(
+                    "{axis} id {t:?} is not a non-negative integer (use --{axis}-labels for labels)"
+                ))
             }
         })
     };
@@ -498,7 +528,9 @@ fn parse_triplet(w: &mut BuildWorker<'_>, line: &[u8], int: bool, row_labels: bo
             return Err(LineError::Header)
         }
         (Err(LineError::Header), _) | (_, Err(LineError::Header)) => {
-            return Err(LineError::Bad("row and column must be non-negative integer ids (or use --row-labels/--col-labels)".into()))
+            return Err(LineError::Bad(
+                "row and column must be non-negative integer ids (or use --row-labels/--col-labels)".into(),
+            ))
         }
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };
@@ -506,7 +538,9 @@ fn parse_triplet(w: &mut BuildWorker<'_>, line: &[u8], int: bool, row_labels: bo
         match value.parse::<i64>() {
             Ok(v) => w.p.add_int(row, col, v),
             Err(_) if value.parse::<f64>().is_ok() => {
-                return Err(LineError::Bad(format!("value {value} is not an integer, and the matrix is integer")))
+                return Err(LineError::Bad(format!(
+                    "value {value} is not an integer, and the matrix is integer"
+                )))
             }
             Err(_) => return Err(LineError::Header),
         }
@@ -526,9 +560,8 @@ fn parse_triplet(w: &mut BuildWorker<'_>, line: &[u8], int: bool, row_labels: bo
 /// Reads a vocabulary file: one label per line, optionally followed by whitespace and a count.
 fn read_vocab(path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let text = String::from_utf8(text).map_err(|e| {
-        anyhow::anyhow!("{}: not UTF-8 at byte {}", path.display(), e.utf8_error().valid_up_to())
-    })?;
+    let text = String::from_utf8(text)
+        .map_err(|e| anyhow::anyhow!("{}: not UTF-8 at byte {}", path.display(), e.utf8_error().valid_up_to()))?;
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, line) in text.lines().enumerate() {
@@ -558,12 +591,14 @@ pub enum Weighting {
 
 /// Arguments of `vecfmt cooccur`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Counts word co-occurrences in two passes: vocabulary, then pairs. Rows and columns \
+#[command(
+    after_help = "Counts word co-occurrences in two passes: vocabulary, then pairs. Rows and columns \
 are words, stored as labels. Windows never cross lines; words under --min-count are dropped before \
 windowing. Input: one sentence or document per line, whitespace-separated tokens; plain, .gz or .zst.\n\n\
 Examples:\n  vecfmt cooccur corpus.txt -o cooc.vfm --window 10 --min-count 5 --memory 8G\n  \
 vecfmt cooccur corpus.txt --save-vocab vocab.txt --vocab-only\n  \
-vecfmt cooccur corpus.txt --vocab vocab.txt --shard 3/8 -o part3.vfm   # then: vecfmt merge part*.vfm -o cooc.vfm")]
+vecfmt cooccur corpus.txt --vocab vocab.txt --shard 3/8 -o part3.vfm   # then: vecfmt merge part*.vfm -o cooc.vfm"
+)]
 pub struct CooccurArgs {
     /// Corpus files (default: stdin).
     pub inputs: Vec<PathBuf>,
@@ -647,7 +682,9 @@ fn count_vocab(args: &CooccurArgs, inputs: &[Input], invalid: &AtomicU64) -> Res
             args.acc.threads(),
             Checkpoint::Never,
             &progress,
-            || CountWorker { counts: FxMap::default() },
+            || CountWorker {
+                counts: FxMap::default(),
+            },
             |w, b| {
                 let mut n = 0;
                 for t in tokens(&b.data) {
@@ -865,10 +902,12 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
 
 /// Arguments of `vecfmt merge`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Sums matrices. When every input has labels, rows and columns are matched by label \
+#[command(
+    after_help = "Sums matrices. When every input has labels, rows and columns are matched by label \
 (the result has the union of the labels); otherwise the inputs must have the same shape. Streams row by row \
 when the inputs line up; otherwise sums through the accumulator under --memory.\n\nExamples:\n  \
-vecfmt merge part1.vfm part2.vfm part3.vfm -o total.vfm\n  vecfmt merge shard*.vfm -o total.vfm --memory 4G")]
+vecfmt merge part1.vfm part2.vfm part3.vfm -o total.vfm\n  vecfmt merge shard*.vfm -o total.vfm --memory 4G"
+)]
 pub struct MergeArgs {
     /// The matrices to sum.
     #[arg(required = true, num_args = 2..)]
@@ -960,7 +999,14 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
                 );
             }
         }
-        let nnz = merge_aligned(&ms, &args.output, dtype, codec, row_l.swap_remove(0), col_l.swap_remove(0))?;
+        let nnz = merge_aligned(
+            &ms,
+            &args.output,
+            dtype,
+            codec,
+            row_l.swap_remove(0),
+            col_l.swap_remove(0),
+        )?;
         eprintln!(
             "vecfmt: merged {} inputs into {}: {} × {}, {nnz} nonzeros in {:.1} s",
             ms.len(),
@@ -986,8 +1032,18 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
     )?;
     let mut p = acc.producer();
     for (k, m) in ms.iter().enumerate() {
-        let rmap: Vec<u64> = row_l[k].as_ref().expect("labelled").iter().map(|l| acc.row_id(l)).collect::<vecfmt::Result<_>>()?;
-        let cmap: Vec<u64> = col_l[k].as_ref().expect("labelled").iter().map(|l| acc.col_id(l)).collect::<vecfmt::Result<_>>()?;
+        let rmap: Vec<u64> = row_l[k]
+            .as_ref()
+            .expect("labelled")
+            .iter()
+            .map(|l| acc.row_id(l))
+            .collect::<vecfmt::Result<_>>()?;
+        let cmap: Vec<u64> = col_l[k]
+            .as_ref()
+            .expect("labelled")
+            .iter()
+            .map(|l| acc.col_id(l))
+            .collect::<vecfmt::Result<_>>()?;
         for row in m.iter_rows() {
             let row = row?;
             let r = rmap[row.id() as usize];
@@ -999,7 +1055,9 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
                     vecfmt::Scalar::I32(x) => p.add_int(r, cmap[c as usize], x as i64)?,
                     vecfmt::Scalar::I64(x) => p.add_int(r, cmap[c as usize], x)?,
                     vecfmt::Scalar::U32(x) => p.add_int(r, cmap[c as usize], x as i64)?,
-                    vecfmt::Scalar::U64(x) => p.add_int(r, cmap[c as usize], i64::try_from(x).context("value too large to sum")?)?,
+                    vecfmt::Scalar::U64(x) => {
+                        p.add_int(r, cmap[c as usize], i64::try_from(x).context("value too large to sum")?)?
+                    }
                 }
             }
         }
@@ -1114,9 +1172,11 @@ fn merge_aligned(
 
 /// Arguments of `vecfmt compact`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Rewrites a file densely, dropping the free space that in-place updates leave, \
+#[command(
+    after_help = "Rewrites a file densely, dropping the free space that in-place updates leave, \
 and finishes a build that was interrupted (its f64 working form gets its final dtype).\n\nExamples:\n  \
-vecfmt compact vectors.vfm\n  vecfmt compact vectors.vfm --codec raw")]
+vecfmt compact vectors.vfm\n  vecfmt compact vectors.vfm --codec raw"
+)]
 pub struct CompactArgs {
     /// The .vfm file.
     pub file: PathBuf,

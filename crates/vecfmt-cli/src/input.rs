@@ -56,7 +56,10 @@ impl Input {
 
     /// Size on disk, when the input is a regular file.
     pub fn size(&self) -> Option<u64> {
-        self.path.as_ref().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len())
+        self.path
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
     }
 
     /// Opens the decompressed stream, positioned at byte `from` of the file (plain files only).
@@ -73,7 +76,8 @@ impl Input {
             Compression::None => Box::new(f),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, f))),
             Compression::Zstd => Box::new(
-                zstd::stream::read::Decoder::new(f).with_context(|| format!("{}: not a zstd stream", path.display()))?,
+                zstd::stream::read::Decoder::new(f)
+                    .with_context(|| format!("{}: not a zstd stream", path.display()))?,
             ),
         })
     }
@@ -218,7 +222,10 @@ pub fn read_blocks(
                     binary = Some(parse_binary_header(&buf, &input.name())?);
                     from = 16;
                 } else if buf.len() >= 8 && buf[..8] == TRIPLET_MAGIC {
-                    bail!("{}: binary triplet stream shorter than its 16-byte header", input.name());
+                    bail!(
+                        "{}: binary triplet stream shorter than its 16-byte header",
+                        input.name()
+                    );
                 }
             }
             if let Some(layout) = binary {

@@ -70,7 +70,10 @@ impl RowBlock {
     }
     /// Approximate heap bytes, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
-        self.rows.len() * 8 + self.indptr.len() * 8 + self.indices.len() * 8 + self.values.len() * self.values.dtype().size()
+        self.rows.len() * 8
+            + self.indptr.len() * 8
+            + self.indices.len() * 8
+            + self.values.len() * self.values.dtype().size()
     }
 }
 
@@ -124,16 +127,16 @@ pub struct PumpSummary {
 
 /// Moves every block of `source` into `sink` and finishes the sink.
 ///
-/// Row blocks pass straight through. Triplet blocks are gathered, summed and sorted into
-/// rows within `memory` bytes; a triplet input whose pending entries exceed `memory` is an
-/// error naming the budget.
+/// Row blocks pass straight through. Triplet blocks (COO, CSC, unsorted input) are summed by
+/// the out-of-core [`Accumulator`](crate::Accumulator) into a scratch file under `$TMPDIR`
+/// within `memory` bytes, then streamed out in row order.
 pub fn pump(source: &mut dyn MatrixSource, mut sink: Box<dyn MatrixSink>, memory: u64) -> Result<PumpSummary> {
     let mut summary = PumpSummary::default();
-    let mut pending: Option<TripletSorter> = None;
+    let mut spill: Option<TripletSpill> = None;
     while let Some(block) = source.next_block()? {
         match block {
             Block::Rows(b) => {
-                if pending.is_some() {
+                if spill.is_some() {
                     return Err(Error::LengthMismatch {
                         what: "source blocks",
                         detail: "a source mixed row blocks with triplet blocks".into(),
@@ -144,95 +147,97 @@ pub fn pump(source: &mut dyn MatrixSource, mut sink: Box<dyn MatrixSink>, memory
                 sink.write_rows(&b)?;
             }
             Block::Triplets(t) => {
-                pending
-                    .get_or_insert_with(|| TripletSorter::new(source.header().dtype, memory))
-                    .push(t)?;
+                if spill.is_none() {
+                    spill = Some(TripletSpill::new(source.header(), memory)?);
+                }
+                spill.as_mut().expect("just set").push(&t)?;
             }
         }
     }
-    if let Some(sorter) = pending {
-        for b in sorter.into_row_blocks(source.header().n_cols)? {
+    if let Some(s) = spill {
+        s.drain(source.header().dtype, |b| {
             summary.rows += b.n_rows() as u64;
             summary.nnz += b.nnz() as u64;
-            sink.write_rows(&b)?;
-        }
+            sink.write_rows(&b)
+        })?;
     }
     sink.finish()?;
     Ok(summary)
 }
 
-/// Triplets held in memory until the end of the input, within a byte budget.
-struct TripletSorter {
-    memory: u64,
-    rows: Vec<u64>,
-    cols: Vec<u64>,
-    values: ValueVec,
+/// Triplets summed out of core in a scratch `.vfm` file.
+struct TripletSpill {
+    dir: tempfile::TempDir,
+    acc: crate::Accumulator,
+    producer: crate::Producer,
 }
 
-impl TripletSorter {
-    fn new(dtype: DType, memory: u64) -> Self {
-        TripletSorter {
-            memory,
-            rows: Vec::new(),
-            cols: Vec::new(),
-            values: ValueVec::new(dtype),
-        }
+impl TripletSpill {
+    fn new(h: &MatrixHeader, memory: u64) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("vecfmt-spill-")
+            .tempdir()
+            .map_err(crate::error::io_err(&std::env::temp_dir(), "create scratch directory"))?;
+        let opts = crate::AccumulatorOptions::new(h.dtype)
+            .memory(memory)
+            .n_rows(h.n_rows)
+            .n_cols(h.n_cols)
+            .codec(Codec::Lz4);
+        let acc = crate::Accumulator::create(dir.path().join("spill.vfm"), opts)?;
+        let producer = acc.producer();
+        Ok(TripletSpill { dir, acc, producer })
     }
 
-    fn push(&mut self, t: TripletBlock) -> Result<()> {
+    fn push(&mut self, t: &TripletBlock) -> Result<()> {
         if t.rows.len() != t.cols.len() || t.rows.len() != t.values.len() {
             return Err(Error::LengthMismatch {
                 what: "triplet block",
-                detail: format!("{} rows, {} cols, {} values", t.rows.len(), t.cols.len(), t.values.len()),
+                detail: format!(
+                    "{} rows, {} cols, {} values",
+                    t.rows.len(),
+                    t.cols.len(),
+                    t.values.len()
+                ),
             });
         }
-        let entry = 16 + self.values.dtype().size() as u64;
-        let needed = (self.rows.len() + t.rows.len()) as u64 * entry;
-        if needed > self.memory {
-            return Err(Error::OverBudget {
-                what: "unordered (COO) input",
-                needed,
-                budget: self.memory,
-            });
-        }
-        self.rows.extend_from_slice(&t.rows);
-        self.cols.extend_from_slice(&t.cols);
-        self.values.extend_from(t.values.as_values())
+        let p = &mut self.producer;
+        crate::with_value_vec!(&t.values, v => {
+            for k in 0..v.len() {
+                let s = crate::Element::scalar(v[k]);
+                let (r, c) = (t.rows[k], t.cols[k]);
+                match s {
+                    crate::Scalar::F32(x) => p.add(r, c, x as f64)?,
+                    crate::Scalar::F64(x) => p.add(r, c, x)?,
+                    crate::Scalar::I32(x) => p.add_int(r, c, x as i64)?,
+                    crate::Scalar::I64(x) => p.add_int(r, c, x)?,
+                    crate::Scalar::U32(x) => p.add_int(r, c, x as i64)?,
+                    crate::Scalar::U64(x) => p.add_int(r, c, i64::try_from(x).map_err(|_| Error::Overflow { row: r, col: c })?)?,
+                }
+            }
+        });
+        Ok(())
     }
 
-    fn into_row_blocks(self, n_cols: u64) -> Result<Vec<RowBlock>> {
-        let mut order: Vec<usize> = (0..self.rows.len()).collect();
-        order.sort_unstable_by_key(|&k| (self.rows[k], self.cols[k]));
-        crate::with_value_vec!(&self.values, v => {
-            let mut block = RowBlock::new(self.values.dtype());
-            let mut out: Vec<_> = Vec::with_capacity(order.len());
-            let mut last: Option<(u64, u64)> = None;
-            for &k in &order {
-                let (r, c) = (self.rows[k], self.cols[k]);
-                if c >= n_cols {
-                    return Err(Error::ColOutOfRange { row: r, col: c, n_cols });
+    /// Streams the sums out in row order, in `dtype`, one chunk at a time.
+    fn drain(self, dtype: DType, mut out: impl FnMut(RowBlock) -> Result<()>) -> Result<()> {
+        let TripletSpill { dir, acc, mut producer } = self;
+        producer.flush()?;
+        drop(producer);
+        acc.commit()?;
+        drop(acc);
+        let mut src = VfmSource::open(dir.path().join("spill.vfm"))?;
+        while let Some(Block::Rows(b)) = src.next_block()? {
+            let mut values = ValueVec::with_capacity(dtype, b.values.len());
+            let vals = b.values.as_values();
+            for k in 0..vals.len() {
+                if !crate::accum::cast_push(vals.get(k), &mut values) {
+                    let row = b.rows[b.indptr.partition_point(|&p| p <= k as u64) - 1];
+                    return Err(Error::Overflow { row, col: b.indices[k] });
                 }
-                if last == Some((r, c)) {
-                    let x: &mut _ = out.last_mut().expect("a previous entry exists");
-                    *x = crate::dtype::Element::checked_add(*x, v[k]).ok_or(Error::Overflow { row: r, col: c })?;
-                    continue;
-                }
-                if last.map(|l| l.0) != Some(r) {
-                    if !block.rows.is_empty() {
-                        block.indptr.push(block.indices.len() as u64);
-                    }
-                    block.rows.push(r);
-                }
-                block.indices.push(c);
-                out.push(v[k]);
-                last = Some((r, c));
             }
-            if !block.rows.is_empty() {
-                block.indptr.push(block.indices.len() as u64);
-            }
-            block.values = ValueVec::from(out);
-            Ok(vec![block])
-        })
+            out(RowBlock { values, ..b })?;
+        }
+        Ok(())
     }
 }
 
@@ -251,7 +256,10 @@ impl VfmSource {
         let matrix = Matrix::open(path)?;
         let labels = |l: Option<crate::Labels<'_>>, what: &'static str| -> Result<Option<Vec<String>>> {
             let Some(l) = l else { return Ok(None) };
-            let all = l.iter().map(|s| s.map(str::to_owned)).collect::<std::result::Result<Vec<_>, _>>();
+            let all = l
+                .iter()
+                .map(|s| s.map(str::to_owned))
+                .collect::<std::result::Result<Vec<_>, _>>();
             all.map(Some).map_err(|m| Error::Corrupt {
                 path: matrix.path().to_path_buf(),
                 what,
@@ -322,7 +330,9 @@ impl VfmSink {
     /// Creates the sink for a header; labels and metadata are written with the file.
     pub fn create(path: impl AsRef<Path>, header: &MatrixHeader, codec: Codec) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let opts = WriterOptions::new(header.dtype, header.n_cols).n_rows(header.n_rows).codec(codec);
+        let opts = WriterOptions::new(header.dtype, header.n_cols)
+            .n_rows(header.n_rows)
+            .codec(codec);
         let mut writer = MatrixWriter::create(&path, opts)?;
         if let Some(l) = &header.row_labels {
             writer.set_row_labels(l.iter().cloned());

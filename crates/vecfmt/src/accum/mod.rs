@@ -790,7 +790,7 @@ fn rewrite(
 
 /// Appends a stored value converted to the buffer's dtype: f64 to f32 rounds once (an
 /// overflow to infinity fails); integers must fit exactly. `false` when it cannot.
-fn cast_push(s: crate::Scalar, out: &mut crate::ValueVec) -> bool {
+pub(crate) fn cast_push(s: crate::Scalar, out: &mut crate::ValueVec) -> bool {
     use crate::{Scalar, ValueVec};
     let int = |s: Scalar| -> Option<i128> {
         Some(match s {
