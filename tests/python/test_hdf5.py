@@ -497,3 +497,13 @@ def test_large_csr_streams_within_a_small_budget(vecfmt, tmp_path):
     assert vecfmt.inspect(tmp_path / "big.vfm")["nnz"] == 160_000 * 100
     assert rss_big < 96, f"peak RSS {rss_big:.1f} MB for 192 MB of input"
     assert rss_big - rss_small < 32, f"peak RSS grew from {rss_small:.1f} MB to {rss_big:.1f} MB with 16x the input"
+
+
+def test_binary_needs_no_system_hdf5(vecfmt):
+    """HDF5 and its filters are compiled in (hdf5-metno's static build)."""
+    import shutil
+
+    if shutil.which("ldd") is None:
+        pytest.skip("no ldd on this machine")
+    libs = subprocess.run(["ldd", str(vecfmt.binary)], capture_output=True, text=True).stdout
+    assert "hdf5" not in libs.lower() and "blosc" not in libs.lower(), libs
