@@ -4,14 +4,15 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 
 use anyhow::{bail, Result};
 use vecfmt::stream::{pump, Block, CastSource, MatrixHeader, MatrixSink, MatrixSource, VfmSink, VfmSource};
 use vecfmt::{Codec, DType};
 
 /// Arguments of `vecfmt convert`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 #[command(
     after_help = "Formats by extension: .vfm, .npy, .npz, .mtx, .h5/.hdf5, .h5ad, .parquet (or a directory of Parquet files).\n\nExamples:\n  vecfmt convert matrix.npz vectors.vfm\n  vecfmt convert vectors.vfm matrix.npz --layout csr_array\n  vecfmt convert dense.npy vectors.vfm --memory 512M\n  vecfmt convert counts.npy counts.vfm --dtype i32\n  vecfmt convert vectors.vfm matrix.mtx\n  vecfmt convert vectors.vfm copy.vfm --codec raw"
 )]
@@ -163,6 +164,7 @@ impl Format {
 }
 
 /// What every source and sink may need besides the flags.
+#[derive(Clone)]
 struct Ctx {
     memory: u64,
     /// Where converters' notes go (above the progress bar).
@@ -287,6 +289,107 @@ impl MatrixSource for Progress {
     }
 }
 
+/// A source read on a thread of its own, a few blocks ahead of the sink, so that reading
+/// (inflating, parsing, casting) overlaps writing (encoding, compressing). The source is
+/// opened on that thread, so it need not be `Send`: only its header and blocks cross over.
+/// The hand-over is a rendezvous: while the sink writes block N, the reader builds block N+1
+/// and waits with it, so one block more than a plain pump is alive at a time.
+struct ReadAhead {
+    header: MatrixHeader,
+    total: Option<u64>,
+    read: Arc<AtomicU64>,
+    rx: Option<mpsc::Receiver<vecfmt::Result<Option<Block>>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    input: PathBuf,
+    done: bool,
+}
+
+impl ReadAhead {
+    fn spawn(input: &Path, open: impl FnOnce() -> Result<Box<dyn MatrixSource>> + Send + 'static) -> Result<Self> {
+        let (head_tx, head_rx) = mpsc::sync_channel::<Result<(MatrixHeader, Option<u64>)>>(1);
+        let (tx, rx) = mpsc::sync_channel(0);
+        let read = Arc::new(AtomicU64::new(0));
+        let progress = read.clone();
+        let thread = std::thread::Builder::new().name("vecfmt-read".into()).spawn(move || {
+            let mut src = match open() {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = head_tx.send(Err(e));
+                    return;
+                }
+            };
+            if head_tx.send(Ok((src.header().clone(), src.total_bytes()))).is_err() {
+                return;
+            }
+            loop {
+                let b = src.next_block();
+                progress.store(src.bytes_read(), Ordering::Relaxed);
+                let last = !matches!(b, Ok(Some(_)));
+                // A closed channel means the writer stopped (an error): stop reading too.
+                if tx.send(b).is_err() || last {
+                    return;
+                }
+            }
+        })?;
+        let (header, total) = match head_rx.recv() {
+            Ok(r) => r?,
+            Err(_) => bail!("{}: the reading thread stopped unexpectedly", input.display()),
+        };
+        Ok(ReadAhead {
+            header,
+            total,
+            read,
+            rx: Some(rx),
+            thread: Some(thread),
+            input: input.to_path_buf(),
+            done: false,
+        })
+    }
+}
+
+impl MatrixSource for ReadAhead {
+    fn header(&self) -> &MatrixHeader {
+        &self.header
+    }
+    fn next_block(&mut self) -> vecfmt::Result<Option<Block>> {
+        if self.done {
+            return Ok(None);
+        }
+        let got = self.rx.as_ref().expect("present until drop").recv();
+        match got {
+            Ok(Ok(Some(b))) => Ok(Some(b)),
+            Ok(other) => {
+                self.done = true;
+                other
+            }
+            Err(_) => {
+                self.done = true;
+                Err(vecfmt::Error::Io {
+                    path: self.input.clone(),
+                    op: "read",
+                    error: std::io::Error::other("the reading thread stopped unexpectedly"),
+                })
+            }
+        }
+    }
+    fn total_bytes(&self) -> Option<u64> {
+        self.total
+    }
+    fn bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        // Closing the channel first lets a reader blocked on a full channel see it and stop.
+        drop(self.rx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A progress bar on stderr when it is a terminal, hidden otherwise.
 fn progress_bar() -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
@@ -317,14 +420,21 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         // float16 widens exactly to f32 (or f64), from where --dtype goes on, checked.
         half_as: dtype.map(|d| if d == DType::F64 { DType::F64 } else { DType::F32 }),
     };
-    let mut source = open_source(&args.input, from, &args, &ctx)?;
-    if let Some(d) = dtype.filter(|&d| d != source.header().dtype) {
-        source = Box::new(CastSource::new(source, d, args.allow_lossy, &args.input));
-    }
+    let (a, c) = (args.clone(), ctx.clone());
+    let source = ReadAhead::spawn(&args.input, move || {
+        let mut source = open_source(&a.input, from, &a, &c)?;
+        if let Some(d) = dtype.filter(|&d| d != source.header().dtype) {
+            source = Box::new(CastSource::new(source, d, a.allow_lossy, &a.input));
+        }
+        Ok(source)
+    })?;
     if let Some(total) = source.total_bytes() {
         bar.set_length(total);
     }
-    let mut source = Progress { inner: source, bar };
+    let mut source = Progress {
+        inner: Box::new(source),
+        bar,
+    };
     let sink = create_sink(&args.output, to, &source, &args, &ctx)?;
     let s = pump(&mut source, sink, memory);
     source.bar.finish_and_clear();
