@@ -219,6 +219,49 @@ def test_tenx_layout(vecfmt, tmp_path):
     assert same_csr(b.X, m)
 
 
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("shape_as", ["dataset", "attribute"])
+def test_unmarked_groups_follow_indptr(vecfmt, tmp_path, fmt, shape_as):
+    """No format attribute: the axis indptr fits decides (h5py users saving scipy arrays)."""
+    m = sample_csr("float64", shape=(23, 41))
+    c = m if fmt == "csr" else sp.csc_matrix(m)
+    src = tmp_path / "plain.h5"
+    with h5py.File(src, "w") as f:
+        g = f.create_group("m")
+        for k in ("data", "indices", "indptr"):
+            g.create_dataset(k, data=getattr(c, k))
+        if shape_as == "dataset":
+            g.create_dataset("shape", data=np.array(m.shape))
+        else:
+            g.attrs["shape"] = np.array(m.shape)
+    vfm = to_vfm(vecfmt, tmp_path, src)
+    out = tmp_path / "out.h5"
+    vecfmt.run("convert", vfm, out)
+    with h5py.File(out) as f:
+        assert same_csr(read_group(f, "matrix"), m)
+
+
+def test_tenx_v2_layout(vecfmt, tmp_path):
+    m = sample_csr("int32", shape=(14, 9))
+    genes, barcodes = [f"ENSG{i:05d}" for i in range(14)], [f"AC{i:03d}-1" for i in range(9)]
+    src = tmp_path / "v2.h5"
+    with h5py.File(src, "w") as f:
+        c = sp.csc_matrix(m)
+        g = f.create_group("GRCh38")
+        for k in ("data", "indices", "indptr"):
+            g.create_dataset(k, data=getattr(c, k))
+        g.create_dataset("shape", data=np.array(m.shape, dtype=np.int32))
+        g.create_dataset("barcodes", data=np.array(barcodes, dtype="S"))
+        g.create_dataset("genes", data=np.array(genes, dtype="S"))
+        g.create_dataset("gene_names", data=np.array(["g"] * 14, dtype="S"))
+    vfm = to_vfm(vecfmt, tmp_path, src)
+    out = tmp_path / "out.h5ad"
+    vecfmt.run("convert", vfm, out)
+    b = ad.read_h5ad(out)
+    assert list(b.obs_names) == genes and list(b.var_names) == barcodes
+    assert same_csr(b.X, m)
+
+
 # ---- dense: PyTables, h5py -------------------------------------------------------------------
 
 

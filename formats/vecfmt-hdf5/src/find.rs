@@ -64,22 +64,36 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
-/// How a sparse group compresses, from its attributes (anndata, h5sparse, others) or the
-/// 10x Genomics layout (a `shape` dataset: features × barcodes, CSC).
-pub(crate) fn sparse_kind(g: &Group) -> Option<CandidateKind> {
+/// How a sparse group compresses: from its attributes (anndata `encoding-type`, h5sparse
+/// `h5sparse_format`, or `format`); CSC for the 10x Genomics layout (a `shape` dataset
+/// next to `barcodes` and `features` or `genes`: features × barcodes); otherwise whichever
+/// axis `indptr` fits (one more entry than rows: CSR, than columns only: CSC), CSR when
+/// nothing tells.
+pub(crate) fn sparse_kind(g: &Group) -> CandidateKind {
     for attr in ["encoding-type", "h5sparse_format", "format"] {
         if let Some(v) = raw::attr_string(g, attr) {
             match v.as_str() {
-                "csr_matrix" | "csr" => return Some(CandidateKind::Csr),
-                "csc_matrix" | "csc" => return Some(CandidateKind::Csc),
+                "csr_matrix" | "csr" => return CandidateKind::Csr,
+                "csc_matrix" | "csc" => return CandidateKind::Csc,
                 _ => {}
             }
         }
     }
-    if raw::is_dataset(g, "shape") {
-        return Some(CandidateKind::Csc);
+    let tenx = raw::is_dataset(g, "shape")
+        && raw::is_dataset(g, "barcodes")
+        && (raw::is_group(g, "features") || raw::is_dataset(g, "genes"));
+    if tenx {
+        return CandidateKind::Csc;
     }
-    None
+    let shape = ["shape", "h5sparse_shape"]
+        .iter()
+        .find_map(|a| raw::attr_ints(g, a))
+        .or_else(|| g.dataset("shape").ok().and_then(|d| d.read_raw::<i64>().ok()));
+    let majors = g.dataset("indptr").map(|d| d.size() as i64 - 1).ok();
+    match (shape.as_deref(), majors) {
+        (Some(&[r, c]), Some(m)) if m != r && m == c => CandidateKind::Csc,
+        _ => CandidateKind::Csr,
+    }
 }
 
 fn is_sparse_group(g: &Group) -> bool {
@@ -89,7 +103,7 @@ fn is_sparse_group(g: &Group) -> bool {
 /// Classifies the group at `path`.
 pub(crate) fn classify_group(g: &Group, path: &str) -> Found {
     if is_sparse_group(g) {
-        let kind = sparse_kind(g).unwrap_or(CandidateKind::Csr);
+        let kind = sparse_kind(g);
         return Found::Matrix(Candidate {
             path: path.to_string(),
             kind,

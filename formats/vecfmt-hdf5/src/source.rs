@@ -221,13 +221,15 @@ fn open_candidate(
             let h = src.header_mut().clone();
             let (rows, cols) = if in_anndata {
                 anndata_labels(path, file, &h, &opts.notify)?
-            } else if raw::is_dataset(&g, "barcodes") || raw::is_group(&g, "features") {
-                // 10x Genomics: features × barcodes.
-                let rows = g
-                    .group("features")
-                    .ok()
-                    .and_then(|f| label_dataset(&f, "id", h.n_rows, &opts.notify, &format!("{}/features/id", c.path)));
-                let cols = label_dataset(&g, "barcodes", h.n_cols, &opts.notify, &format!("{}/barcodes", c.path));
+            } else if raw::is_dataset(&g, "barcodes") {
+                // 10x Genomics: features × barcodes; feature ids in `features/id` (Cell
+                // Ranger 3+) or `genes` (Cell Ranger 2).
+                let what = |n: &str| format!("{}/{n}", c.path);
+                let rows = match g.group("features") {
+                    Ok(f) => label_dataset(&f, "id", h.n_rows, &opts.notify, &what("features/id")),
+                    Err(_) => label_dataset(&g, "genes", h.n_rows, &opts.notify, &what("genes")),
+                };
+                let cols = label_dataset(&g, "barcodes", h.n_cols, &opts.notify, &what("barcodes"));
                 (rows, cols)
             } else {
                 (
