@@ -38,9 +38,20 @@ pub struct AccumArgs {
     /// Replace OUTPUT if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Eviction policy of the chunk cache: scored (default) or lru (the baseline, for
+    /// benchmarks).
+    #[arg(long, value_name = "POLICY", default_value = "scored")]
+    pub eviction: String,
 }
 
 impl AccumArgs {
+    fn policy(&self) -> Result<vecfmt::EvictionPolicy> {
+        Ok(match self.eviction.as_str() {
+            "scored" => vecfmt::EvictionPolicy::Scored,
+            "lru" => vecfmt::EvictionPolicy::Lru,
+            other => bail!("unknown --eviction {other:?}; expected scored or lru"),
+        })
+    }
     fn threads(&self) -> usize {
         self.threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -266,6 +277,7 @@ pub fn build(args: BuildArgs) -> Result<ExitCode> {
         dtype
     };
     let mut opts = AccumulatorOptions::new(dtype)
+        .policy(args.acc.policy()?)
         .memory(memory)
         .codec(args.acc.codec()?)
         .row_labels(args.row_labels)
@@ -783,6 +795,7 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
     }
     let labels: Vec<String> = vocab.into_iter().map(|(w, _)| w).collect();
     let opts = AccumulatorOptions::new(args.acc.dtype()?)
+        .policy(args.acc.policy()?)
         .memory(memory)
         .codec(args.acc.codec()?)
         .shared_labels(true)
@@ -1149,14 +1162,20 @@ fn merge_aligned(
         for (&c, &x) in &isum {
             idx.push(c);
             let fits = match &mut vals {
-                vecfmt::ValueVec::F32(v) => Some(v.push(x as f32)),
-                vecfmt::ValueVec::F64(v) => Some(v.push(x as f64)),
-                vecfmt::ValueVec::I32(v) => i32::try_from(x).ok().map(|y| v.push(y)),
-                vecfmt::ValueVec::I64(v) => i64::try_from(x).ok().map(|y| v.push(y)),
-                vecfmt::ValueVec::U32(v) => u32::try_from(x).ok().map(|y| v.push(y)),
-                vecfmt::ValueVec::U64(v) => u64::try_from(x).ok().map(|y| v.push(y)),
+                vecfmt::ValueVec::F32(v) => {
+                    v.push(x as f32);
+                    true
+                }
+                vecfmt::ValueVec::F64(v) => {
+                    v.push(x as f64);
+                    true
+                }
+                vecfmt::ValueVec::I32(v) => i32::try_from(x).map(|y| v.push(y)).is_ok(),
+                vecfmt::ValueVec::I64(v) => i64::try_from(x).map(|y| v.push(y)).is_ok(),
+                vecfmt::ValueVec::U32(v) => u32::try_from(x).map(|y| v.push(y)).is_ok(),
+                vecfmt::ValueVec::U64(v) => u64::try_from(x).map(|y| v.push(y)).is_ok(),
             };
-            if fits.is_none() {
+            if !fits {
                 bail!("row {row}, column {c}: the sum {x} overflows {dtype}");
             }
         }

@@ -202,8 +202,8 @@ impl TripletSpill {
         }
         let p = &mut self.producer;
         crate::with_value_vec!(&t.values, v => {
-            for k in 0..v.len() {
-                let s = crate::Element::scalar(v[k]);
+            for (k, &x) in v.iter().enumerate() {
+                let s = crate::Element::scalar(x);
                 let (r, c) = (t.rows[k], t.cols[k]);
                 match s {
                     crate::Scalar::F32(x) => p.add(r, c, x as f64)?,

@@ -79,7 +79,7 @@ fn random_workloads_match_a_hashmap_under_tiny_budgets() {
         p.flush().unwrap();
         drop(p);
         let stats = acc.stats();
-        assert!(stats.evictions > 10, "budget should force evictions: {stats:?}");
+        assert!(stats.evictions >= 5, "budget should force evictions: {stats:?}");
         assert!(stats.reloads > 0, "evicted chunks should be read back: {stats:?}");
         // Over the budget by at most one batch from the producer (its table drains at 60% of 2^17 slots).
         assert!(

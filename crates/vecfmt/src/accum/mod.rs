@@ -304,6 +304,7 @@ struct Shared<V> {
     committed_shape: Mutex<(u64, u64)>,
     failed: Mutex<Option<String>>,
     poisoned: AtomicBool,
+    split_wanted: AtomicBool,
     evictions: AtomicU64,
     rounds: AtomicU64,
     reloads: AtomicU64,
@@ -533,6 +534,7 @@ impl Accumulator {
                     committed_shape: Mutex::new((n_rows, n_cols)),
                     failed: Mutex::new(None),
                     poisoned: AtomicBool::new(false),
+                    split_wanted: AtomicBool::new(false),
                     evictions: AtomicU64::new(0),
                     rounds: AtomicU64::new(0),
                     reloads: AtomicU64::new(0),
@@ -974,6 +976,16 @@ impl<V: Val> Shared<V> {
                 let r = p.compact();
                 self.poison(r)?;
             }
+            // A part whose pending sums outgrow a sixteenth of the budget is merged now, so
+            // that its compactions stay small (a new file starts as one part for all rows).
+            if p.pending_bytes() as i64 > (self.budget / 16).max(1 << 20) {
+                let r = self.flush_part(&mut p, false);
+                self.poison(r)?;
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+                if p.chunks.len() > 1 {
+                    self.split_wanted.store(true, Ordering::Relaxed);
+                }
+            }
             self.reaccount(&mut p);
             i = j;
         }
@@ -1130,6 +1142,11 @@ impl<V: Val> Shared<V> {
     }
 
     fn maybe_evict(&self) -> Result<()> {
+        if self.split_wanted.swap(false, Ordering::Relaxed) {
+            let mut parts = self.parts.write().expect("parts lock");
+            let r = self.split_parts(&mut parts);
+            self.poison(r)?;
+        }
         if self.used.load(Ordering::Relaxed) <= self.budget {
             return Ok(());
         }
