@@ -211,7 +211,7 @@ impl TripletSpill {
                     crate::Scalar::I32(x) => p.add_int(r, c, x as i64)?,
                     crate::Scalar::I64(x) => p.add_int(r, c, x)?,
                     crate::Scalar::U32(x) => p.add_int(r, c, x as i64)?,
-                    crate::Scalar::U64(x) => p.add_int(r, c, i64::try_from(x).map_err(|_| Error::Overflow { row: r, col: c })?)?,
+                    crate::Scalar::U64(x) => p.add_int(r, c, x)?,
                 }
             }
         });

@@ -267,11 +267,22 @@ fn integer_overflow_is_an_error_and_the_file_keeps_its_last_commit() {
     drop(acc);
     let m = Matrix::open(&path).unwrap();
     assert_eq!(m.get(1, 1).unwrap().to_f64(), (i32::MAX - 1) as f64);
-    // i64 sums overflow too.
+    // i64 sums overflow too, when they are written.
     let p2 = dir.path().join("m2.vfm");
     let acc = Accumulator::create(&p2, AccumulatorOptions::new(DType::I64)).unwrap();
     acc.add_int(0, 0, i64::MAX).unwrap();
-    assert!(matches!(acc.add_int(0, 0, 1), Err(Error::Overflow { .. })));
+    acc.add_int(0, 0, 1).unwrap();
+    assert!(matches!(acc.commit(), Err(Error::Overflow { row: 0, col: 0 })));
+    // Every u64 value is exact, and sums that come back into range are fine.
+    let p3 = dir.path().join("m3.vfm");
+    let acc = Accumulator::create(&p3, AccumulatorOptions::new(DType::U64)).unwrap();
+    acc.add_int(0, 0, u64::MAX).unwrap();
+    acc.add_int(0, 1, u64::MAX).unwrap();
+    acc.add_int(0, 1, -1i64).unwrap();
+    acc.finish().unwrap();
+    let m = Matrix::open(&p3).unwrap();
+    assert_eq!(m.get(0, 0).unwrap(), vecfmt::Scalar::U64(u64::MAX));
+    assert_eq!(m.get(0, 1).unwrap(), vecfmt::Scalar::U64(u64::MAX - 1));
 }
 
 #[test]

@@ -253,14 +253,15 @@ impl<V: Val> Part<V> {
         }
     }
     fn mem(&self) -> i64 {
-        ((self.pending.capacity() + self.tail.capacity() + self.cached.as_ref().map_or(0, |c| c.capacity())) * 16
+        ((self.pending.capacity() + self.tail.capacity() + self.cached.as_ref().map_or(0, |c| c.capacity()))
+            * std::mem::size_of::<Entry<V>>()
             + PART_OVERHEAD) as i64
     }
     fn pending_bytes(&self) -> usize {
-        (self.pending.capacity() + self.tail.capacity()) * 16
+        (self.pending.capacity() + self.tail.capacity()) * std::mem::size_of::<Entry<V>>()
     }
     fn disk_bytes(&self) -> u64 {
-        self.chunks.iter().map(|c| c.nnz * 16).sum()
+        self.chunks.iter().map(|c| c.nnz * std::mem::size_of::<Entry<V>>() as u64).sum()
     }
     fn has_pending(&self) -> bool {
         !self.pending.is_empty() || !self.tail.is_empty()
@@ -340,7 +341,7 @@ pub struct Accumulator {
 #[derive(Debug, Clone)]
 enum Inner {
     Float(Arc<Shared<f64>>),
-    Int(Arc<Shared<i64>>),
+    Int(Arc<Shared<i128>>),
 }
 
 macro_rules! dispatch {
@@ -580,7 +581,8 @@ impl Accumulator {
     }
 
     /// Adds `value` at `(row, col)` of an integer matrix.
-    pub fn add_int(&self, row: u64, col: u64, value: i64) -> Result<()> {
+    pub fn add_int(&self, row: u64, col: u64, value: impl Into<i128>) -> Result<()> {
+        let value = value.into();
         self.with_local(|p| p.add_int(row, col, value))
     }
 
@@ -1059,7 +1061,7 @@ impl<V: Val> Shared<V> {
         let mut out = ChunkOut::new(self, keep_cache);
         if let Some(cache) = p.cached.take() {
             self.cache_bytes
-                .fetch_sub((cache.capacity() * 16) as i64, Ordering::Relaxed);
+                .fetch_sub((cache.capacity() * std::mem::size_of::<Entry<V>>()) as i64, Ordering::Relaxed);
             merge_into(&mut out, &cache, &pend)?;
         } else {
             let mut pi = 0;
@@ -1082,7 +1084,7 @@ impl<V: Val> Shared<V> {
         }
         if let Some(k) = &kept {
             self.cache_bytes
-                .fetch_add((k.capacity() * 16) as i64, Ordering::Relaxed);
+                .fetch_add((k.capacity() * std::mem::size_of::<Entry<V>>()) as i64, Ordering::Relaxed);
         }
         p.cached = kept;
         p.tail = Vec::new();
@@ -1186,7 +1188,7 @@ impl<V: Val> Shared<V> {
                 cands.push(Cand {
                     i,
                     pending: p.pending_bytes(),
-                    cached: p.cached.as_ref().map_or(0, |c| c.capacity() * 16),
+                    cached: p.cached.as_ref().map_or(0, |c| c.capacity() * std::mem::size_of::<Entry<V>>()),
                     disk: p.disk_bytes(),
                     heat: p.heat,
                     last: p.last_use,
@@ -1227,7 +1229,7 @@ impl<V: Val> Shared<V> {
                         let mut p = parts[c.i].lock();
                         if let Some(v) = p.cached.take() {
                             self.cache_bytes
-                                .fetch_sub((v.capacity() * 16) as i64, Ordering::Relaxed);
+                                .fetch_sub((v.capacity() * std::mem::size_of::<Entry<V>>()) as i64, Ordering::Relaxed);
                             self.cache_drops.fetch_add(1, Ordering::Relaxed);
                         }
                         self.reaccount(&mut p);
@@ -1261,7 +1263,7 @@ impl<V: Val> Shared<V> {
                         let mut p = parts[c.i].lock();
                         if let Some(v) = p.cached.take() {
                             self.cache_bytes
-                                .fetch_sub((v.capacity() * 16) as i64, Ordering::Relaxed);
+                                .fetch_sub((v.capacity() * std::mem::size_of::<Entry<V>>()) as i64, Ordering::Relaxed);
                             self.cache_drops.fetch_add(1, Ordering::Relaxed);
                         }
                         self.reaccount(&mut p);
@@ -1481,7 +1483,7 @@ pub struct Producer {
 #[derive(Debug)]
 enum ProducerKind {
     Float(ProducerImpl<f64>),
-    Int(ProducerImpl<i64>),
+    Int(ProducerImpl<i128>),
 }
 
 #[derive(Debug)]
@@ -1514,7 +1516,7 @@ impl<V: Val> ProducerImpl<V> {
         let table = Combiner::new(bits);
         let dense = vec![V::default(); (k as usize) * (k as usize)];
         let touched = vec![0u64; (dense.len()).div_ceil(64)];
-        let accounted = (table.heap_bytes() + dense.len() * 8 + touched.len() * 8 + (1 << bits) * 16 * 3 / 5) as i64;
+        let accounted = (table.heap_bytes() + dense.len() * 8 + touched.len() * 8 + (1 << bits) * std::mem::size_of::<Entry<V>>() * 3 / 5) as i64;
         shared.add_used(accounted);
         let row_limit = shared.limit(Axis::Row);
         let col_limit = shared.limit(Axis::Col);
@@ -1634,14 +1636,15 @@ impl Producer {
                         value: value.to_string(),
                     });
                 }
-                p.add(row, col, value as i64)
+                p.add(row, col, value as i128)
             }
         }
     }
 
     /// Adds `value` at `(row, col)` of an integer matrix.
     #[inline]
-    pub fn add_int(&mut self, row: u64, col: u64, value: i64) -> Result<()> {
+    pub fn add_int(&mut self, row: u64, col: u64, value: impl Into<i128>) -> Result<()> {
+        let value: i128 = value.into();
         match &mut self.kind {
             ProducerKind::Int(p) => p.add(row, col, value),
             ProducerKind::Float(p) => p.add(row, col, value as f64),

@@ -19,7 +19,7 @@ pub(crate) fn col_of(key: u64) -> u32 {
     key as u32
 }
 
-/// The type pending sums are kept in: `f64` for float matrices, `i64` for integer ones.
+/// The type pending sums are kept in: `f64` for float matrices, `i128` for integer ones (any u64 or i64 value, and sums of them, are exact; they are checked against the dtype when written).
 pub(crate) trait Val: Copy + Send + Sync + PartialEq + Default + std::fmt::Debug + 'static {
     /// Sum, or `None` on integer overflow.
     fn add(self, other: Self) -> Option<Self>;
@@ -47,24 +47,24 @@ impl Val for f64 {
     }
 }
 
-impl Val for i64 {
+impl Val for i128 {
     #[inline]
-    fn add(self, other: i64) -> Option<i64> {
+    fn add(self, other: i128) -> Option<i128> {
         self.checked_add(other)
     }
-    fn from_scalar(s: Scalar) -> Option<i64> {
+    fn from_scalar(s: Scalar) -> Option<i128> {
         match s {
-            Scalar::I32(x) => Some(x as i64),
-            Scalar::I64(x) => Some(x),
-            Scalar::U32(x) => Some(x as i64),
-            Scalar::U64(x) => i64::try_from(x).ok(),
+            Scalar::I32(x) => Some(x as i128),
+            Scalar::I64(x) => Some(x as i128),
+            Scalar::U32(x) => Some(x as i128),
+            Scalar::U64(x) => Some(x as i128),
             Scalar::F32(_) | Scalar::F64(_) => None,
         }
     }
     fn push_to(self, out: &mut ValueVec) -> Option<()> {
         match out {
             ValueVec::I32(v) => v.push(i32::try_from(self).ok()?),
-            ValueVec::I64(v) => v.push(self),
+            ValueVec::I64(v) => v.push(i64::try_from(self).ok()?),
             ValueVec::U32(v) => v.push(u32::try_from(self).ok()?),
             ValueVec::U64(v) => v.push(u64::try_from(self).ok()?),
             _ => return None,
@@ -287,10 +287,10 @@ mod tests {
     #[test]
     fn radix_matches_sort() {
         let mut x = 99u64;
-        let mut v: Vec<Entry<i64>> = (0..5000)
+        let mut v: Vec<Entry<i128>> = (0..5000)
             .map(|i| {
                 x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-                Entry { key: x >> 3, v: i }
+                Entry { key: x >> 3, v: i as i128 }
             })
             .collect();
         let mut w = v.clone();
@@ -306,12 +306,12 @@ mod tests {
     fn integer_overflow_is_reported() {
         let a = [Entry {
             key: key(1, 2),
-            v: i64::MAX,
+            v: i128::MAX,
         }];
-        let b = [Entry { key: key(1, 2), v: 1 }];
+        let b = [Entry { key: key(1, 2), v: 1i128 }];
         assert!(matches!(merge_add(&a, &b), Err(Error::Overflow { row: 1, col: 2 })));
-        let mut c = Combiner::<i64>::new(4);
-        assert!(c.add(7, i64::MAX));
+        let mut c = Combiner::<i128>::new(4);
+        assert!(c.add(7, i128::MAX));
         assert!(!c.add(7, 1));
     }
 }
