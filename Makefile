@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := target/release/vecfmt
 DEMO := target/demo
 
-.PHONY: demo test lint check fmt deps venv bench bench-report clean
+.PHONY: demo test lint check fmt deps venv bench bench-report stress clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -63,6 +63,10 @@ bench: deps
 ## The M1 side-by-side report against scipy and h5py (see BENCHMARKS.md).
 bench-report: deps venv
 	$(CARGO) run --release -p vecfmt-benches --bin m1_report
+
+## The SIGKILL crash loop with 2,000 trials (CI runs 200 inside `make test`).
+stress: deps
+	VECFMT_CRASH_TRIALS=2000 $(CARGO) test --release --locked -p vecfmt-cli --test crash -- --nocapture
 
 clean:
 	$(CARGO) clean
