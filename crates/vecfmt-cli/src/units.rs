@@ -7,7 +7,10 @@ use anyhow::{bail, Context, Result};
 pub fn parse_bytes(s: &str) -> Result<u64> {
     let t = s.trim();
     let upper = t.to_ascii_uppercase();
-    let body = upper.strip_suffix("IB").or_else(|| upper.strip_suffix('B')).unwrap_or(&upper);
+    let body = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper);
     let (num, mult) = match body.chars().last() {
         Some('K') => (&body[..body.len() - 1], 1u64 << 10),
         Some('M') => (&body[..body.len() - 1], 1 << 20),

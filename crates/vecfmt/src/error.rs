@@ -99,7 +99,11 @@ pub enum Error {
     Overflow { row: u64, col: u64 },
     /// An operation needs more memory than its budget allows.
     #[error("{what} needs {needed} bytes of memory, over the budget of {budget} bytes; raise --memory")]
-    OverBudget { what: &'static str, needed: u64, budget: u64 },
+    OverBudget {
+        what: &'static str,
+        needed: u64,
+        budget: u64,
+    },
     /// A file in a foreign format (HDF5, .npy, Parquet, ...) is malformed or unsupported.
     #[error("{}: {format}: {detail}", .path.display())]
     Foreign {

@@ -261,7 +261,10 @@ impl<V: Val> Part<V> {
         (self.pending.capacity() + self.tail.capacity()) * std::mem::size_of::<Entry<V>>()
     }
     fn disk_bytes(&self) -> u64 {
-        self.chunks.iter().map(|c| c.nnz * std::mem::size_of::<Entry<V>>() as u64).sum()
+        self.chunks
+            .iter()
+            .map(|c| c.nnz * std::mem::size_of::<Entry<V>>() as u64)
+            .sum()
     }
     fn has_pending(&self) -> bool {
         !self.pending.is_empty() || !self.tail.is_empty()
@@ -1060,8 +1063,10 @@ impl<V: Val> Shared<V> {
         let pend = std::mem::take(&mut p.pending);
         let mut out = ChunkOut::new(self, keep_cache);
         if let Some(cache) = p.cached.take() {
-            self.cache_bytes
-                .fetch_sub((cache.capacity() * std::mem::size_of::<Entry<V>>()) as i64, Ordering::Relaxed);
+            self.cache_bytes.fetch_sub(
+                (cache.capacity() * std::mem::size_of::<Entry<V>>()) as i64,
+                Ordering::Relaxed,
+            );
             merge_into(&mut out, &cache, &pend)?;
         } else {
             let mut pi = 0;
@@ -1083,8 +1088,10 @@ impl<V: Val> Shared<V> {
             self.store.release(c.offset, c.stored_len);
         }
         if let Some(k) = &kept {
-            self.cache_bytes
-                .fetch_add((k.capacity() * std::mem::size_of::<Entry<V>>()) as i64, Ordering::Relaxed);
+            self.cache_bytes.fetch_add(
+                (k.capacity() * std::mem::size_of::<Entry<V>>()) as i64,
+                Ordering::Relaxed,
+            );
         }
         p.cached = kept;
         p.tail = Vec::new();
@@ -1188,7 +1195,10 @@ impl<V: Val> Shared<V> {
                 cands.push(Cand {
                     i,
                     pending: p.pending_bytes(),
-                    cached: p.cached.as_ref().map_or(0, |c| c.capacity() * std::mem::size_of::<Entry<V>>()),
+                    cached: p
+                        .cached
+                        .as_ref()
+                        .map_or(0, |c| c.capacity() * std::mem::size_of::<Entry<V>>()),
                     disk: p.disk_bytes(),
                     heat: p.heat,
                     last: p.last_use,
@@ -1228,8 +1238,10 @@ impl<V: Val> Shared<V> {
                         }
                         let mut p = parts[c.i].lock();
                         if let Some(v) = p.cached.take() {
-                            self.cache_bytes
-                                .fetch_sub((v.capacity() * std::mem::size_of::<Entry<V>>()) as i64, Ordering::Relaxed);
+                            self.cache_bytes.fetch_sub(
+                                (v.capacity() * std::mem::size_of::<Entry<V>>()) as i64,
+                                Ordering::Relaxed,
+                            );
                             self.cache_drops.fetch_add(1, Ordering::Relaxed);
                         }
                         self.reaccount(&mut p);
@@ -1262,8 +1274,10 @@ impl<V: Val> Shared<V> {
                         }
                         let mut p = parts[c.i].lock();
                         if let Some(v) = p.cached.take() {
-                            self.cache_bytes
-                                .fetch_sub((v.capacity() * std::mem::size_of::<Entry<V>>()) as i64, Ordering::Relaxed);
+                            self.cache_bytes.fetch_sub(
+                                (v.capacity() * std::mem::size_of::<Entry<V>>()) as i64,
+                                Ordering::Relaxed,
+                            );
                             self.cache_drops.fetch_add(1, Ordering::Relaxed);
                         }
                         self.reaccount(&mut p);
@@ -1516,7 +1530,10 @@ impl<V: Val> ProducerImpl<V> {
         let table = Combiner::new(bits);
         let dense = vec![V::default(); (k as usize) * (k as usize)];
         let touched = vec![0u64; (dense.len()).div_ceil(64)];
-        let accounted = (table.heap_bytes() + dense.len() * 8 + touched.len() * 8 + (1 << bits) * std::mem::size_of::<Entry<V>>() * 3 / 5) as i64;
+        let accounted = (table.heap_bytes()
+            + dense.len() * 8
+            + touched.len() * 8
+            + (1 << bits) * std::mem::size_of::<Entry<V>>() * 3 / 5) as i64;
         shared.add_used(accounted);
         let row_limit = shared.limit(Axis::Row);
         let col_limit = shared.limit(Axis::Col);

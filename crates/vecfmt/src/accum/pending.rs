@@ -290,7 +290,10 @@ mod tests {
         let mut v: Vec<Entry<i128>> = (0..5000)
             .map(|i| {
                 x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-                Entry { key: x >> 3, v: i as i128 }
+                Entry {
+                    key: x >> 3,
+                    v: i as i128,
+                }
             })
             .collect();
         let mut w = v.clone();
@@ -308,7 +311,10 @@ mod tests {
             key: key(1, 2),
             v: i128::MAX,
         }];
-        let b = [Entry { key: key(1, 2), v: 1i128 }];
+        let b = [Entry {
+            key: key(1, 2),
+            v: 1i128,
+        }];
         assert!(matches!(merge_add(&a, &b), Err(Error::Overflow { row: 1, col: 2 })));
         let mut c = Combiner::<i128>::new(4);
         assert!(c.add(7, i128::MAX));
