@@ -64,6 +64,13 @@ bench: deps
 bench-report: deps venv
 	$(CARGO) run --release -p vecfmt-benches --bin m1_report
 
+## The issue-4 conversion benchmark: `vecfmt convert` and the Python way (scipy, anndata,
+## pandas/pyarrow) side by side on M1 as .npz, .h5ad, Parquet and .vfm (see BENCHMARKS.md).
+.PHONY: bench-convert
+bench-convert: deps venv
+	$(CARGO) build --release --locked -p vecfmt-cli
+	$(CARGO) run --release --locked -p vecfmt-benches --bin convert_report -- --breakdown
+
 ## The SIGKILL crash loop with 2,000 trials (CI runs 200 inside `make test`).
 stress: deps
 	VECFMT_CRASH_TRIALS=2000 $(CARGO) test --release --locked -p vecfmt-cli --test crash -- --nocapture
