@@ -75,6 +75,18 @@ bench-convert: deps venv
 stress: deps
 	VECFMT_CRASH_TRIALS=2000 $(CARGO) test --release --locked -p vecfmt-cli --test crash -- --nocapture
 
+## The issue-3 accumulation benchmarks side by side in one run (see BENCHMARKS.md): cooccur on
+## C1 at --memory 1G and 256M, -j 2 and -j 1, LRU against the default eviction, end to end,
+## build from text and binary triplets, shards + merge. Generates C1 first (8 s for 1 GB).
+## On C1-1GB this takes SEVERAL MINUTES PER RUN (about an hour in all at today's speed);
+## `make bench-accum ACCUM_SIZE=100M` is the quicker run (3 repetitions, about 20 minutes).
+ACCUM_SIZE ?= 1G
+.PHONY: bench-accum
+bench-accum: deps
+	$(CARGO) build --release --locked -p vecfmt-cli
+	$(CARGO) run --release --locked -p vecfmt-benches --bin c1_gen -- --bytes $(ACCUM_SIZE)
+	$(CARGO) run --release --locked -p vecfmt-benches --bin accum_report -- --no-build --size $(ACCUM_SIZE) $(ACCUM_ARGS)
+
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV)

@@ -34,6 +34,8 @@ use rand_distr::{Distribution, Poisson, StandardGeometric, Zipf};
 use rayon::prelude::*;
 use vecfmt::{Codec, DType, MatrixWriter, WriteSummary, WriterOptions};
 
+pub mod c1;
+
 /// Rows of full M1.
 pub const M1_ROWS: usize = 200_000;
 /// Columns of M1.
