@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 /// Bytes per block handed to a worker.
-pub const BLOCK: usize = 4 << 20;
+pub const BLOCK: usize = 1 << 20;
 
 /// One input: a path, or `-` for stdin.
 #[derive(Debug, Clone)]
@@ -391,7 +391,7 @@ pub fn run_pool<W: Send>(
     mut commit: impl FnMut(u64) -> Result<()>,
 ) -> Result<()> {
     let threads = threads.max(1);
-    let (tx, rx) = mpsc::sync_channel::<Msg>(threads * 2);
+    let (tx, rx) = mpsc::sync_channel::<Msg>(threads);
     let rx = Mutex::new(rx);
     let failed: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let stop = AtomicBool::new(false);

@@ -525,6 +525,30 @@ impl Matrix {
         (k < chunks.len() && chunks[k].row_start <= row && row < chunks[k].row_end).then_some(k)
     }
 
+    /// Lets the OS drop the pages of chunk `c` from this process's memory (they are read
+    /// from the file again if needed). A sequential scan calls this behind itself, so that a
+    /// scan of a file larger than RAM keeps its resident size small.
+    pub fn release_chunk_pages(&self, c: usize) {
+        let Some(e) = self.catalog.chunks.get(c) else { return };
+        const PAGE: u64 = 4096;
+        let start = e.offset / PAGE * PAGE;
+        let end = (e.offset + e.stored_len).min(self.map.len() as u64);
+        if end <= start {
+            return;
+        }
+        // SAFETY: the map is a read-only, shared mapping of a file that no writer changes
+        // while we hold the shared lock (FORMAT.md §7). MADV_DONTNEED on such a mapping only
+        // drops resident pages; later reads fault them in again from the file with the same
+        // contents, so rows and views borrowed from the map stay valid.
+        let _ = unsafe {
+            self.map.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                start as usize,
+                (end - start) as usize,
+            )
+        };
+    }
+
     fn stored(&self, c: usize) -> &[u8] {
         let e = &self.catalog.chunks[c];
         &self.map[e.offset as usize..(e.offset + e.stored_len) as usize]
@@ -779,6 +803,9 @@ impl<'a> Iterator for RowIter<'a> {
                 return None;
             }
             let c = self.next_chunk;
+            if c > 0 {
+                self.m.release_chunk_pages(c - 1);
+            }
             self.next_chunk += 1;
             self.k = 0;
             match self.m.chunk_uncached(c) {

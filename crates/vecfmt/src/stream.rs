@@ -298,6 +298,9 @@ impl MatrixSource for VfmSource {
         };
         self.read += entry.stored_len;
         let chunk = self.matrix.chunk_uncached(self.next_chunk)?;
+        if self.next_chunk > 0 {
+            self.matrix.release_chunk_pages(self.next_chunk - 1);
+        }
         self.next_chunk += 1;
         let mut block = RowBlock::new(self.header.dtype);
         for row in chunk.rows() {

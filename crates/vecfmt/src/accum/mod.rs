@@ -983,7 +983,8 @@ impl<V: Val> Shared<V> {
             }
             // A part whose pending sums outgrow a sixteenth of the budget is merged now, so
             // that its compactions stay small (a new file starts as one part for all rows).
-            if p.pending_bytes() as i64 > (self.budget / 16).max(1 << 20) {
+            // A thirty-second: compacting it briefly needs about three times that.
+            if p.pending_bytes() as i64 > (self.budget / 32).max(1 << 20) {
                 let r = self.flush_part(&mut p, false);
                 self.poison(r)?;
                 self.evictions.fetch_add(1, Ordering::Relaxed);
@@ -1150,23 +1151,31 @@ impl<V: Val> Shared<V> {
         Ok(())
     }
 
+    /// What the held data may use: the budget less room for what merges and compactions
+    /// allocate for a moment (about three times one part's pending sums, per thread) and for
+    /// the reading pipeline.
+    fn soft_budget(&self) -> i64 {
+        self.budget * 7 / 10
+    }
+
     fn maybe_evict(&self) -> Result<()> {
         if self.split_wanted.swap(false, Ordering::Relaxed) {
             let mut parts = self.parts.write().expect("parts lock");
             let r = self.split_parts(&mut parts);
             self.poison(r)?;
         }
-        if self.used.load(Ordering::Relaxed) <= self.budget {
+        let soft = self.soft_budget();
+        if self.used.load(Ordering::Relaxed) <= soft {
             return Ok(());
         }
         let guard = match self.evict_lock.try_lock() {
             Ok(g) => g,
-            Err(_) if self.used.load(Ordering::Relaxed) > self.budget + self.budget / 8 => {
+            Err(_) if self.used.load(Ordering::Relaxed) > soft + soft / 8 => {
                 self.evict_lock.lock().expect("evict lock")
             }
             Err(_) => return Ok(()),
         };
-        let r = self.evict(self.budget * 3 / 4);
+        let r = self.evict(soft * 3 / 4);
         drop(guard);
         self.poison(r)
     }
@@ -1253,7 +1262,7 @@ impl<V: Val> Shared<V> {
                     };
                     let mut flush: Vec<&Cand> = cands.iter().filter(|c| c.pending > 0).collect();
                     flush.sort_by(|a, b| score(b).total_cmp(&score(a)));
-                    let cache_cap = self.budget / 3;
+                    let cache_cap = self.soft_budget() / 3;
                     for c in flush {
                         if !over(self) {
                             break;
@@ -1324,7 +1333,7 @@ impl<V: Val> Shared<V> {
         let _evict = self.evict_lock.lock().expect("evict lock");
         let mut parts = self.parts.write().expect("parts lock");
         let threshold = self.heat_threshold.load(Ordering::Relaxed);
-        let cache_cap = self.budget / 3;
+        let cache_cap = self.soft_budget() / 3;
         parts.par_iter().try_for_each(|a| -> Result<()> {
             let mut p = a.lock();
             if p.has_pending() {
