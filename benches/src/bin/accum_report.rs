@@ -4,8 +4,11 @@
 //! cargo build --release -p vecfmt-cli
 //! cargo run --release -p vecfmt-benches --bin accum_report -- [--size 1G|100M] [--reps N]
 //!     [--triplets N] [--shards N] [--only cooccur,e2e,lru,build,merge] [--timeout SECS]
-//!     [--no-build] [--keep]
+//!     [--skip CONFIG,...] [--no-build] [--keep]
 //! ```
+//!
+//! `--skip` drops cooccur configurations by key (`j2_1g`, `j2_256m`, `j1_1g`, `j1_256m`,
+//! `lru_256m`, `e2e_j2_1g`): on C1-1GB each 256M configuration takes well over an hour.
 //!
 //! Every figure is one run of the release CLI `target/release/vecfmt` as a child process:
 //! wall time from spawn to `wait4`, peak RSS (`ru_maxrss`), CPU time and `ru_oublock` (bytes
@@ -49,6 +52,7 @@ struct Args {
     triplets: u64,
     shards: u64,
     only: Option<Vec<String>>,
+    skip: Vec<String>,
     timeout: Duration,
     build: bool,
     keep: bool,
@@ -60,6 +64,7 @@ fn parse_args() -> Result<Args> {
     let mut triplets = None;
     let mut shards = 2;
     let mut only = None;
+    let mut skip = Vec::new();
     let mut timeout = Duration::from_secs(3 * 3600);
     let mut build = true;
     let mut keep = false;
@@ -72,6 +77,7 @@ fn parse_args() -> Result<Args> {
             "--triplets" => triplets = Some(parse_count(&val("--triplets")?)?),
             "--shards" => shards = val("--shards")?.parse::<u64>()?.clamp(2, 16),
             "--only" => only = Some(val("--only")?.split(',').map(str::to_owned).collect()),
+            "--skip" => skip = val("--skip")?.split(',').map(str::to_owned).collect(),
             "--timeout" => timeout = Duration::from_secs(val("--timeout")?.parse()?),
             "--no-build" => build = false,
             "--keep" => keep = true,
@@ -79,7 +85,7 @@ fn parse_args() -> Result<Args> {
                 println!(
                     "accum_report [--size 1G|100M (1G)] [--reps N (3 on <=100M, 1 above)] [--triplets N (50M on 1G, 10M below)]\n\
                      \x20            [--shards N (2)] [--only cooccur,e2e,lru,build,merge] [--timeout SECS per run (10800)]\n\
-                     \x20            [--no-build] [--keep (keep the .vfm outputs)]"
+                     \x20            [--skip j2_1g,j2_256m,j1_1g,j1_256m,lru_256m,e2e_j2_1g] [--no-build] [--keep (keep the .vfm outputs)]"
                 );
                 std::process::exit(0);
             }
@@ -93,6 +99,7 @@ fn parse_args() -> Result<Args> {
         triplets: triplets.unwrap_or(if big { 50_000_000 } else { 10_000_000 }),
         shards,
         only,
+        skip,
         timeout,
         build,
         keep,
@@ -556,6 +563,7 @@ fn main() -> Result<()> {
             Some(1 << 30),
         ));
     }
+    cfgs.retain(|c| !args.skip.iter().any(|k| k == c.key));
     let out = work.join("out.vfm");
     for rep in 0..args.reps {
         for cfg in cfgs.iter_mut() {
