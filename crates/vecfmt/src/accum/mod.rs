@@ -25,9 +25,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use rayon::prelude::*;
 
 use crate::chunk::{self, ChunkBuilder};
-use crate::consts::{DEFAULT_MAX_CHUNK_BYTES, META_PAGE_SIZE, SUPERBLOCK_SIZE};
+use crate::consts::DEFAULT_MAX_CHUNK_BYTES;
 use crate::error::io_err;
-use crate::layout::parse_page;
 use crate::{Axis, ChunkEntry, Codec, Commit, DType, Error, Matrix, MatrixWriter, Result, WriterOptions};
 
 use pending::{key, merge_add, radix_sort, row_of, sort_and_sum, Combiner, Entry, Val};
@@ -317,6 +316,13 @@ struct Shared<V> {
     entries_per_chunk: usize,
 }
 
+/// What [`Accumulator::open_store`] found: an accumulator, or a finished file to rewrite in
+/// its working dtype first.
+enum Opened {
+    Ready(Accumulator),
+    Rewrite(DType, AccumulatorOptions),
+}
+
 /// Sums `(row, col, value)` updates into a `.vfm` file under a memory budget.
 ///
 /// ```
@@ -391,63 +397,6 @@ impl Accumulator {
     /// with [`Error::Locked`] meanwhile.
     pub fn open(path: impl AsRef<Path>, opts: AccumulatorOptions) -> Result<Accumulator> {
         let path = path.as_ref();
-        let m = Matrix::open(path)?;
-        let target = match m.metadata().and_then(|v| v.get(WORKING_KEY)) {
-            Some(w) => w
-                .get("dtype")
-                .and_then(|d| d.as_str())
-                .and_then(|d| d.parse::<DType>().ok())
-                .unwrap_or(m.dtype()),
-            None => m.dtype(),
-        };
-        if target != opts.dtype {
-            return Err(Error::DTypeMismatch {
-                actual: target,
-                requested: opts.dtype,
-            });
-        }
-        let working = pending::working_dtype(target);
-        if m.dtype() != working {
-            drop(m);
-            rewrite(path, working, Codec::Lz4, 3, Some(working_marker(&opts)))?;
-            return Accumulator::open(path, opts);
-        }
-        if m.n_rows() > u32::MAX as u64 || m.n_cols() > u32::MAX as u64 {
-            return Err(Error::LengthMismatch {
-                what: "accumulation",
-                detail: format!(
-                    "{}: {} rows × {} columns; accumulation supports ids below 2^32 - 1",
-                    path.display(),
-                    m.n_rows(),
-                    m.n_cols()
-                ),
-            });
-        }
-        let commit = m.commit().clone();
-        let catalog = m.catalog().clone();
-        let labels = |l: Option<crate::Labels<'_>>, what: &'static str| -> Result<Option<Vec<String>>> {
-            let Some(l) = l else { return Ok(None) };
-            l.iter()
-                .map(|s| s.map(str::to_owned))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map(Some)
-                .map_err(|e| Error::Corrupt {
-                    path: path.to_path_buf(),
-                    what,
-                    offset: e.offset,
-                    detail: e.detail,
-                })
-        };
-        let row_labels = labels(m.row_labels(), "row labels")?;
-        let col_labels = labels(m.col_labels(), "column labels")?;
-        let mut metadata = match m.metadata() {
-            Some(serde_json::Value::Object(o)) => o.clone(),
-            _ => serde_json::Map::new(),
-        };
-        metadata.insert(WORKING_KEY.into(), working_marker(&opts));
-        let (n_rows, n_cols) = m.shape();
-        drop(m);
-
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -458,30 +407,117 @@ impl Accumulator {
             Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: path.into() }),
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(path, "lock")(e)),
         }
-        // Between the read above and the lock, another writer may have committed.
-        let now = current_commit(&file, path)?;
-        if now.generation != commit.generation {
-            return Err(Error::Locked { path: path.into() });
-        }
         let storage: Box<dyn Storage> = Box::new(file.try_clone().map_err(io_err(path, "open"))?);
-        let free = if catalog.free_extents.is_present() {
-            let mut b = vec![0u8; catalog.free_extents.length as usize];
-            storage
-                .read_at(&mut b, catalog.free_extents.offset)
-                .map_err(io_err(path, "read free extents"))?;
-            if crc32c::crc32c(&b) != catalog.free_extents.crc {
-                return Err(Error::Corrupt {
-                    path: path.into(),
-                    what: "free extents",
-                    offset: catalog.free_extents.offset,
-                    detail: "checksum mismatch".into(),
-                });
+        match Accumulator::open_store(path, storage, Some(file), opts)? {
+            Opened::Ready(acc) => Ok(acc),
+            Opened::Rewrite(working, opts) => {
+                // The lock was released: the rewrite replaces the file by rename.
+                rewrite(path, working, Codec::Lz4, 3, Some(working_marker(&opts)))?;
+                Accumulator::open(path, opts)
             }
-            store::parse_free(&b, path, catalog.free_extents.offset)?
-        } else {
-            Vec::new()
+        }
+    }
+
+    /// Creates a new file in `storage` and opens it for accumulation, as
+    /// [`Accumulator::create`] does with a file. `path` only names the file in errors. For
+    /// tests that model power loss and failing disks through [`Storage`].
+    #[doc(hidden)]
+    pub fn create_with_storage(
+        path: impl AsRef<Path>,
+        storage: Box<dyn Storage>,
+        opts: AccumulatorOptions,
+    ) -> Result<Accumulator> {
+        let path = path.as_ref();
+        let working = pending::working_dtype(opts.dtype);
+        let empty = |yes: bool, fixed: Option<u64>, axis: Axis| -> Result<Option<Vec<u8>>> {
+            (yes && fixed.is_none())
+                .then(|| crate::labels::build(&Vec::<String>::new(), axis))
+                .transpose()
         };
-        let store = Store::new(path, storage, Some(file), commit, &catalog, free, Codec::Lz4, 1);
+        let row_labels = empty(opts.row_labels, opts.n_rows, Axis::Row)?;
+        let col_labels = empty(opts.col_labels, opts.n_cols, Axis::Col)?;
+        let mut meta = serde_json::Map::new();
+        meta.insert(WORKING_KEY.into(), working_marker(&opts));
+        let meta = serde_json::to_vec(&meta).expect("JSON serialises");
+        let storage = store::format(
+            path,
+            storage,
+            working,
+            (opts.n_rows.unwrap_or(0), opts.n_cols.unwrap_or(0)),
+            row_labels.as_deref(),
+            col_labels.as_deref(),
+            &meta,
+        )?;
+        Accumulator::open_with_storage(path, storage, opts)
+    }
+
+    /// Opens the file in `storage` for accumulation, as [`Accumulator::open`] does with a
+    /// file (without its lock). `path` only names the file in errors. A finished file whose
+    /// dtype differs from the working dtype is refused: open it by path to rewrite it.
+    #[doc(hidden)]
+    pub fn open_with_storage(
+        path: impl AsRef<Path>,
+        storage: Box<dyn Storage>,
+        opts: AccumulatorOptions,
+    ) -> Result<Accumulator> {
+        let path = path.as_ref();
+        match Accumulator::open_store(path, storage, None, opts)? {
+            Opened::Ready(acc) => Ok(acc),
+            Opened::Rewrite(..) => Err(io_err(path, "open for update")(std::io::Error::other(
+                "a finished file must be rewritten in its working dtype first; open it by path",
+            ))),
+        }
+    }
+
+    /// Opens the file in `storage`, which `lock` (if any) holds exclusively.
+    fn open_store(
+        path: &Path,
+        storage: Box<dyn Storage>,
+        lock: Option<std::fs::File>,
+        opts: AccumulatorOptions,
+    ) -> Result<Opened> {
+        let store::Loaded {
+            commit,
+            catalog,
+            row_labels,
+            col_labels,
+            metadata,
+            free,
+        } = store::load(storage.as_ref(), path)?;
+        let target = match metadata.as_ref().and_then(|v| v.get(WORKING_KEY)) {
+            Some(w) => w
+                .get("dtype")
+                .and_then(|d| d.as_str())
+                .and_then(|d| d.parse::<DType>().ok())
+                .unwrap_or(commit.dtype),
+            None => commit.dtype,
+        };
+        if target != opts.dtype {
+            return Err(Error::DTypeMismatch {
+                actual: target,
+                requested: opts.dtype,
+            });
+        }
+        let working = pending::working_dtype(target);
+        if commit.dtype != working {
+            return Ok(Opened::Rewrite(working, opts));
+        }
+        let (n_rows, n_cols) = (commit.n_rows, commit.n_cols);
+        if n_rows > u32::MAX as u64 || n_cols > u32::MAX as u64 {
+            return Err(Error::LengthMismatch {
+                what: "accumulation",
+                detail: format!(
+                    "{}: {n_rows} rows × {n_cols} columns; accumulation supports ids below 2^32 - 1",
+                    path.display(),
+                ),
+            });
+        }
+        let mut metadata = match metadata {
+            Some(serde_json::Value::Object(o)) => o,
+            _ => serde_json::Map::new(),
+        };
+        metadata.insert(WORKING_KEY.into(), working_marker(&opts));
+        let store = Store::new(path, storage, lock, commit, &catalog, free, Codec::Lz4, 1);
 
         let mk_vocab =
             |want: bool, have: Option<Vec<String>>, n: u64, axis: Axis| -> Result<Option<Arc<RwLock<Vocab>>>> {
@@ -555,10 +591,10 @@ impl Accumulator {
             Inner::Int(shared!())
         };
         dispatch!(&inner, s => s.account_vocab());
-        Ok(Accumulator {
+        Ok(Opened::Ready(Accumulator {
             inner,
             local: Mutex::new(None),
-        })
+        }))
     }
 
     /// A handle for one producer thread. Updates are summed in the handle and handed to the
@@ -713,25 +749,6 @@ pub fn compact(path: impl AsRef<Path>, codec: Codec, zstd_level: i32) -> Result<
 
 fn working_marker(opts: &AccumulatorOptions) -> serde_json::Value {
     serde_json::json!({ "dtype": opts.dtype.name() })
-}
-
-/// Reads both meta pages of an open file and returns the current commit.
-fn current_commit(file: &std::fs::File, path: &Path) -> Result<Commit> {
-    let mut sb = vec![0u8; SUPERBLOCK_SIZE as usize];
-    std::os::unix::fs::FileExt::read_exact_at(file, &mut sb, 0).map_err(io_err(path, "read superblock"))?;
-    let len = file.metadata().map_err(io_err(path, "stat"))?.len();
-    let pages = [0u64, 1].map(|i| {
-        let b = i * META_PAGE_SIZE;
-        parse_page(&sb[b as usize..(b + META_PAGE_SIZE) as usize], b, len).ok()
-    });
-    pages
-        .into_iter()
-        .flatten()
-        .max_by_key(|c| c.generation)
-        .ok_or_else(|| Error::NoValidCommit {
-            path: path.into(),
-            detail: "neither meta page is valid".into(),
-        })
 }
 
 /// Rewrites a `.vfm` file densely in another dtype and codec, through a temporary file that
@@ -1593,6 +1610,7 @@ impl<V: Val> ProducerImpl<V> {
             let i = (row * k + col) as usize;
             self.dense[i] = self.dense[i].add(v).ok_or(Error::Overflow { row, col })?;
             self.touched[i / 64] |= 1 << (i % 64);
+            self.table.dense += 1;
             return Ok(());
         }
         if !self.table.add(key(row as u32, col as u32), v) {
@@ -1645,6 +1663,7 @@ impl<V: Val> ProducerImpl<V> {
 
 impl<V: Val> Drop for ProducerImpl<V> {
     fn drop(&mut self) {
+        eprintln!("STATS adds {} inserts {} dense {}", self.table.adds, self.table.inserts, self.table.dense);
         self.shared.add_used(-self.accounted);
     }
 }

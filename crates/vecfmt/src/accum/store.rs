@@ -8,13 +8,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::chunk::{self, ChunkBuilder};
-use crate::consts::{CHUNK_ALIGN, META_PAGE_SIZE, SUPERBLOCK_SIZE};
-use crate::error::io_err;
-use crate::layout::align_up;
+use crate::consts::{CHUNK_ALIGN, FORMAT_VERSION, MAGIC, META_PAGE_SIZE, SUPERBLOCK_SIZE};
+use crate::error::{io_err, Malformed};
+use crate::labels::Labels;
+use crate::layout::{align_up, parse_page, PageProblem};
 use crate::{Catalog, ChunkEntry, Codec, Commit, DType, Error, Result, SectionRef};
 
-/// The file operations the accumulator needs: positioned reads and writes, and sync. The
-/// seam lets tests model a page cache that loses unsynced writes.
+/// The file operations the accumulator needs: positioned reads and writes, sync and the
+/// length. Every byte the accumulator reads or writes in its file goes through this trait
+/// (the rewrite of [`Accumulator::finish`](super::Accumulator::finish) writes a new file
+/// through [`MatrixWriter`](crate::MatrixWriter) instead), so that tests can model a page
+/// cache that loses unsynced writes, or a disk that fails.
+///
+/// A call interrupted by a signal may return [`io::ErrorKind::Interrupted`]; the accumulator
+/// retries it. Any other error stops the accumulator; after a failed `sync` it refuses every
+/// further write, because a retried `fsync` can report success for data that was lost.
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Reads exactly `buf.len()` bytes at `offset`.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
@@ -22,6 +30,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Makes every write so far durable (`fdatasync`).
     fn sync(&self) -> io::Result<()>;
+    /// The length of the file in bytes.
+    fn file_len(&self) -> io::Result<u64>;
 }
 
 impl Storage for File {
@@ -33,6 +43,38 @@ impl Storage for File {
     }
     fn sync(&self) -> io::Result<()> {
         self.sync_data()
+    }
+    fn file_len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+}
+
+impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        (**self).write_at(buf, offset)
+    }
+    fn sync(&self) -> io::Result<()> {
+        (**self).sync()
+    }
+    fn file_len(&self) -> io::Result<u64> {
+        (**self).file_len()
+    }
+}
+
+/// How many times a call interrupted by a signal is retried before it counts as failed.
+const EINTR_RETRIES: usize = 100;
+
+/// Runs `f`, again when it is interrupted by a signal (`EINTR`).
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut n = 0;
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && n < EINTR_RETRIES => n += 1,
+            r => return r,
+        }
     }
 }
 
@@ -66,6 +108,9 @@ pub(crate) struct Store {
     pub commit: Mutex<Commit>,
     pub sections: Mutex<Sections>,
     pub bytes_written: std::sync::atomic::AtomicU64,
+    /// Set when a sync failed: what failed. The kernel may have dropped the unsynced pages
+    /// and a retried sync can succeed without them, so the store writes nothing more.
+    poisoned: Mutex<Option<String>>,
 }
 
 /// Section references of the last commit.
@@ -133,11 +178,45 @@ impl Store {
             commit: Mutex::new(commit),
             sections: Mutex::new(sections),
             bytes_written: Default::default(),
+            poisoned: Mutex::new(None),
         }
     }
 
     fn err(&self, op: &'static str) -> impl FnOnce(io::Error) -> Error + '_ {
         io_err(&self.path, op)
+    }
+
+    /// An error when an earlier sync failed: nothing may be written after that.
+    fn check(&self, op: &'static str) -> Result<()> {
+        match &*self.poisoned.lock().expect("poison lock") {
+            None => Ok(()),
+            Some(why) => Err(io_err(&self.path, op)(io::Error::other(format!(
+                "refused: an earlier sync of this file failed ({why}); unsynced writes may be lost, \
+                 so this handle writes nothing more. Reopen the file: it is at its last durable commit"
+            )))),
+        }
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64, op: &'static str) -> Result<()> {
+        self.check(op)?;
+        retry(|| self.storage.write_at(buf, offset)).map_err(self.err(op))
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64, op: &'static str) -> Result<()> {
+        self.check(op)?;
+        retry(|| self.storage.read_at(buf, offset)).map_err(self.err(op))
+    }
+
+    /// Syncs; a failure poisons the store.
+    fn sync(&self) -> Result<()> {
+        self.check("sync")?;
+        retry(|| self.storage.sync()).map_err(|e| {
+            let mut p = self.poisoned.lock().expect("poison lock");
+            if p.is_none() {
+                *p = Some(e.to_string());
+            }
+            io_err(&self.path, "sync")(e)
+        })
     }
 
     /// Allocates `len` bytes, 64-aligned: the first reusable free extent that fits, or past the end.
@@ -185,7 +264,7 @@ impl Store {
     /// Writes bytes to new space and returns where.
     pub(crate) fn write_new(&self, bytes: &[u8]) -> Result<u64> {
         let off = self.alloc(bytes.len() as u64);
-        self.storage.write_at(bytes, off).map_err(self.err("write"))?;
+        self.write_at(bytes, off, "write")?;
         self.bytes_written
             .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(off)
@@ -202,9 +281,7 @@ impl Store {
     /// Reads a chunk's stored bytes and checks its checksum.
     pub(crate) fn read_chunk(&self, e: &ChunkEntry, index: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; e.stored_len as usize];
-        self.storage
-            .read_at(&mut buf, e.offset)
-            .map_err(self.err("read chunk"))?;
+        self.read_at(&mut buf, e.offset, "read chunk")?;
         let crc = crc32c::crc32c(&buf);
         if crc != e.crc {
             return Err(Error::CorruptChunk {
@@ -237,6 +314,7 @@ impl Store {
     /// Commits: writes the sections and the catalog to new space, syncs, writes the other
     /// meta page with the next generation, and syncs again (FORMAT.md §6.1).
     pub(crate) fn commit(&self, p: CommitParts<'_>) -> Result<Commit> {
+        self.check("commit")?;
         let old = *self.sections.lock().expect("sections lock");
         let mut new = old;
         if let Some(b) = p.row_labels {
@@ -294,7 +372,7 @@ impl Store {
         if free_bytes.is_empty() {
             self.release(fl_off, (records * 24) as u64);
         } else {
-            self.storage.write_at(&free_bytes, fl_off).map_err(self.err("write"))?;
+            self.write_at(&free_bytes, fl_off, "write free extents")?;
             catalog.free_extents = SectionRef {
                 offset: fl_off,
                 length: free_bytes.len() as u64,
@@ -302,9 +380,7 @@ impl Store {
             };
         }
         let cat_bytes = catalog.to_bytes();
-        self.storage
-            .write_at(&cat_bytes, cat_off)
-            .map_err(self.err("write catalog"))?;
+        self.write_at(&cat_bytes, cat_off, "write catalog")?;
         let nnz = catalog.chunks.iter().map(|c| c.nnz).sum();
         let data_end = self.space.lock().expect("space lock").end;
         let commit = Commit {
@@ -324,16 +400,15 @@ impl Store {
                 .map_or(0, |d| d.as_nanos() as u64),
         };
         // The file must reach data_end even when the last allocation was never written.
-        let mut pad = [0u8; 1];
-        if self.storage.read_at(&mut pad, data_end - 1).is_err() {
-            self.storage.write_at(&[0], data_end - 1).map_err(self.err("extend"))?;
+        let len = retry(|| self.storage.file_len()).map_err(self.err("stat"))?;
+        if len < data_end {
+            self.write_at(&[0], data_end - 1, "extend")?;
         }
-        self.storage.sync().map_err(self.err("sync"))?;
+        // Data first, then the meta page that points at it (FORMAT.md §6.1).
+        self.sync()?;
         let page = commit.to_page();
-        self.storage
-            .write_at(&page, commit.slot as u64 * META_PAGE_SIZE)
-            .map_err(self.err("write superblock"))?;
-        self.storage.sync().map_err(self.err("sync"))?;
+        self.write_at(&page, commit.slot as u64 * META_PAGE_SIZE, "write superblock")?;
+        self.sync()?;
         // Durable: the bookkeeping moves on.
         *self.commit.lock().expect("commit lock") = commit.clone();
         *self.sections.lock().expect("sections lock") = Sections {
@@ -396,4 +471,201 @@ pub(crate) fn parse_free(bytes: &[u8], path: &Path, offset: u64) -> Result<Vec<(
             (f(0), f(8), f(16))
         })
         .collect())
+}
+
+/// The current commit of a file and what it references besides the chunks, read through a
+/// [`Storage`] and checked as [`Matrix::open`](crate::Matrix::open) checks them.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub commit: Commit,
+    pub catalog: Catalog,
+    pub row_labels: Option<Vec<String>>,
+    pub col_labels: Option<Vec<String>>,
+    pub metadata: Option<serde_json::Value>,
+    pub free: Vec<(u64, u64, u64)>,
+}
+
+/// Reads the current commit of the file in `storage`: the valid meta page with the highest
+/// generation (FORMAT.md §2.2), its catalog, labels, metadata and free extents, each checked
+/// against the file length and its checksum.
+pub(crate) fn load(storage: &dyn Storage, path: &Path) -> Result<Loaded> {
+    let len = retry(|| storage.file_len()).map_err(io_err(path, "stat"))?;
+    let read = |offset: u64, length: u64, op: &'static str| -> Result<Vec<u8>> {
+        let mut b = vec![0u8; length as usize];
+        retry(|| storage.read_at(&mut b, offset)).map_err(io_err(path, op))?;
+        Ok(b)
+    };
+    if len < SUPERBLOCK_SIZE {
+        let head = if len >= 8 {
+            read(0, 8, "read superblock")?
+        } else {
+            Vec::new()
+        };
+        if head != MAGIC {
+            return Err(Error::NotVfm { path: path.into() });
+        }
+        return Err(Error::Corrupt {
+            path: path.into(),
+            what: "file",
+            offset: len,
+            detail: format!("the file is {len} bytes, shorter than the {SUPERBLOCK_SIZE}-byte superblock (truncated?)"),
+        });
+    }
+    let sb = read(0, SUPERBLOCK_SIZE, "read superblock")?;
+    let page = META_PAGE_SIZE as usize;
+    let pages = [
+        parse_page(&sb[..page], 0, len),
+        parse_page(&sb[page..], META_PAGE_SIZE, len),
+    ];
+    let commit = match pages.iter().flatten().max_by_key(|c| c.generation) {
+        Some(c) => c.clone(),
+        None => {
+            for p in &pages {
+                if let Err(PageProblem::NewerVersion(v)) = p {
+                    return Err(Error::UnsupportedVersion {
+                        path: path.into(),
+                        found: *v,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            }
+            if pages[0] == Err(PageProblem::BadMagic) && sb[..8] != MAGIC {
+                return Err(Error::NotVfm { path: path.into() });
+            }
+            let describe = |p: &std::result::Result<Commit, PageProblem>| match p {
+                Err(PageProblem::Invalid(m)) => format!("{} (byte {})", m.detail, m.offset),
+                Err(PageProblem::BadMagic) => "never written".to_string(),
+                _ => "unreadable".to_string(),
+            };
+            return Err(Error::NoValidCommit {
+                path: path.into(),
+                detail: format!("page A: {}; page B: {}", describe(&pages[0]), describe(&pages[1])),
+            });
+        }
+    };
+    let corrupt = |what: &'static str, m: Malformed| Error::Corrupt {
+        path: path.into(),
+        what,
+        offset: m.offset,
+        detail: m.detail,
+    };
+    let checked = |s: &SectionRef, what: &'static str| -> Result<Option<Vec<u8>>> {
+        if !s.is_present() {
+            return Ok(None);
+        }
+        let b = read(s.offset, s.length, "read section")?;
+        let crc = crc32c::crc32c(&b);
+        if crc != s.crc {
+            return Err(corrupt(
+                what,
+                Malformed::new(
+                    s.offset,
+                    format!("checksum mismatch: stored {:08x}, computed {crc:08x}", s.crc),
+                ),
+            ));
+        }
+        Ok(Some(b))
+    };
+    let cat_ref = SectionRef {
+        offset: commit.catalog_offset,
+        length: commit.catalog_length,
+        crc: commit.catalog_crc,
+    };
+    let cat_bytes = checked(&cat_ref, "catalog")?.unwrap_or_default();
+    let catalog = Catalog::parse(&cat_bytes, commit.catalog_offset, &commit).map_err(|m| corrupt("catalog", m))?;
+    let labels = |s: &SectionRef, what: &'static str, n: u64| -> Result<Option<Vec<String>>> {
+        let Some(b) = checked(s, what)? else { return Ok(None) };
+        let l = Labels::parse(&b, s.offset).map_err(|m| corrupt(what, m))?;
+        if l.len() != n {
+            return Err(corrupt(
+                what,
+                Malformed::new(s.offset + 8, format!("{} labels for {n} entries", l.len())),
+            ));
+        }
+        l.iter()
+            .map(|x| x.map(str::to_owned))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map(Some)
+            .map_err(|m| corrupt(what, m))
+    };
+    let row_labels = labels(&catalog.row_labels, "row labels", commit.n_rows)?;
+    let col_labels = labels(&catalog.col_labels, "column labels", commit.n_cols)?;
+    let metadata = match checked(&catalog.metadata, "metadata")? {
+        None => None,
+        Some(b) => {
+            let v: serde_json::Value = serde_json::from_slice(&b).map_err(|e| {
+                corrupt(
+                    "metadata",
+                    Malformed::new(catalog.metadata.offset, format!("not JSON: {e}")),
+                )
+            })?;
+            if !v.is_object() {
+                return Err(corrupt(
+                    "metadata",
+                    Malformed::new(catalog.metadata.offset, "not a JSON object"),
+                ));
+            }
+            Some(v)
+        }
+    };
+    let free = match checked(&catalog.free_extents, "free extents")? {
+        None => Vec::new(),
+        Some(b) => parse_free(&b, path, catalog.free_extents.offset)?,
+    };
+    Ok(Loaded {
+        commit,
+        catalog,
+        row_labels,
+        col_labels,
+        metadata,
+        free,
+    })
+}
+
+/// Writes a new, empty file through `storage`: a zeroed superblock, the sections, and
+/// generation 1 in page A once they are durable. Returns the storage.
+pub(crate) fn format(
+    path: &Path,
+    storage: Box<dyn Storage>,
+    dtype: DType,
+    shape: (u64, u64),
+    row_labels: Option<&[u8]>,
+    col_labels: Option<&[u8]>,
+    metadata: &[u8],
+) -> Result<Box<dyn Storage>> {
+    retry(|| storage.write_at(&[0u8; SUPERBLOCK_SIZE as usize], 0)).map_err(io_err(path, "write superblock"))?;
+    let empty = Commit {
+        // The first commit goes to the other slot: page A.
+        slot: 1,
+        generation: 0,
+        dtype,
+        index_width: if shape.1 <= 1 << 32 { 4 } else { 8 },
+        n_rows: shape.0,
+        n_cols: shape.1,
+        nnz: 0,
+        catalog_offset: 0,
+        catalog_length: 0,
+        catalog_crc: 0,
+        data_end: SUPERBLOCK_SIZE,
+        commit_time_ns: 0,
+    };
+    let store = Store::new(
+        path,
+        storage,
+        None,
+        empty,
+        &Catalog::default(),
+        Vec::new(),
+        Codec::Lz4,
+        1,
+    );
+    store.commit(CommitParts {
+        chunks: Vec::new(),
+        n_rows: shape.0,
+        n_cols: shape.1,
+        row_labels,
+        col_labels,
+        metadata,
+    })?;
+    Ok(store.storage)
 }
