@@ -40,6 +40,8 @@ pub mod chunk;
 pub mod consts;
 mod dtype;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod labels;
 pub mod layout;
 mod reader;
