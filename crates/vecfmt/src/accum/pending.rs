@@ -1,5 +1,5 @@
-//! Pending sums: the value kinds, sorted runs of `(key, value)` entries, and the per-thread
-//! combiner that absorbs repeated updates before they reach the shared parts.
+//! Pending sums: the value kinds, sorted runs of `(key, value)` entries, the radix sort and
+//! the merges that sum them.
 
 use crate::{DType, Error, Result, Scalar, ValueVec};
 
@@ -90,7 +90,9 @@ pub(crate) struct Entry<V> {
     pub v: V,
 }
 
-/// Merges two sorted, duplicate-free runs, summing equal keys.
+/// Merges two sorted, duplicate-free runs, summing equal keys (the reference for
+/// [`merge_add_into`]).
+#[cfg(test)]
 pub(crate) fn merge_add<V: Val>(a: &[Entry<V>], b: &[Entry<V>]) -> Result<Vec<Entry<V>>> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
@@ -116,12 +118,95 @@ pub(crate) fn merge_add<V: Val>(a: &[Entry<V>], b: &[Entry<V>]) -> Result<Vec<En
     Ok(out)
 }
 
-/// Sorts entries and sums duplicates, in place.
-pub(crate) fn sort_and_sum<V: Val>(v: &mut Vec<Entry<V>>) -> Result<()> {
+pub(crate) fn overflow(key: u64) -> Error {
+    Error::Overflow {
+        row: row_of(key) as u64,
+        col: col_of(key) as u64,
+    }
+}
+
+/// Scratch space of the radix sort, kept per thread when small (a combiner drain) so that
+/// each sort does not map and fault in fresh pages.
+const KEEP_SCRATCH: usize = 4 << 20;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u128>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// LSD radix sort of entries by key, 11 bits at a time over the bits that vary (row and
+/// column ids rarely use all 32 bits): 2,048 buckets stay in the first-level cache.
+pub(crate) fn radix_sort<V: Val>(v: &mut [Entry<V>]) {
+    if v.len() < 256 {
+        v.sort_unstable_by_key(|e| e.key);
+        return;
+    }
+    let bytes = std::mem::size_of_val(v);
+    if bytes <= KEEP_SCRATCH {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let words = bytes.div_ceil(16);
+            if s.len() < words {
+                s.resize(words, 0);
+            }
+            // SAFETY: `Entry<V>` is plain data (u64 key and an f64 or i128 value) with an
+            // alignment of at most 16, for which every bit pattern (all zeros included) is
+            // valid; the buffer holds at least `v.len()` entries.
+            let buf = unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut Entry<V>, v.len()) };
+            radix_with(v, buf);
+        });
+    } else {
+        let mut buf: Vec<Entry<V>> = vec![Entry::default(); v.len()];
+        radix_with(v, &mut buf);
+    }
+}
+
+fn radix_with<V: Val>(v: &mut [Entry<V>], buf: &mut [Entry<V>]) {
+    const BITS: u32 = 11;
+    const MASK: u64 = (1 << BITS) - 1;
+    let (mut or, mut and) = (0u64, u64::MAX);
+    for e in v.iter() {
+        or |= e.key;
+        and &= e.key;
+    }
+    let varying = or ^ and;
+    if varying == 0 {
+        return;
+    }
+    let lo = varying.trailing_zeros();
+    let hi = 64 - varying.leading_zeros();
+    let mut counts = [0usize; 1 << BITS];
+    let mut in_buf = false;
+    let mut shift = lo;
+    while shift < hi {
+        let (src, dst): (&mut [Entry<V>], &mut [Entry<V>]) = if in_buf { (buf, v) } else { (v, buf) };
+        counts.iter_mut().for_each(|c| *c = 0);
+        for e in src.iter() {
+            counts[((e.key >> shift) & MASK) as usize] += 1;
+        }
+        let mut sum = 0;
+        for c in counts.iter_mut() {
+            let n = *c;
+            *c = sum;
+            sum += n;
+        }
+        for e in src.iter() {
+            let d = ((e.key >> shift) & MASK) as usize;
+            dst[counts[d]] = *e;
+            counts[d] += 1;
+        }
+        in_buf = !in_buf;
+        shift += BITS;
+    }
+    if in_buf {
+        v.copy_from_slice(buf);
+    }
+}
+
+/// Sums adjacent equal keys of a sorted vector, in place.
+pub(crate) fn sum_sorted<V: Val>(v: &mut Vec<Entry<V>>) -> Result<()> {
     if v.len() < 2 {
         return Ok(());
     }
-    v.sort_unstable_by_key(|e| e.key);
     let mut w = 0;
     for r in 1..v.len() {
         if v[r].key == v[w].key {
@@ -135,154 +220,55 @@ pub(crate) fn sort_and_sum<V: Val>(v: &mut Vec<Entry<V>>) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn overflow(key: u64) -> Error {
-    Error::Overflow {
-        row: row_of(key) as u64,
-        col: col_of(key) as u64,
+/// Merges the sorted, duplicate-free run `b` into the sorted, duplicate-free `a`, summing
+/// equal keys, in `a`'s own buffer: it grows in place (no second copy of `a`, no fresh
+/// pages for it) and is filled from the back.
+pub(crate) fn merge_add_into<V: Val>(a: &mut Vec<Entry<V>>, b: &[Entry<V>]) -> Result<()> {
+    if b.is_empty() {
+        return Ok(());
     }
-}
-
-/// Marks an empty slot of the combiner. Row and column ids below `u32::MAX` never make it.
-const EMPTY: u64 = u64::MAX;
-
-/// A per-thread open-addressing hash table that sums repeated updates before they are handed
-/// to the shared parts. Under a Zipfian workload most updates hit a key already present.
-#[derive(Debug)]
-pub(crate) struct Combiner<V> {
-    keys: Vec<u64>,
-    vals: Vec<V>,
-    len: usize,
-    mask: usize,
-    limit: usize,
-}
-
-impl<V: Val> Combiner<V> {
-    /// A table with `1 << bits` slots, drained when 60% full.
-    pub(crate) fn new(bits: u32) -> Self {
-        let n = 1usize << bits;
-        Combiner {
-            keys: vec![EMPTY; n],
-            vals: vec![V::default(); n],
-            len: 0,
-            mask: n - 1,
-            limit: n * 3 / 5,
+    let n = a.len();
+    if a.capacity() < n + b.len() {
+        a.reserve_exact(b.len().max(n / 8));
+    }
+    a.resize(n + b.len(), Entry::default());
+    let (mut i, mut j, mut k) = (n, b.len(), n + b.len());
+    while i > 0 && j > 0 {
+        let (x, y) = (a[i - 1], b[j - 1]);
+        k -= 1;
+        if x.key > y.key {
+            a[k] = x;
+            i -= 1;
+        } else if y.key > x.key {
+            a[k] = y;
+            j -= 1;
+        } else {
+            a[k] = Entry {
+                key: x.key,
+                v: x.v.add(y.v).ok_or_else(|| overflow(x.key))?,
+            };
+            i -= 1;
+            j -= 1;
         }
     }
-
-    /// Heap bytes held.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.keys.len() * (8 + std::mem::size_of::<V>())
+    // What is left of `a` already sits at 0..i; move the rest of `b` behind it.
+    while j > 0 {
+        k -= 1;
+        j -= 1;
+        a[k] = b[j];
     }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
+    // `k - i` slots between them held duplicates that were summed.
+    if k > i {
+        a.copy_within(k.., i);
+        let len = a.len() - (k - i);
+        a.truncate(len);
     }
-
-    /// Adds `v` at `k`. Returns `false` on integer overflow. The caller drains the table
-    /// when [`Combiner::is_full`].
-    #[inline]
-    pub(crate) fn add(&mut self, k: u64, v: V) -> bool {
-        let mut i = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20) as usize & self.mask;
-        loop {
-            let s = self.keys[i];
-            if s == k {
-                match self.vals[i].add(v) {
-                    Some(x) => self.vals[i] = x,
-                    None => return false,
-                }
-                return true;
-            }
-            if s == EMPTY {
-                self.keys[i] = k;
-                self.vals[i] = v;
-                self.len += 1;
-                return true;
-            }
-            i = (i + 1) & self.mask;
-        }
-    }
-
-    #[inline]
-    pub(crate) fn is_full(&self) -> bool {
-        self.len >= self.limit
-    }
-
-    /// Moves every entry out, sorted by key, and empties the table.
-    pub(crate) fn drain_sorted(&mut self, out: &mut Vec<Entry<V>>) {
-        out.clear();
-        out.reserve(self.len);
-        for (k, v) in self.keys.iter_mut().zip(&self.vals) {
-            if *k != EMPTY {
-                out.push(Entry { key: *k, v: *v });
-                *k = EMPTY;
-            }
-        }
-        self.len = 0;
-        radix_sort(out);
-    }
-}
-
-/// LSD radix sort of entries by key, 16 bits at a time, skipping digits that are equal in
-/// every key (row ids rarely use all 32 bits).
-pub(crate) fn radix_sort<V: Val>(v: &mut Vec<Entry<V>>) {
-    if v.len() < 256 {
-        v.sort_unstable_by_key(|e| e.key);
-        return;
-    }
-    let (mut or, mut and) = (0u64, u64::MAX);
-    for e in v.iter() {
-        or |= e.key;
-        and &= e.key;
-    }
-    let varying = or ^ and;
-    let mut buf: Vec<Entry<V>> = vec![Entry::default(); v.len()];
-    let mut counts = vec![0usize; 1 << 16];
-    for pass in 0..4 {
-        let shift = pass * 16;
-        if (varying >> shift) & 0xFFFF == 0 {
-            continue;
-        }
-        counts.iter_mut().for_each(|c| *c = 0);
-        for e in v.iter() {
-            counts[((e.key >> shift) & 0xFFFF) as usize] += 1;
-        }
-        let mut sum = 0;
-        for c in counts.iter_mut() {
-            let n = *c;
-            *c = sum;
-            sum += n;
-        }
-        for e in v.iter() {
-            let d = ((e.key >> shift) & 0xFFFF) as usize;
-            buf[counts[d]] = *e;
-            counts[d] += 1;
-        }
-        std::mem::swap(v, &mut buf);
-    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn combiner_sums_and_sorts() {
-        let mut c = Combiner::<f64>::new(10);
-        let mut model = std::collections::BTreeMap::new();
-        let mut x = 12345u64;
-        for _ in 0..500 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let k = key((x >> 40) as u32 % 50, (x >> 20) as u32 % 70);
-            assert!(c.add(k, 0.5));
-            *model.entry(k).or_insert(0.0) += 0.5;
-        }
-        let mut out = Vec::new();
-        c.drain_sorted(&mut out);
-        let got: Vec<_> = out.iter().map(|e| (e.key, e.v)).collect();
-        let want: Vec<_> = model.into_iter().collect();
-        assert_eq!(got, want);
-        assert_eq!(c.len(), 0);
-    }
 
     #[test]
     fn radix_matches_sort() {
@@ -306,6 +292,33 @@ mod tests {
     }
 
     #[test]
+    fn merge_in_place_matches_merge() {
+        let mut x = 7u64;
+        for round in 0..50 {
+            let mut gen = |n: usize| {
+                let mut v: Vec<Entry<f64>> = (0..n)
+                    .map(|_| {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        Entry {
+                            key: (x >> 40) % 3000,
+                            v: 1.0,
+                        }
+                    })
+                    .collect();
+                radix_sort(&mut v);
+                sum_sorted(&mut v).unwrap();
+                v
+            };
+            let a = gen(round * 37 % 1000);
+            let b = gen(round * 53 % 700);
+            let want = merge_add(&a, &b).unwrap();
+            let mut got = a.clone();
+            merge_add_into(&mut got, &b).unwrap();
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
     fn integer_overflow_is_reported() {
         let a = [Entry {
             key: key(1, 2),
@@ -316,8 +329,16 @@ mod tests {
             v: 1i128,
         }];
         assert!(matches!(merge_add(&a, &b), Err(Error::Overflow { row: 1, col: 2 })));
-        let mut c = Combiner::<i128>::new(4);
-        assert!(c.add(7, i128::MAX));
-        assert!(!c.add(7, 1));
+        let mut v = vec![
+            Entry {
+                key: key(1, 2),
+                v: i128::MAX,
+            },
+            Entry {
+                key: key(1, 2),
+                v: 1i128,
+            },
+        ];
+        assert!(matches!(sum_sorted(&mut v), Err(Error::Overflow { row: 1, col: 2 })));
     }
 }
