@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use crate::dtype::{DType, IndexVec, Indices, ValueVec, Values};
-use crate::layout::{align_up, ChunkEntry, Codec, RowLayout, ValueEncoding};
+use crate::layout::{align_up, checked_align_up, ChunkEntry, Codec, RowLayout, ValueEncoding};
 
 /// Width of local row numbers in a sparse row section (FORMAT.md §4.1).
 pub(crate) fn row_id_width(row_count: u64) -> usize {
@@ -41,12 +41,14 @@ fn geometry(layout: RowLayout, n_listed: u64, row_count: u64, nnz: u64) -> Optio
         RowLayout::Dense => 0,
         RowLayout::Sparse => n_listed.checked_mul(rw)?,
     };
-    let off_start = align_up(ids_len, 8);
+    // Counts come from the file: every step is checked, so that a hostile count fails here
+    // instead of wrapping into a small size that passes the length checks.
+    let off_start = checked_align_up(ids_len, 8)?;
     let off_end = off_start.checked_add(n_listed.checked_add(1)?.checked_mul(ow)?)?;
     Some(Geometry {
         row_ids: 0..ids_len,
         offsets: off_start..off_end,
-        rows_end: align_up(off_end, 8),
+        rows_end: checked_align_up(off_end, 8)?,
     })
 }
 
@@ -61,7 +63,7 @@ pub(crate) fn raw_len(
 ) -> Option<u64> {
     let g = geometry(layout, n_listed, row_count, nnz)?;
     let idx_end = g.rows_end.checked_add(nnz.checked_mul(iw as u64)?)?;
-    align_up(idx_end, 8).checked_add(nnz.checked_mul(dtype.size() as u64)?)
+    checked_align_up(idx_end, 8)?.checked_add(nnz.checked_mul(dtype.size() as u64)?)
 }
 
 /// A borrowed CSR chunk: from the map (raw codec) or from a decoded [`ChunkData`].

@@ -3,7 +3,7 @@
 
 use crate::consts::{LABELS_HEADER_SIZE, LABELS_MAGIC};
 use crate::error::{Axis, Error, Malformed, Result};
-use crate::layout::{align_up, u64_at};
+use crate::layout::{checked_align_up, u64_at};
 
 /// FNV-1a, 64-bit: the hash of a label's UTF-8 bytes (FORMAT.md §5.2).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
@@ -122,7 +122,7 @@ impl<'a> Labels<'a> {
             .and_then(|n| n.checked_add(LABELS_HEADER_SIZE));
         let slots_at = strings_at
             .and_then(|s| s.checked_add(strings_len))
-            .map(|e| align_up(e, 8));
+            .and_then(|e| checked_align_up(e, 8));
         let total = slots_at.and_then(|s| n_slots.checked_mul(sw).and_then(|n| n.checked_add(s)));
         match (strings_at, slots_at, total) {
             (Some(strings_at), Some(slots_at), Some(total)) if total == bytes.len() as u64 => Ok(Labels {

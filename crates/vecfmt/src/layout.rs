@@ -16,9 +16,15 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// Rounds `x` up to a multiple of `align` (a power of two).
+/// Rounds `x` up to a multiple of `align` (a power of two). For sizes the writer computes;
+/// sizes read from a file go through [`checked_align_up`].
 pub(crate) fn align_up(x: u64, align: u64) -> u64 {
     (x + align - 1) & !(align - 1)
+}
+
+/// Rounds `x` up to a multiple of `align` (a power of two), or `None` past `u64::MAX`.
+pub(crate) fn checked_align_up(x: u64, align: u64) -> Option<u64> {
+    Some(x.checked_add(align - 1)? & !(align - 1))
 }
 
 /// One commit: the contents of a valid meta page (FORMAT.md §2.1).

@@ -286,6 +286,27 @@ impl MtxSource {
                 .checked_mul(n_cols)
                 .ok_or_else(|| foreign(p, format!("line {}: {n_rows} × {n_cols} overflows", lines.number)))?
         };
+        // Every entry takes a line of at least 2 bytes (`v` and a newline, in an array
+        // file) or 4 (`i j` and a newline): a size line that declares more entries than the
+        // rest of the file can hold is refused before anything is sized by it.
+        let min_line = if !coordinate {
+            2
+        } else if field == Field::Pattern {
+            4
+        } else {
+            6
+        };
+        let room = total.saturating_sub(lines.read) / min_line + 1;
+        if entries > room {
+            return Err(foreign(
+                p,
+                format!(
+                    "truncated file: the size line declares {entries} entries, more than the {} bytes after it (line {}) can hold",
+                    total.saturating_sub(lines.read),
+                    lines.number
+                ),
+            ));
+        }
         if symmetry != Symmetry::General && n_rows != n_cols {
             return Err(foreign(
                 p,
@@ -341,10 +362,12 @@ impl MtxSource {
             return Ok(None);
         }
         let n = (b.entries - self.seen).min(self.block_entries as u64) as usize;
+        // Symmetric files give up to two triplets per entry; the vectors grow past this.
+        let cap = n.min(1 << 16);
         let mut t = TripletBlock {
-            rows: Vec::with_capacity(n),
-            cols: Vec::with_capacity(n),
-            values: ValueVec::with_capacity(self.header.dtype, n),
+            rows: Vec::with_capacity(cap),
+            cols: Vec::with_capacity(cap),
+            values: ValueVec::with_capacity(self.header.dtype, cap),
         };
         let mut got = 0;
         while got < n {

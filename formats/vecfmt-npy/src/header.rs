@@ -112,8 +112,15 @@ pub fn read_raw_header(r: &mut impl Read) -> Result<RawHeader, String> {
             "the .npy header claims {len} bytes, over the limit of {MAX_HEADER_LEN}"
         ));
     }
-    let mut text = vec![0u8; len];
-    read_full(r, &mut text, "the .npy header")?;
+    // Read what is there rather than allocate what the length claims: a 12-byte file can
+    // claim a 1 MiB header.
+    let mut text = Vec::with_capacity(len.min(4096));
+    r.take(len as u64)
+        .read_to_end(&mut text)
+        .map_err(|e| format!("reading the .npy header: {e}"))?;
+    if text.len() < len {
+        return Err("truncated file: it ends inside the .npy header".into());
+    }
     let text = if version.0 == 3 {
         String::from_utf8(text).map_err(|_| "the .npy header is not valid UTF-8".to_string())?
     } else {
@@ -175,7 +182,9 @@ fn parse_dict(text: &str) -> Result<(String, bool, Vec<u64>), String> {
         Some(Py::Tuple(t)) => t
             .iter()
             .map(|d| match d {
-                Py::Int(n) if *n >= 0 => Ok(*n as u64),
+                Py::Int(n) if *n >= 0 => {
+                    u64::try_from(*n).map_err(|_| bad(format!("dimension {n} does not fit 64 bits")))
+                }
                 _ => Err(bad("'shape' holds something other than non-negative integers".into())),
             })
             .collect::<Result<Vec<_>, _>>()?,

@@ -127,7 +127,8 @@ impl NpySource {
         let (n_rows, n_cols) = (npy.shape[0], npy.shape[1]);
         let size = npy.dtype.size() as u64;
         let block = opts.block_bytes.max(1) as u64;
-        let row_bytes = (n_cols * size).max(1);
+        // Saturating: with no rows the shape's other dimension is unchecked by the data length.
+        let row_bytes = n_cols.saturating_mul(size).max(1);
         let rows_per_block = (block / row_bytes).max(1);
         let (walk, per_block) = if !npy.fortran_order || n_rows <= 1 || n_cols <= 1 {
             (Walk::Rows, rows_per_block)

@@ -29,6 +29,51 @@ const FORMAT: &str = "npz";
 const MAX_MEMBERS: usize = 64;
 /// Largest `format`, `shape` or `_is_array` member we read.
 const MAX_SMALL_MEMBER: u64 = 4096;
+/// Deflate cannot expand data by more than this (a 258-byte match in about two bits).
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// The member count the archive's end record declares (the zip64 record's, when the
+/// archive has one), read before the zip library sizes anything by it. `None` when no end
+/// record is found: the zip library then says what is wrong.
+fn declared_members(file: &File, len: u64) -> std::io::Result<Option<u64>> {
+    use std::os::unix::fs::FileExt;
+    // The end record is 22 bytes plus a comment of at most 65,535; a zip64 locator (20) and
+    // record (56) come before it.
+    let tail_len = len.min(22 + 65_535);
+    let mut tail = vec![0u8; tail_len as usize];
+    file.read_exact_at(&mut tail, len - tail_len)?;
+    let Some(at) = (0..tail.len().saturating_sub(21))
+        .rev()
+        .find(|&i| tail[i..i + 4] == *b"PK\x05\x06")
+    else {
+        return Ok(None);
+    };
+    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]) as u64;
+    let count = u16_at(&tail, at + 10).max(u16_at(&tail, at + 8));
+    if count != 0xffff {
+        return Ok(Some(count));
+    }
+    // Zip64: the locator just before the end record points at the zip64 record.
+    let eocd = len - tail_len + at as u64;
+    if eocd < 20 {
+        return Ok(Some(count));
+    }
+    let mut loc = [0u8; 20];
+    file.read_exact_at(&mut loc, eocd - 20)?;
+    if loc[..4] != *b"PK\x06\x07" {
+        return Ok(Some(count));
+    }
+    let rec = u64::from_le_bytes(loc[8..16].try_into().expect("8 bytes"));
+    let mut z64 = [0u8; 56];
+    if rec.checked_add(56).is_none_or(|e| e > len)
+        || file.read_exact_at(&mut z64, rec).is_err()
+        || z64[..4] != *b"PK\x06\x06"
+    {
+        return Ok(Some(count));
+    }
+    let n = |i: usize| u64::from_le_bytes(z64[i..i + 8].try_into().expect("8 bytes"));
+    Ok(Some(n(24).max(n(32))))
+}
 
 /// The sparse layouts `save_npz` writes that vecfmt reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,8 +243,13 @@ impl Array {
     fn next_bytes(&mut self, path: &Path, n: u64) -> Result<&[u8]> {
         debug_assert!(n <= self.left);
         let len = (n as usize) * self.header.dtype.size();
-        self.buf.resize(len, 0);
-        self.reader.fill(path, &mut self.buf)?;
+        // Grow the buffer as the data arrives rather than to the size the header claims.
+        self.buf.clear();
+        while self.buf.len() < len {
+            let at = self.buf.len();
+            self.buf.resize(at + (len - at).min(1 << 20), 0);
+            self.reader.fill(path, &mut self.buf[at..])?;
+        }
         self.left -= n;
         if self.left == 0 {
             self.reader.check_end(path)?;
@@ -234,6 +284,15 @@ impl Archive {
     fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(io_err(path, "open"))?;
         let file_len = file.metadata().map_err(io_err(path, "stat"))?.len();
+        if let Some(n) = declared_members(&file, file_len).map_err(io_err(path, "read"))? {
+            if n > MAX_MEMBERS as u64 {
+                return Err(foreign(
+                    path,
+                    FORMAT,
+                    format!("the archive declares {n} members; a scipy .npz has at most 6 (limit {MAX_MEMBERS})"),
+                ));
+            }
+        }
         let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
             foreign(
                 path,
@@ -287,6 +346,25 @@ impl Archive {
                     path,
                     FORMAT,
                     format!("member {name} runs past the end of the file (truncated)"),
+                ));
+            }
+            // What a member claims to hold must be possible from the bytes it occupies: a
+            // member's reader is sized by this claim.
+            let possible = if deflated {
+                f.compressed_size().saturating_mul(MAX_DEFLATE_RATIO).saturating_add(64)
+            } else {
+                f.compressed_size()
+            };
+            if f.size() > possible || (!deflated && f.size() != f.compressed_size()) {
+                return Err(foreign(
+                    path,
+                    FORMAT,
+                    format!(
+                        "member {name} claims {} bytes from {} {} bytes: the archive is corrupt",
+                        f.size(),
+                        f.compressed_size(),
+                        if deflated { "deflated" } else { "stored" }
+                    ),
                 ));
             }
             members.push(Member {
@@ -542,10 +620,9 @@ impl NpzSource {
                     (n_cols, "columns")
                 };
                 let n_ptr = one_d(p, &indptr, "indptr")?;
-                if n_ptr != n_major + 1 {
+                if Some(n_ptr) != n_major.checked_add(1) {
                     return Err(mismatch(format!(
-                        "shape is ({n_rows}, {n_cols}), so indptr needs {} entries (one per {axis} plus one), but it has {n_ptr}",
-                        n_major + 1
+                        "shape is ({n_rows}, {n_cols}), so indptr needs {n_major} + 1 entries (one per {axis} plus one), but it has {n_ptr}"
                     )));
                 }
                 let n_idx = one_d(p, &indices, "indices")?;
@@ -730,9 +807,11 @@ impl NpzSource {
             ));
         }
         let n = *at - start;
-        let mut idx = Vec::with_capacity(n as usize);
+        // Capacities from indptr are claims; the vectors grow with the data read.
+        let cap = n.min(1 << 16) as usize;
+        let mut idx = Vec::with_capacity(cap);
         indices.next_indices(p, n, &mut idx)?;
-        let mut values = ValueVec::with_capacity(self.header.dtype, n as usize);
+        let mut values = ValueVec::with_capacity(self.header.dtype, cap);
         self.data.next_values(p, n, self.decoder.as_ref(), &mut values)?;
         Ok(Some(Lines {
             first,
@@ -761,8 +840,14 @@ impl NpzSource {
         }
         let mut block = RowBlock::new(self.header.dtype);
         let repairs = &mut self.repairs;
-        vecfmt::with_value_vec!(&values, v => assemble(first, &ptr, &idx, v, &mut block, repairs))
-            .map_err(|(row, col)| Error::Overflow { row, col })?;
+        vecfmt::with_value_vec!(&values, v => assemble(first, &ptr, &idx, v, &mut block, repairs)).map_err(
+            |(row, col)| {
+                self.bad(format!(
+                    "row {row}: duplicate entries of column {col} sum past the range of {}",
+                    self.header.dtype
+                ))
+            },
+        )?;
         Ok(Some(block))
     }
 
