@@ -16,7 +16,8 @@ use hdf5_sys::h5i::hid_t;
 use hdf5_sys::h5p::{H5Pclose, H5Pget_filter2, H5Pget_nfilters, H5P_DEFAULT};
 use hdf5_sys::h5s::{H5S_class_t, H5Sclose, H5Screate, H5S_ALL};
 use hdf5_sys::h5t::{
-    H5T_class_t, H5T_cset_t, H5T_sign_t, H5T_str_t, H5Tclose, H5Tcopy, H5Tget_class, H5Tget_cset, H5Tget_sign,
+    H5T_class_t, H5T_cset_t, H5T_norm_t, H5T_order_t, H5T_sign_t, H5T_str_t, H5Tclose, H5Tcopy, H5Tget_class,
+    H5Tget_cset, H5Tget_ebias, H5Tget_fields, H5Tget_norm, H5Tget_offset, H5Tget_order, H5Tget_precision, H5Tget_sign,
     H5Tget_size, H5Tget_strpad, H5Tis_variable_str, H5Tset_cset, H5Tset_size, H5Tset_strpad, H5T_C_S1,
 };
 use hdf5_sys::h5z::H5Zfilter_avail;
@@ -80,7 +81,8 @@ fn classify(tid: hid_t) -> TypeClass {
                     H5T_sign_t::H5T_SGN_NONE => TypeClass::Uint(size),
                     _ => TypeClass::Int(size),
                 },
-                H5T_class_t::H5T_FLOAT => TypeClass::Float(size),
+                H5T_class_t::H5T_FLOAT if ieee_float(tid, size) => TypeClass::Float(size),
+                H5T_class_t::H5T_FLOAT => TypeClass::Other("float type with a non-IEEE bit layout"),
                 H5T_class_t::H5T_STRING => {
                     if H5Tis_variable_str(tid) > 0 {
                         TypeClass::VarString
@@ -100,6 +102,44 @@ fn classify(tid: hid_t) -> TypeClass {
             }
         }
     })
+}
+
+/// Whether a float type has the bit layout of IEEE binary16, binary32 or binary64 (either
+/// byte order). A malformed file can describe any sign, exponent and mantissa positions, and
+/// HDF5's conversion of such a type trips an assertion or reads past its bits: found by the
+/// hostile-input suite (a flipped bit in a datatype message aborted the process).
+///
+/// # Safety
+/// `tid` must be a valid open datatype id, and the caller must hold the library lock.
+unsafe fn ieee_float(tid: hid_t, size: usize) -> bool {
+    let (mut spos, mut epos, mut esize, mut mpos, mut msize) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    // SAFETY: the caller guarantees `tid`; the out-pointers are to locals that live across
+    // the call.
+    let fields = unsafe { H5Tget_fields(tid, &mut spos, &mut epos, &mut esize, &mut mpos, &mut msize) };
+    if fields < 0 {
+        return false;
+    }
+    // SAFETY: as above.
+    let (precision, offset, ebias, norm, order) = unsafe {
+        (
+            H5Tget_precision(tid),
+            H5Tget_offset(tid),
+            H5Tget_ebias(tid),
+            H5Tget_norm(tid),
+            H5Tget_order(tid),
+        )
+    };
+    let want = match size {
+        2 => (16, 15, 10, 5, 10, 15),
+        4 => (32, 31, 23, 8, 23, 127),
+        8 => (64, 63, 52, 11, 52, 1023),
+        _ => return false,
+    };
+    (precision, spos, epos, esize, msize, ebias) == want
+        && offset == 0
+        && mpos == 0
+        && norm == H5T_norm_t::H5T_NORM_IMPLIED
+        && matches!(order, H5T_order_t::H5T_ORDER_LE | H5T_order_t::H5T_ORDER_BE)
 }
 
 /// The class of a dataset's stored type.

@@ -244,19 +244,23 @@ pub fn seeds(reader: Reader) -> Vec<Seed> {
         .iter()
         .map(|f| mtx_seed(stem(Path::new(f)), read(&td.join("interop/npy").join(f))))
         .collect(),
-        Reader::Hdf5 => [("pytables_array.h5", 2048), ("h5py_dense_gzip.h5", 1024)]
-            .iter()
-            .map(|&(f, head)| {
-                let bytes = read(&td.join("interop/hdf5").join(f));
-                Seed {
-                    reader,
-                    name: stem(Path::new(f)),
-                    truncations: all(bytes.len()),
-                    flips: vec![Region::one(format!("first-{head}"), 0..head.min(bytes.len()))],
-                    bytes,
-                }
-            })
-            .collect(),
+        Reader::Hdf5 => [
+            ("pytables_array.h5", 2048),
+            ("h5py_dense_gzip.h5", 1024),
+            ("h5py_csr_int64.h5", 2048),
+        ]
+        .iter()
+        .map(|&(f, head)| {
+            let bytes = read(&td.join("interop/hdf5").join(f));
+            Seed {
+                reader,
+                name: stem(Path::new(f)),
+                truncations: all(bytes.len()),
+                flips: vec![Region::one(format!("first-{head}"), 0..head.min(bytes.len()))],
+                bytes,
+            }
+        })
+        .collect(),
     }
 }
 
