@@ -372,6 +372,21 @@ impl Store {
         if free_bytes.is_empty() {
             self.release(fl_off, (records * 24) as u64);
         } else {
+            // The list may be a record or two shorter than the room taken for it (taking that
+            // room can use up a free extent): give the rest back now, as space no commit has
+            // referenced. It is listed from the next commit on.
+            let (room, used) = (
+                align_up((records * 24) as u64, CHUNK_ALIGN),
+                align_up(free_bytes.len() as u64, CHUNK_ALIGN),
+            );
+            if room > used {
+                insert_free(
+                    &mut self.space.lock().expect("space lock").free,
+                    fl_off + used,
+                    room - used,
+                    0,
+                );
+            }
             self.write_at(&free_bytes, fl_off, "write free extents")?;
             catalog.free_extents = SectionRef {
                 offset: fl_off,
@@ -417,6 +432,10 @@ impl Store {
                 length: cat_bytes.len() as u64,
                 crc: commit.catalog_crc,
             },
+            // This commit's free list: the next commit releases it. (Keeping the previous
+            // one here released that one again at every later commit, freeing space that
+            // had been reused meanwhile.)
+            free_extents: catalog.free_extents,
             ..new
         };
         let mut s = self.space.lock().expect("space lock");
