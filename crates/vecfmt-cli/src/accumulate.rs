@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use vecfmt::{Accumulator, AccumulatorOptions, Axis, Codec, DType, Matrix, MatrixWriter, Producer, WriterOptions};
 
 use crate::input::{run_pool, Block, Checkpoint, Input, Progress, Shard};
+use crate::wordmap::WordMap;
 
 /// Options every accumulating command shares.
 #[derive(clap::Args, Debug)]
@@ -752,7 +753,7 @@ fn count_vocab(args: &CooccurArgs, inputs: &[Input], invalid: &AtomicU64) -> Res
 struct PairWorker<'a> {
     p: Producer,
     ids: Vec<u32>,
-    map: &'a FxMap<Box<[u8]>, u32>,
+    map: &'a WordMap,
 }
 
 pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
@@ -788,11 +789,7 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
     let memory = args.acc.memory()?;
     let n = vocab.len();
     // Token bytes → id. Words that were invalid UTF-8 are looked up by their lossy form.
-    let mut map: FxMap<Box<[u8]>, u32> = FxMap::default();
-    map.reserve(n);
-    for (i, (w, _)) in vocab.iter().enumerate() {
-        map.insert(w.as_bytes().into(), i as u32);
-    }
+    let map = WordMap::new(vocab.iter().map(|(w, _)| w.as_bytes()))?;
     let labels: Vec<String> = vocab.into_iter().map(|(w, _)| w).collect();
     let opts = AccumulatorOptions::new(args.acc.dtype()?)
         .policy(args.acc.policy()?)
@@ -847,10 +844,10 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
                         let norm = normalise(t, args.lowercase);
                         let t = norm.as_deref().unwrap_or(t);
                         let id = match w.map.get(t) {
-                            Some(&id) => Some(id),
+                            Some(id) => Some(id),
                             None if std::str::from_utf8(t).is_err() => {
                                 invalid.fetch_add(1, Ordering::Relaxed);
-                                w.map.get(String::from_utf8_lossy(t).as_bytes()).copied()
+                                w.map.get(String::from_utf8_lossy(t).as_bytes())
                             }
                             None => None,
                         };

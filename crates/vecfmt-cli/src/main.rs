@@ -14,6 +14,7 @@ mod accumulate;
 mod convert;
 mod input;
 mod units;
+mod wordmap;
 
 pub(crate) use units::parse_bytes;
 

@@ -56,3 +56,5 @@ pub use labels::Labels;
 pub use layout::{Catalog, ChunkEntry, Codec, Commit, PageProblem, RowLayout, SectionRef, ValueEncoding};
 pub use reader::{ChunkRef, Matrix, OpenOptions, Row, RowIter, VerifyReport};
 pub use writer::{MatrixWriter, WriteSummary, WriterOptions};
+#[doc(hidden)]
+pub use writer::faults as writer_faults;

@@ -485,14 +485,20 @@ impl MatrixWriter {
         let path = self.path.clone();
         let file = self.out.get_mut();
         // Data first, then the meta page that points at it (FORMAT.md §6).
-        file.sync_data().map_err(io_err(&path, "sync"))?;
+        faults::check(faults::Step::SyncData, &path)
+            .and_then(|()| file.sync_data())
+            .map_err(io_err(&path, "sync"))?;
         file.seek(SeekFrom::Start(0)).map_err(io_err(&path, "seek"))?;
         file.write_all(&commit.to_page())
             .map_err(io_err(&path, "write superblock"))?;
-        file.sync_all().map_err(io_err(&path, "sync"))?;
+        faults::check(faults::Step::SyncAll, &path)
+            .and_then(|()| file.sync_all())
+            .map_err(io_err(&path, "sync"))?;
         let chunks = catalog.chunks.len();
         let MatrixWriter { tmp, out, .. } = self;
         drop(out);
+        // On failure the temporary file is dropped, which deletes it.
+        faults::check(faults::Step::Rename, &path).map_err(io_err(&path, "rename into place"))?;
         tmp.persist(&path)
             .map_err(|e| io_err(&path, "rename into place")(e.error))?;
         sync_dir(&path)?;
@@ -506,13 +512,60 @@ impl MatrixWriter {
     }
 }
 
-/// Syncs the directory holding `path`, so that a rename into it is durable.
+/// Syncs the directory holding `path`, so that a rename into it is durable. When this fails
+/// the new file is complete at its path, but the rename may not survive a power loss: the
+/// error says so.
 pub(crate) fn sync_dir(path: &Path) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    File::open(dir)
+    faults::check(faults::Step::SyncDir, path)
+        .and_then(|()| File::open(dir))
         .and_then(|d| d.sync_all())
-        .map_err(io_err(dir, "sync directory"))
+        .map_err(io_err(
+            dir,
+            "sync directory (the new file is in place, but a power loss may undo the rename)",
+        ))
+}
+
+/// A test seam: makes the syncs and the rename that put a new file in place fail, on the
+/// calling thread only. The fault-injection tests use it; nothing else should.
+#[doc(hidden)]
+pub mod faults {
+    use std::cell::RefCell;
+    use std::io;
+    use std::path::Path;
+
+    /// A step of putting a new file in place.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Step {
+        /// `fdatasync` of the data before the meta page is written.
+        SyncData,
+        /// `fsync` after the meta page.
+        SyncAll,
+        /// The rename over the destination.
+        Rename,
+        /// `fsync` of the directory after the rename.
+        SyncDir,
+    }
+
+    type Hook = Box<dyn FnMut(Step, &Path) -> io::Result<()>>;
+
+    thread_local! {
+        static HOOK: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    /// Calls `hook` before each step on this thread (until `None` is set); an error it
+    /// returns is the step's result.
+    pub fn set(hook: Option<Hook>) {
+        HOOK.with(|h| *h.borrow_mut() = hook);
+    }
+
+    pub(crate) fn check(step: Step, path: &Path) -> io::Result<()> {
+        HOOK.with(|h| match h.borrow_mut().as_mut() {
+            Some(f) => f(step, path),
+            None => Ok(()),
+        })
+    }
 }

@@ -359,3 +359,190 @@ fn faults_evictions_under_a_tiny_budget() {
 fn faults_integer_matrix() {
     faults(3);
 }
+
+mod put_in_place {
+    //! The paths that write a new file under a temporary name and rename it into place: each
+    //! step (data sync, meta-page sync, rename, directory sync) is failed in turn.
+
+    use std::io;
+    use std::path::Path;
+
+    use vecfmt::stream::{pump, Block, MatrixHeader, MatrixSink, MatrixSource, RowBlock, VfmSink, VfmSource};
+    use vecfmt::writer_faults::{self, Step};
+    use vecfmt::{
+        Accumulator, AccumulatorOptions, Codec, DType, Matrix, MatrixWriter, Result, ValueVec, WriterOptions,
+    };
+
+    const STEPS: [Step; 4] = [Step::SyncData, Step::SyncAll, Step::Rename, Step::SyncDir];
+
+    /// Files in `dir` other than the ones named.
+    fn others(dir: &Path, keep: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !keep.contains(&n.as_str()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn fail_at(step: Step) {
+        writer_faults::set(Some(Box::new(move |s, _| {
+            if s == step {
+                Err(io::Error::from_raw_os_error(5))
+            } else {
+                Ok(())
+            }
+        })));
+    }
+
+    fn write(path: &Path, rows: u64, v: f32) -> Result<vecfmt::WriteSummary> {
+        let mut w = MatrixWriter::create(path, WriterOptions::new(DType::F32, 10))?;
+        for r in 0..rows {
+            w.push_row(r, &[1u32, 4], &[v, v + 1.0])?;
+        }
+        w.finish()
+    }
+
+    fn value(path: &Path) -> f64 {
+        let m = Matrix::open(path).unwrap();
+        assert!(m.verify().is_clean());
+        m.get(0, 1).unwrap().to_f64()
+    }
+
+    /// What a step's failure must leave: before the rename, the old file (or none) and no
+    /// temporary file; at the directory sync, the new file in place.
+    fn check(step: Step, r: Result<impl std::fmt::Debug>, dir: &Path, name: &str, old: Option<f64>, new: f64) {
+        let e = r.expect_err("the injected failure must be an error");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(name) || msg.contains(&*dir.to_string_lossy()),
+            "{step:?}: {msg}"
+        );
+        assert_eq!(
+            others(dir, &[name]),
+            Vec::<String>::new(),
+            "{step:?}: a temporary file is left"
+        );
+        let path = dir.join(name);
+        match (step, old) {
+            (Step::SyncDir, _) => assert_eq!(value(&path), new, "{step:?}: the new file is in place"),
+            (_, None) => assert!(!path.exists(), "{step:?}: a partial output exists"),
+            (_, Some(v)) => assert_eq!(value(&path), v, "{step:?}: the old file is unchanged"),
+        }
+    }
+
+    #[test]
+    fn matrix_writer_new_and_over_an_existing_file() {
+        for step in STEPS {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("m.vfm");
+            fail_at(step);
+            let r = write(&path, 50, 2.0);
+            writer_faults::set(None);
+            check(step, r, dir.path(), "m.vfm", None, 2.0);
+
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("m.vfm");
+            write(&path, 50, 1.0).unwrap();
+            fail_at(step);
+            let r = write(&path, 50, 7.0);
+            writer_faults::set(None);
+            check(step, r, dir.path(), "m.vfm", Some(1.0), 7.0);
+        }
+    }
+
+    #[test]
+    fn accumulator_finish_compact_and_reopening_a_finished_file() {
+        for step in STEPS {
+            // finish: the build stays at its last commit, and can be finished later.
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("acc.vfm");
+            let opts = || AccumulatorOptions::new(DType::F32).memory(16 << 20);
+            let acc = Accumulator::create(&path, opts()).unwrap();
+            acc.add(0, 1, 3.0).unwrap();
+            acc.add(2, 5, 1.0).unwrap();
+            fail_at(step);
+            let r = acc.finish();
+            writer_faults::set(None);
+            let committed = 3.0;
+            check(step, r, dir.path(), "acc.vfm", Some(committed), committed);
+            let m = Matrix::open(&path).unwrap();
+            if step == Step::SyncDir {
+                assert_eq!(m.dtype(), DType::F32, "finished");
+            } else {
+                // Still the working file: finishing again completes it.
+                assert_eq!(m.dtype(), DType::F64);
+                drop(m);
+                Accumulator::open(&path, opts()).unwrap().finish().unwrap();
+                assert_eq!(Matrix::open(&path).unwrap().dtype(), DType::F32);
+            }
+
+            // Reopening a finished f32 file rewrites it in f64 first.
+            fail_at(step);
+            let r = Accumulator::open(&path, opts());
+            writer_faults::set(None);
+            check(step, r.map(|_| ()), dir.path(), "acc.vfm", Some(committed), committed);
+
+            // compact.
+            fail_at(step);
+            let r = vecfmt::accum::compact(&path, Codec::Zstd, 3);
+            writer_faults::set(None);
+            check(step, r, dir.path(), "acc.vfm", Some(committed), committed);
+        }
+    }
+
+    /// A source that yields one block and then fails.
+    struct FailsMidway(MatrixHeader, u32);
+
+    impl MatrixSource for FailsMidway {
+        fn header(&self) -> &MatrixHeader {
+            &self.0
+        }
+        fn next_block(&mut self) -> Result<Option<Block>> {
+            self.1 += 1;
+            if self.1 > 1 {
+                return Err(vecfmt::Error::Io {
+                    path: "input".into(),
+                    op: "read",
+                    error: io::Error::from_raw_os_error(5),
+                });
+            }
+            Ok(Some(Block::Rows(RowBlock {
+                rows: vec![0, 1],
+                indptr: vec![0, 1, 2],
+                indices: vec![1, 2],
+                values: ValueVec::F32(vec![1.0, 2.0]),
+            })))
+        }
+    }
+
+    #[test]
+    fn vfm_sink_steps_and_a_source_failing_midway() {
+        for step in STEPS {
+            let dir = tempfile::tempdir().unwrap();
+            let src = dir.path().join("src.vfm");
+            write(&src, 30, 4.0).unwrap();
+            let out = dir.path().join("out.vfm");
+            let mut s = VfmSource::open(&src).unwrap();
+            let header = s.header().clone();
+            let sink = VfmSink::create(&out, &header, Codec::Lz4).unwrap();
+            fail_at(step);
+            let r = pump(&mut s, Box::new(sink), 16 << 20);
+            writer_faults::set(None);
+            drop(s);
+            std::fs::remove_file(&src).unwrap();
+            check(step, r, dir.path(), "out.vfm", None, 4.0);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.vfm");
+        let mut s = FailsMidway(MatrixHeader::new(DType::F32, 10, 10), 0);
+        let sink: Box<dyn MatrixSink> = Box::new(VfmSink::create(&out, &s.0.clone(), Codec::Raw).unwrap());
+        assert!(pump(&mut s, sink, 16 << 20).is_err());
+        assert_eq!(
+            others(dir.path(), &[]),
+            Vec::<String>::new(),
+            "no output, no temporary file"
+        );
+    }
+}
