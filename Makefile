@@ -90,3 +90,32 @@ bench-accum: deps
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV)
+
+## Fuzzing (issue 5): the cargo-fuzz targets in fuzz/, built on the stable toolchain with
+## RUSTC_BOOTSTRAP=1 (libFuzzer and the sanitizer need -Z flags); cargo-fuzz is installed
+## when missing. fuzz-smoke replays the committed corpus (as `make test` does), then fuzzes
+## each target for FUZZ_SECONDS under an RSS limit. New inputs go to target/fuzz-corpus/,
+## logs to target/fuzz-logs/, crashing inputs to fuzz/artifacts/<target>/ (add them to
+## fuzz/corpus/<target>/ as crash-<what> once fixed). `make fuzz` runs each target longer.
+FUZZ_SECONDS ?= 60
+FUZZ_LONG_SECONDS ?= 1800
+FUZZ_RSS_MB ?= 2048
+FUZZ_TARGETS := vfm_meta vfm_chunk vfm_scan npy_header npz_member parquet_import mtx_parse accumulate
+FUZZ_ENV := RUSTC_BOOTSTRAP=1
+.PHONY: fuzz-build fuzz-smoke fuzz
+fuzz-build: deps
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	$(FUZZ_ENV) $(CARGO) fuzz build
+fuzz-smoke: fuzz-build
+	$(CARGO) test --locked -p vecfmt-hostile --test fuzz_corpus
+	@mkdir -p target/fuzz-logs; fail=0; \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target/fuzz-corpus/$$t; \
+	  echo "== $$t: $(FUZZ_SECONDS) s, -rss_limit_mb=$(FUZZ_RSS_MB)"; \
+	  $(FUZZ_ENV) $(CARGO) fuzz run $$t $(CURDIR)/target/fuzz-corpus/$$t $(CURDIR)/fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=$(FUZZ_RSS_MB) -print_final_stats=1 \
+	    > target/fuzz-logs/$$t.log 2>&1 || { echo "$$t: CRASH, see target/fuzz-logs/$$t.log and fuzz/artifacts/$$t/"; fail=1; }; \
+	  grep -E "^stat::number_of_executed_units|^stat::new_units_added|^stat::peak_rss_mb" target/fuzz-logs/$$t.log | tr '\n' ' '; echo; \
+	done; exit $$fail
+fuzz:
+	$(MAKE) fuzz-smoke FUZZ_SECONDS=$(FUZZ_LONG_SECONDS)

@@ -409,11 +409,7 @@ impl ParquetSource {
             // One label per index, most of them possibly placeholders: within the budget.
             let needed = n.saturating_mul(2 * std::mem::size_of::<String>() as u64 + 8) + used;
             if needed > memory {
-                return Err(Error::OverBudget {
-                    what: "the labels of the Parquet input",
-                    needed,
-                    budget: memory,
-                });
+                return Err(over_budget(root, needed, memory));
             }
             let mut labels: Vec<Option<String>> = vec![None; n as usize];
             for (k, s) in map {
@@ -626,11 +622,7 @@ impl ParquetSource {
                     }
                 }
                 if st.used > st.memory {
-                    return Err(Error::OverBudget {
-                        what: "the labels of the Parquet input",
-                        needed: st.used,
-                        budget: st.memory,
-                    });
+                    return Err(over_budget(&path, st.used, st.memory));
                 }
                 offset += n as u64;
             }
@@ -948,6 +940,15 @@ fn list_parts(path: &Path, a: &ArrayRef, name: &str, offset: u64) -> Result<(Vec
     let last = offs.last().copied().unwrap_or(0);
     let child = values.slice(first, last - first);
     Ok((offs.into_iter().map(|o| o - first).collect(), child))
+}
+
+/// The labels would take more than the memory budget (or a damaged index claims they do):
+/// an error that names the file, as every error about an input does.
+fn over_budget(path: &Path, needed: u64, budget: u64) -> Error {
+    foreign(
+        path,
+        format!("its labels need {needed} bytes of memory, over the budget of {budget} bytes; raise --memory"),
+    )
 }
 
 /// Runs a parquet call that might panic on a malformed file, turning a panic into an error.

@@ -477,6 +477,26 @@ fn split<'a>(mut s: &'a [u8], d: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + '
     })
 }
 
+/// The panic hook of the `parquet_import` fuzz target. vecfmt-parquet runs the parquet
+/// crate's decoders under `catch_unwind` and turns their panics on malformed files into
+/// errors; libFuzzer's default hook would abort on those caught panics. This hook lets them
+/// unwind into the guard and prints each distinct location once (they are upstream bugs,
+/// worth reporting); a panic anywhere else still reaches libfuzzer-sys, which aborts.
+pub fn parquet_panic_hook() {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map_or("?".into(), |l| format!("{}:{}", l.file(), l.line()));
+        let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get_or_insert_with(HashSet::new).insert(at.clone()) {
+            eprintln!("vecfmt-fuzz: panic at {at}: {info}");
+        }
+    }));
+}
+
 /// A Parquet file through `ParquetSource`.
 pub fn parquet_import(data: &[u8]) {
     let p = scratch::write("fuzz.parquet", data);
@@ -541,20 +561,37 @@ pub fn accumulate(data: &[u8]) {
         }
         *shape = (shape.0.max(row + 1), shape.1.max(col + 1));
     };
+    let trace = std::env::var_os("VECFMT_FUZZ_TRACE").is_some();
+    if trace {
+        eprintln!("accumulate: {dtype} {codec} fixed shape {fixed:?}");
+    }
     let mut ops = 0;
     while !r.is_empty() && ops < 48 {
         ops += 1;
         let a = acc.as_ref().expect("open");
-        match r.u8() % 8 {
+        let op = r.u8() % 8;
+        if trace {
+            eprintln!(
+                "op {ops}: {}",
+                ["add", "add", "add", "batch", "batch", "commit", "reopen", "finish"][op as usize]
+            );
+        }
+        match op {
             0..=2 => {
                 let (row, col) = (r.u16() as u64 % id_rows, r.u32() as u64 % id_cols);
                 let v = r.u8() as i8 as i64;
+                if trace {
+                    eprintln!("  add({row}, {col}, {v})");
+                }
                 add(a, &mut model, &mut shape, row, col, v);
             }
             3 | 4 => {
                 let n = r.u16() as usize % 6000;
                 let mut x = (r.u32() as u64) << 1 | 1;
                 let spread = 1 + r.u8() as u64 % 4;
+                if trace {
+                    eprintln!("  {n} adds from seed {x}, rows below {}", (id_rows / spread).max(1));
+                }
                 for _ in 0..n {
                     // xorshift64: cheap, deterministic ids and values from the seed.
                     x ^= x << 13;

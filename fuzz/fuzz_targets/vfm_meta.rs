@@ -1,0 +1,7 @@
+#![no_main]
+//! Fuzz target `vfm_meta`: the body is `vecfmt_hostile::fuzz::vfm_meta` (see its docs), which
+//! `cargo test -p vecfmt-hostile --test fuzz_corpus` also runs on fuzz/corpus/vfm_meta/.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| vecfmt_hostile::fuzz::vfm_meta(data));
