@@ -197,14 +197,13 @@ fn open_source(path: &Path, fmt: Format, args: &ConvertArgs, ctx: &Ctx) -> Resul
             };
             Box::new(vecfmt_parquet::ParquetSource::open(path, &opts)?)
         }
-        Format::Hdf5 | Format::H5ad => {
-            let opts = vecfmt_hdf5::ReadOptions {
-                dataset: args.dataset.clone(),
-                notify: ctx.notify.clone(),
-                ..vecfmt_hdf5::ReadOptions::for_budget(ctx.memory)
-            };
-            Box::new(vecfmt_hdf5::Hdf5Source::open(path, &opts)?)
-        }
+        // The HDF5 C library parses the file in a child process, so that a crash on a
+        // malformed file is an error here, not the end of this process (isolate.rs).
+        Format::Hdf5 | Format::H5ad => Box::new(crate::isolate::ChildSource::spawn(
+            path,
+            args.dataset.as_deref(),
+            ctx.memory,
+        )?),
     })
 }
 

@@ -13,6 +13,7 @@ use vecfmt::{Error, Matrix, RowLayout};
 mod accumulate;
 mod convert;
 mod input;
+mod isolate;
 mod units;
 mod wordmap;
 
@@ -88,6 +89,15 @@ enum Command {
     Compact(accumulate::CompactArgs),
     /// Convert between .vfm and other formats.
     Convert(convert::ConvertArgs),
+    /// Internal: reads an HDF5 file for `convert` in a child process (see isolate.rs).
+    #[command(name = isolate::SUBCOMMAND, hide = true)]
+    ReadHdf5 {
+        #[arg(long)]
+        memory: u64,
+        #[arg(long)]
+        dataset: Option<String>,
+        file: std::path::PathBuf,
+    },
 }
 
 /// `println!` that ends the command quietly when stdout is a closed pipe (`| head`), and
@@ -169,6 +179,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cooccur(args) => accumulate::cooccur(args),
         Command::Merge(args) => accumulate::merge(args),
         Command::Compact(args) => accumulate::compact(args),
+        Command::ReadHdf5 { memory, dataset, file } => Ok(isolate::serve(&file, dataset, memory)),
     }
 }
 
