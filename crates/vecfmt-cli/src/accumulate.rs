@@ -796,6 +796,7 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
         .memory(memory)
         .codec(args.acc.codec()?)
         .shared_labels(true)
+        .symmetric(symmetric)
         .dense_block((n as u32).min(1024));
     let acc = Accumulator::create(&out, opts)?;
     acc.set_labels(Axis::Row, &labels)?;
@@ -861,11 +862,8 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
                         let lo = i.saturating_sub(args.window);
                         for j in lo..i {
                             let ctx = ids[j] as u64;
-                            let v = weights[i - j];
-                            w.p.add(word, ctx, v)?;
-                            if symmetric {
-                                w.p.add(ctx, word, v)?;
-                            }
+                            // Symmetric: the accumulator adds it at (word, ctx) and (ctx, word).
+                            w.p.add(word, ctx, weights[i - j])?;
                         }
                     }
                 }
@@ -1199,13 +1197,21 @@ pub struct CompactArgs {
     /// Codec of the result: raw, lz4 or zstd.
     #[arg(long, default_value = "zstd")]
     pub codec: String,
+    /// Memory budget (used when finishing an interrupted symmetric build such as `cooccur`;
+    /// default: half of the available memory).
+    #[arg(long, value_name = "BYTES")]
+    pub memory: Option<String>,
 }
 
 pub fn compact(args: CompactArgs) -> Result<ExitCode> {
     let before = std::fs::metadata(&args.file)
         .with_context(|| format!("{}: cannot stat", args.file.display()))?
         .len();
-    let s = vecfmt::accum::compact(&args.file, args.codec.parse()?, 3)?;
+    let memory = match &args.memory {
+        Some(m) => crate::parse_bytes(m)?,
+        None => vecfmt::accum::default_memory_budget(),
+    };
+    let s = vecfmt::accum::compact_with_memory(&args.file, args.codec.parse()?, 3, memory)?;
     eprintln!(
         "vecfmt: compacted {}: {} → {} bytes",
         args.file.display(),

@@ -135,7 +135,7 @@ impl WordMap {
         s.tag == tag
             && s.head == head
             && s.len as usize == t.len()
-            && (t.len() <= 16 || &self.arena[s.offset as usize..s.offset as usize + t.len() - 16] == &t[16..])
+            && (t.len() <= 16 || self.arena[s.offset as usize..s.offset as usize + t.len() - 16] == t[16..])
     }
 
     /// The id of the word `t`, if it is in the map.

@@ -55,6 +55,6 @@ pub use error::{Axis, Error, Malformed, Result};
 pub use labels::Labels;
 pub use layout::{Catalog, ChunkEntry, Codec, Commit, PageProblem, RowLayout, SectionRef, ValueEncoding};
 pub use reader::{ChunkRef, Matrix, OpenOptions, Row, RowIter, VerifyReport};
-pub use writer::{MatrixWriter, WriteSummary, WriterOptions};
 #[doc(hidden)]
 pub use writer::faults as writer_faults;
+pub use writer::{MatrixWriter, WriteSummary, WriterOptions};

@@ -530,9 +530,12 @@ impl Matrix {
     /// scan of a file larger than RAM keeps its resident size small.
     pub fn release_chunk_pages(&self, c: usize) {
         let Some(e) = self.catalog.chunks.get(c) else { return };
-        const PAGE: u64 = 4096;
-        let start = e.offset / PAGE * PAGE;
-        let end = (e.offset + e.stored_len).min(self.map.len() as u64);
+        // The kernel maps up to 64 KiB of cached pages around each faulting page ("fault
+        // around"), which belong to the chunks stored next to this one; after copy-on-write
+        // updates those are rarely the next rows. Drop them too, or they stay resident.
+        const AROUND: u64 = 64 << 10;
+        let start = (e.offset / AROUND * AROUND).saturating_sub(AROUND);
+        let end = ((e.offset + e.stored_len).div_ceil(AROUND) * AROUND + AROUND).min(self.map.len() as u64);
         if end <= start {
             return;
         }

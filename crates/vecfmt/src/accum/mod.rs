@@ -17,6 +17,7 @@
 
 mod pending;
 mod store;
+mod symmetric;
 mod vocab;
 
 use std::path::Path;
@@ -65,6 +66,7 @@ pub struct AccumulatorOptions {
     policy: EvictionPolicy,
     dense_block: u32,
     overwrite: bool,
+    symmetric: bool,
 }
 
 impl AccumulatorOptions {
@@ -84,6 +86,7 @@ impl AccumulatorOptions {
             policy: EvictionPolicy::Scored,
             dense_block: 0,
             overwrite: false,
+            symmetric: false,
         }
     }
     /// Memory budget in bytes: pending sums, cached chunks and labels together. The default
@@ -145,6 +148,14 @@ impl AccumulatorOptions {
     /// under a Zipfian workload with frequent ids first, most updates land there.
     pub fn dense_block(mut self, k: u32) -> Self {
         self.dense_block = k;
+        self
+    }
+    /// The matrix is symmetric: each update of `(r, c)` adds its value at `(r, c)` and at
+    /// `(c, r)` (an update of the diagonal adds it twice). Kept as the upper triangle while
+    /// building, half the work; [`Accumulator::finish`] writes the full matrix. Needs a
+    /// square shape (shared labels, or ids).
+    pub fn symmetric(mut self, yes: bool) -> Self {
+        self.symmetric = yes;
         self
     }
     /// Let [`Accumulator::create`] replace an existing file.
@@ -379,6 +390,18 @@ impl Accumulator {
                 "the file exists; open it to add to it, or choose to overwrite it",
             )));
         }
+        if opts.symmetric
+            && ((opts.n_rows.is_some() || opts.n_cols.is_some()) && opts.n_rows != opts.n_cols
+                || (opts.row_labels || opts.col_labels) && !opts.shared_labels)
+        {
+            return Err(Error::LengthMismatch {
+                what: "symmetric accumulation",
+                detail: format!(
+                    "{}: a symmetric matrix is square: give the same number of rows and columns, and shared labels or none",
+                    path.display()
+                ),
+            });
+        }
         let working = pending::working_dtype(opts.dtype);
         let n_cols = opts.n_cols.unwrap_or(0);
         let wopts = WriterOptions::new(working, n_cols)
@@ -503,6 +526,14 @@ impl Accumulator {
                 actual: target,
                 requested: opts.dtype,
             });
+        }
+        let marked = marked_symmetric(metadata.as_ref());
+        if marked != opts.symmetric && (marked || commit.nnz > 0) {
+            return Err(io_err(path, "open for update")(std::io::Error::other(if marked {
+                "the file holds the upper triangle of an unfinished symmetric build: open it with the symmetric option, or finish it with `vecfmt compact`"
+            } else {
+                "symmetric updates can only start a new file (this one holds a full matrix); build the new data into another file and `vecfmt merge` the two"
+            })));
         }
         let working = pending::working_dtype(target);
         if commit.dtype != working {
@@ -722,9 +753,13 @@ impl Accumulator {
         }
         let path = self.path().to_path_buf();
         let stats = self.stats();
-        let (codec, level, dtype) = dispatch!(&self.inner, s => (s.opts.codec, s.opts.zstd_level, s.opts.dtype));
+        let (opts, budget) = dispatch!(&self.inner, s => (s.opts.clone(), s.budget));
         drop(self);
-        let w = rewrite(&path, dtype, codec, level, None)?;
+        let w = if opts.symmetric {
+            symmetric::rewrite_symmetric(&path, opts.dtype, opts.codec, opts.zstd_level, budget as u64)?.0
+        } else {
+            rewrite(&path, opts.dtype, opts.codec, opts.zstd_level, None)?
+        };
         Ok(FinishSummary {
             n_rows: w.n_rows,
             n_cols: w.n_cols,
@@ -740,6 +775,17 @@ impl Accumulator {
 /// its final dtype. Takes the file's exclusive lock only for the rename: no reader or
 /// accumulator may hold the file.
 pub fn compact(path: impl AsRef<Path>, codec: Codec, zstd_level: i32) -> Result<crate::WriteSummary> {
+    compact_with_memory(path, codec, zstd_level, default_memory_budget())
+}
+
+/// [`compact`] under a memory budget in bytes (it matters when the file is an unfinished
+/// symmetric build, whose lower triangle is sorted in runs of at most a quarter of it).
+pub fn compact_with_memory(
+    path: impl AsRef<Path>,
+    codec: Codec,
+    zstd_level: i32,
+    memory: u64,
+) -> Result<crate::WriteSummary> {
     let path = path.as_ref();
     let m = Matrix::open(path)?;
     let dtype = m
@@ -749,12 +795,28 @@ pub fn compact(path: impl AsRef<Path>, codec: Codec, zstd_level: i32) -> Result<
         .and_then(|d| d.as_str())
         .and_then(|d| d.parse::<DType>().ok())
         .unwrap_or(m.dtype());
+    let symmetric = marked_symmetric(m.metadata());
     drop(m);
+    if symmetric {
+        return Ok(symmetric::rewrite_symmetric(path, dtype, codec, zstd_level, memory)?.0);
+    }
     rewrite(path, dtype, codec, zstd_level, None)
 }
 
 fn working_marker(opts: &AccumulatorOptions) -> serde_json::Value {
-    serde_json::json!({ "dtype": opts.dtype.name() })
+    if opts.symmetric {
+        serde_json::json!({ "dtype": opts.dtype.name(), "symmetric": "upper triangle" })
+    } else {
+        serde_json::json!({ "dtype": opts.dtype.name() })
+    }
+}
+
+/// Whether a file's working marker says it holds the upper triangle of a symmetric matrix.
+fn marked_symmetric(metadata: Option<&serde_json::Value>) -> bool {
+    metadata
+        .and_then(|v| v.get(WORKING_KEY))
+        .and_then(|w| w.get("symmetric"))
+        .is_some()
 }
 
 /// Rewrites a `.vfm` file densely in another dtype and codec, through a temporary file that
@@ -768,10 +830,41 @@ fn rewrite(
     marker: Option<serde_json::Value>,
 ) -> Result<crate::WriteSummary> {
     let m = Matrix::open(path)?;
+    let mut w = start_rewrite(&m, path, dtype, (m.n_rows(), m.n_cols()), codec, zstd_level, marker)?;
+    let mut vals = crate::ValueVec::new(dtype);
+    for row in m.iter_rows() {
+        let row = row?;
+        vals.clear();
+        let src = row.values();
+        for k in 0..src.len() {
+            if !cast_push(src.get(k), &mut vals) {
+                return Err(Error::Overflow {
+                    row: row.id(),
+                    col: row.indices().get(k),
+                });
+            }
+        }
+        w.push_row_dyn(row.id(), row.indices(), vals.as_values())?;
+    }
+    drop(m);
+    w.finish()
+}
+
+/// A writer that will replace the file `m` was opened from, with `m`'s labels and metadata
+/// (the working-file key set to `marker`, or removed).
+fn start_rewrite(
+    m: &Matrix,
+    path: &Path,
+    dtype: DType,
+    shape: (u64, u64),
+    codec: Codec,
+    zstd_level: i32,
+    marker: Option<serde_json::Value>,
+) -> Result<MatrixWriter> {
     let mut w = MatrixWriter::create(
         path,
-        WriterOptions::new(dtype, m.n_cols())
-            .n_rows(m.n_rows())
+        WriterOptions::new(dtype, shape.1)
+            .n_rows(shape.0)
             .codec(codec)
             .zstd_level(zstd_level),
     )?;
@@ -799,23 +892,7 @@ fn rewrite(
     if !meta.is_empty() {
         w.set_metadata(serde_json::Value::Object(meta))?;
     }
-    let mut vals = crate::ValueVec::new(dtype);
-    for row in m.iter_rows() {
-        let row = row?;
-        vals.clear();
-        let src = row.values();
-        for k in 0..src.len() {
-            if !cast_push(src.get(k), &mut vals) {
-                return Err(Error::Overflow {
-                    row: row.id(),
-                    col: row.indices().get(k),
-                });
-            }
-        }
-        w.push_row_dyn(row.id(), row.indices(), vals.as_values())?;
-    }
-    drop(m);
-    w.finish()
+    Ok(w)
 }
 
 /// Appends a stored value converted to the buffer's dtype: f64 to f32 rounds once (an
@@ -1540,6 +1617,7 @@ struct ProducerImpl<V: Val> {
     dense: Vec<V>,
     touched: Vec<u64>,
     k: u32,
+    symmetric: bool,
     row_limit: u64,
     col_limit: u64,
     max_row: u64,
@@ -1571,12 +1649,14 @@ impl<V: Val> ProducerImpl<V> {
         shared.add_used(accounted);
         let row_limit = shared.limit(Axis::Row);
         let col_limit = shared.limit(Axis::Col);
+        let symmetric = shared.opts.symmetric;
         ProducerImpl {
             shared,
             cap,
             dense,
             touched,
             k,
+            symmetric,
             row_limit,
             col_limit,
             max_row: 0,
@@ -1611,6 +1691,15 @@ impl<V: Val> ProducerImpl<V> {
         if row >= self.row_limit || col >= self.col_limit {
             self.out_of_range(row, col)?;
         }
+        let (row, col, v) = if self.symmetric && row >= col {
+            if row == col {
+                (row, col, v.add(v).ok_or(Error::Overflow { row, col })?)
+            } else {
+                (col, row, v)
+            }
+        } else {
+            (row, col, v)
+        };
         self.max_row = self.max_row.max(row + 1);
         self.max_col = self.max_col.max(col + 1);
         let k = self.k as u64;

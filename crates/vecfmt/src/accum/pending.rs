@@ -20,7 +20,7 @@ pub(crate) fn col_of(key: u64) -> u32 {
 }
 
 /// The type pending sums are kept in: `f64` for float matrices, `i128` for integer ones (any u64 or i64 value, and sums of them, are exact; they are checked against the dtype when written).
-pub(crate) trait Val: Copy + Send + Sync + PartialEq + Default + std::fmt::Debug + 'static {
+pub(crate) trait Val: Plain + Send + Sync + PartialEq + std::fmt::Debug + 'static {
     /// Sum, or `None` on integer overflow.
     fn add(self, other: Self) -> Option<Self>;
     /// A stored value as a pending sum.
@@ -125,6 +125,13 @@ pub(crate) fn overflow(key: u64) -> Error {
     }
 }
 
+/// Values the radix sort moves: plain data with an alignment of at most 16, valid for every
+/// bit pattern.
+pub(crate) trait Plain: Copy + Default {}
+impl Plain for f64 {}
+impl Plain for i128 {}
+impl Plain for u64 {}
+
 /// Scratch space of the radix sort, kept per thread when small (a combiner drain) so that
 /// each sort does not map and fault in fresh pages.
 const KEEP_SCRATCH: usize = 4 << 20;
@@ -135,7 +142,7 @@ thread_local! {
 
 /// LSD radix sort of entries by key, 11 bits at a time over the bits that vary (row and
 /// column ids rarely use all 32 bits): 2,048 buckets stay in the first-level cache.
-pub(crate) fn radix_sort<V: Val>(v: &mut [Entry<V>]) {
+pub(crate) fn radix_sort<V: Plain>(v: &mut [Entry<V>]) {
     if v.len() < 256 {
         v.sort_unstable_by_key(|e| e.key);
         return;
@@ -148,7 +155,7 @@ pub(crate) fn radix_sort<V: Val>(v: &mut [Entry<V>]) {
             if s.len() < words {
                 s.resize(words, 0);
             }
-            // SAFETY: `Entry<V>` is plain data (u64 key and an f64 or i128 value) with an
+            // SAFETY: `Entry<V>` is plain data (u64 key and a u64, f64 or i128 value) with an
             // alignment of at most 16, for which every bit pattern (all zeros included) is
             // valid; the buffer holds at least `v.len()` entries.
             let buf = unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut Entry<V>, v.len()) };
@@ -160,7 +167,7 @@ pub(crate) fn radix_sort<V: Val>(v: &mut [Entry<V>]) {
     }
 }
 
-fn radix_with<V: Val>(v: &mut [Entry<V>], buf: &mut [Entry<V>]) {
+fn radix_with<V: Plain>(v: &mut [Entry<V>], buf: &mut [Entry<V>]) {
     const BITS: u32 = 11;
     const MASK: u64 = (1 << BITS) - 1;
     let (mut or, mut and) = (0u64, u64::MAX);
