@@ -221,24 +221,36 @@ impl Store {
 
     /// Allocates `len` bytes, 64-aligned: the first reusable free extent that fits, or past the end.
     fn alloc(&self, len: u64) -> u64 {
-        let need = align_up(len.max(1), CHUNK_ALIGN);
+        // Extents are exact byte ranges: sections of a file that `MatrixWriter` wrote are
+        // packed at 8-byte alignment, so rounding a freed length up could free the start of
+        // the next section. Alignment is found inside an extent instead; the bytes before
+        // the aligned start stay free, and so does the gap to the next aligned allocation.
+        let need = len.max(1);
         let committed = self.commit.lock().expect("commit lock").generation;
         let mut s = self.space.lock().expect("space lock");
         let found = s
             .free
             .iter()
-            .find(|(_, &(l, g))| l >= need && (g == 0 || g < committed))
+            .find(|(&o, &(l, g))| align_up(o, CHUNK_ALIGN) + need <= o + l && (g == 0 || g < committed))
             .map(|(&o, &(l, g))| (o, l, g));
         let off = match found {
             Some((o, l, g)) => {
                 s.free.remove(&o);
-                if l > need {
-                    s.free.insert(o + need, (l - need, g));
+                let a = align_up(o, CHUNK_ALIGN);
+                if a > o {
+                    s.free.insert(o, (a - o, g));
                 }
-                o
+                if o + l > a + need {
+                    s.free.insert(a + need, (o + l - a - need, g));
+                }
+                a
             }
             None => {
                 let o = align_up(s.end, CHUNK_ALIGN);
+                if o > s.end {
+                    let gap = (s.end, o - s.end);
+                    insert_free(&mut s.free, gap.0, gap.1, 0);
+                }
                 s.end = o + need;
                 o
             }
@@ -252,7 +264,7 @@ impl Store {
         if len == 0 {
             return;
         }
-        let len = align_up(len, CHUNK_ALIGN);
+        // Exact: see `alloc`.
         let mut s = self.space.lock().expect("space lock");
         if s.fresh.remove(&offset) {
             insert_free(&mut s.free, offset, len, 0);
