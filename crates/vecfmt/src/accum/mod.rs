@@ -95,7 +95,7 @@ impl AccumulatorOptions {
         self.memory = Some(bytes);
         self
     }
-    /// Codec of the finished file (default zstd). While building, chunks are lz4.
+    /// Codec of the finished file (default zstd). While building, chunks are raw.
     pub fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
         self
