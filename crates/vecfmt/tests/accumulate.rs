@@ -389,3 +389,29 @@ fn symmetric_builds_equal_both_orientations() {
     let e = Accumulator::open(&path, opts).unwrap_err();
     assert!(e.to_string().contains("symmetric updates"), "{e}");
 }
+
+/// Many commits of a file reopened each time, under a budget that forces evictions: the
+/// free list grows and shrinks, space is reused, and every commit must verify and hold the
+/// model. (A free-list slack computed in 64-byte units once freed bytes past the list's own
+/// allocation; a C1-1GB build then placed a chunk over live data.)
+#[test]
+fn every_commit_of_a_long_reopened_build_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.vfm");
+    let opts = AccumulatorOptions::new(DType::F64).memory(1 << 20).chunk_bytes(4096);
+    drop(Accumulator::create(&path, opts.clone()).unwrap());
+    let mut model = Model::new();
+    for round in 0..40u64 {
+        let acc = Accumulator::open(&path, opts.clone()).unwrap();
+        for (k, &(r, c, v)) in workload(100 + round, 1500, 300, 5000).iter().enumerate() {
+            acc.add(r, c, v).unwrap();
+            *model.entry((r, c)).or_default() += v;
+            if k % 500 == 499 {
+                acc.commit().unwrap();
+            }
+        }
+        acc.commit().unwrap();
+        drop(acc);
+        assert_same(&contents(&path), &model, 0.0);
+    }
+}

@@ -387,10 +387,8 @@ impl Store {
             // The list may be a record or two shorter than the room taken for it (taking that
             // room can use up a free extent): give the rest back now, as space no commit has
             // referenced. It is listed from the next commit on.
-            let (room, used) = (
-                align_up((records * 24) as u64, CHUNK_ALIGN),
-                align_up(free_bytes.len() as u64, CHUNK_ALIGN),
-            );
+            // Extents are exact byte ranges (see `alloc`).
+            let (room, used) = ((records * 24) as u64, free_bytes.len() as u64);
             if room > used {
                 insert_free(
                     &mut self.space.lock().expect("space lock").free,
@@ -469,6 +467,12 @@ impl Store {
 
 /// Inserts a free extent, merging it with free neighbours of the same generation.
 fn insert_free(free: &mut BTreeMap<u64, (u64, u64)>, mut off: u64, mut len: u64, gen: u64) {
+    debug_assert!(
+        free.range(..off + len)
+            .next_back()
+            .is_none_or(|(&o, &(l, _))| o + l <= off),
+        "free extent {off}+{len} overlaps a free extent"
+    );
     if let Some((&po, &(pl, pg))) = free.range(..off).next_back() {
         if po + pl == off && pg == gen {
             free.remove(&po);
