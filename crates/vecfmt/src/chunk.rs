@@ -107,7 +107,12 @@ impl<'a> CsrView<'a> {
     /// The range of `indices`/`values` that listed position `k` holds.
     #[inline]
     pub fn range(&self, k: usize) -> Range<usize> {
-        self.offsets.get(k) as usize..self.offsets.get(k + 1) as usize
+        // Clamped to the entries: a validated raw chunk is read in place, and if another
+        // process changes the file under the map its offsets may no longer be monotone; that
+        // must give wrong rows (which the reader reports), never an out-of-bounds panic.
+        let n = self.indices.len();
+        let a = (self.offsets.get(k) as usize).min(n);
+        a..(self.offsets.get(k + 1) as usize).clamp(a, n)
     }
 
     /// Checks everything a reader relies on: offsets start at 0, never decrease and end at

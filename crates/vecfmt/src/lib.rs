@@ -42,6 +42,7 @@ mod dtype;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod guard;
 pub mod labels;
 pub mod layout;
 mod reader;

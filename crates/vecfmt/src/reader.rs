@@ -14,6 +14,7 @@ use crate::chunk::{self, ChunkData, CsrView};
 use crate::consts::*;
 use crate::dtype::{DType, Indices, Scalar, Values};
 use crate::error::{io_err, Axis, Error, Malformed, Result};
+use crate::guard::GuardedMap;
 use crate::labels::Labels;
 use crate::layout::{self, Catalog, ChunkEntry, Codec, Commit, PageProblem, SectionRef};
 
@@ -65,12 +66,20 @@ const BAD: u8 = 2;
 /// The reader sees the commit that was current when it opened; it holds a shared lock
 /// (`flock`) for its whole life, and vecfmt's writers take an exclusive lock before they
 /// change a file in place, so they cannot change it under a reader (FORMAT.md §7).
+///
+/// A process that ignores the lock and truncates or rewrites the file while it is mapped
+/// does not crash the reader: the map is guarded ([`crate::guard`]), and reads return an
+/// error saying that the file was changed or truncated while being read (so do all later
+/// calls). A row borrowed from a raw chunk before the truncation may read zeros; the next
+/// call on the matrix, or the end of an iteration, returns the error.
 #[derive(Debug)]
 pub struct Matrix {
     path: PathBuf,
-    map: Mmap,
+    map: GuardedMap,
     // Holds the shared lock; closing the file releases it.
-    _file: File,
+    file: File,
+    /// The file's length and modification time at open.
+    stamp: Stamp,
     commit: Commit,
     other: Result<Commit, PageProblem>,
     catalog: Catalog,
@@ -82,6 +91,28 @@ pub struct Matrix {
     cache: ChunkCache,
     opts: OpenOptions,
 }
+
+/// What tells that a file's contents changed: its length and modification time (`fstat`).
+/// Not the change time, which renames and `chmod` also move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    mtime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+        }
+    }
+}
+
+/// What [`Matrix::parse`] finds: the current commit, the other page, the catalog, the
+/// metadata.
+type Parsed = (Commit, Result<Commit, PageProblem>, Catalog, Option<serde_json::Value>);
 
 /// A chunk as the reader holds it: in place in the map, or decoded and shared.
 #[derive(Debug, Clone)]
@@ -214,7 +245,8 @@ impl Matrix {
             Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: path.into() }),
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(path, "lock")(e)),
         }
-        let len = file.metadata().map_err(io_err(path, "stat"))?.len();
+        let meta = file.metadata().map_err(io_err(path, "stat"))?;
+        let (len, stamp) = (meta.len(), Stamp::of(&meta));
         if len < SUPERBLOCK_SIZE {
             let mut head = [0u8; 8];
             let n = std::io::Read::read(&mut &file, &mut head).unwrap_or(0);
@@ -230,17 +262,39 @@ impl Matrix {
                 ),
             });
         }
-        // SAFETY: mapping a file is only sound while no one truncates or rewrites the mapped
-        // range. We hold a shared flock for the life of the map; vecfmt writers take an
-        // exclusive flock before changing a file in place, never shrink a file, and write
-        // new files under a temporary name. A process that ignores the lock and truncates
-        // the file can still cause SIGBUS; FORMAT.md §7 documents this.
-        let map = unsafe { Mmap::map(&file) }.map_err(io_err(path, "mmap"))?;
-        let m = Self::from_map(path, file, map, opts)?;
-        Ok(m)
+        // SAFETY: the bytes of a file map change if the file does. We hold a shared flock
+        // for the life of the map; vecfmt writers take an exclusive flock before changing a
+        // file in place, never shrink a file, and write new files under a temporary name. A
+        // process that ignores the lock can still change or truncate the file: the guard
+        // turns the SIGBUS of a truncation into zero pages and an error (FORMAT.md §7), every
+        // offset read from the map is checked against its length, and slices of changed
+        // bytes are clamped, so changed contents give wrong values or errors, never UB.
+        let map = GuardedMap::new(unsafe { Mmap::map(&file) }.map_err(io_err(path, "mmap"))?);
+        let parsed = Self::parse(path, &map);
+        // Zeros from a truncation make the parse fail: say why.
+        map.check(path)?;
+        let (commit, other, catalog, metadata) = parsed?;
+        let (buckets, shift) = build_buckets(&catalog.chunks, commit.n_rows);
+        let checked = catalog.chunks.iter().map(|_| AtomicU8::new(UNCHECKED)).collect();
+        Ok(Matrix {
+            path: path.into(),
+            map,
+            file,
+            stamp,
+            commit,
+            other,
+            catalog,
+            metadata,
+            buckets,
+            shift,
+            checked,
+            cache: ChunkCache::new(opts.cache_bytes),
+            opts,
+        })
     }
 
-    fn from_map(path: &Path, file: File, map: Mmap, opts: OpenOptions) -> Result<Matrix> {
+    /// Parses and checks the superblock, the catalog, the labels and the metadata.
+    fn parse(path: &Path, map: &[u8]) -> Result<Parsed> {
         let len = map.len() as u64;
         let corrupt = |what: &'static str, m: Malformed| Error::Corrupt {
             path: path.into(),
@@ -359,22 +413,33 @@ impl Matrix {
         if catalog.free_extents.is_present() {
             section(&catalog.free_extents, "free extents")?;
         }
-        let (buckets, shift) = build_buckets(&catalog.chunks, commit.n_rows);
-        let checked = catalog.chunks.iter().map(|_| AtomicU8::new(UNCHECKED)).collect();
-        Ok(Matrix {
-            path: path.into(),
-            map,
-            _file: file,
-            commit,
-            other,
-            catalog,
-            metadata,
-            buckets,
-            shift,
-            checked,
-            cache: ChunkCache::new(opts.cache_bytes),
-            opts,
-        })
+        Ok((commit, other, catalog, metadata))
+    }
+
+    /// An error if the file was truncated under the map; every read checks it.
+    #[inline]
+    fn intact(&self) -> Result<()> {
+        self.map.check(&self.path)
+    }
+
+    /// An error if the file was truncated under the map, or written since it was opened (its
+    /// length or modification time differ: one `fstat`). Checked at the end of an
+    /// iteration, by `verify`, and to explain a chunk that fails its checks.
+    pub fn check_unchanged(&self) -> Result<()> {
+        self.intact()?;
+        match self.file.metadata() {
+            Ok(m) if Stamp::of(&m) == self.stamp => Ok(()),
+            Ok(_) => Err(crate::guard::truncated(&self.path)),
+            Err(e) => Err(io_err(&self.path, "stat")(e)),
+        }
+    }
+
+    /// A chunk error, or the file-changed error when that is its cause.
+    fn chunk_failure(&self, e: Error) -> Error {
+        match self.check_unchanged() {
+            Err(changed) => changed,
+            Ok(()) => e,
+        }
     }
 
     /// The file's path.
@@ -449,10 +514,12 @@ impl Matrix {
             Axis::Row => &self.catalog.row_labels,
             Axis::Col => &self.catalog.col_labels,
         };
-        s.is_present().then(|| {
-            Labels::parse(&self.map[s.offset as usize..(s.offset + s.length) as usize], s.offset)
-                .expect("checked at open")
-        })
+        if !s.is_present() {
+            return None;
+        }
+        // Checked at open; it fails only if the file changed under the map (then every
+        // call that can return an error says so).
+        Labels::parse(&self.map[s.offset as usize..(s.offset + s.length) as usize], s.offset).ok()
     }
     /// Row labels, if the file has them.
     pub fn row_labels(&self) -> Option<Labels<'_>> {
@@ -471,10 +538,13 @@ impl Matrix {
         self.label(Axis::Col, j)
     }
     fn label(&self, axis: Axis, i: u64) -> Result<Option<&str>> {
-        match self.labels(axis) {
+        self.intact()?;
+        let r = match self.labels(axis) {
             None => Ok(None),
             Some(l) => l.get(i).map(Some).map_err(|m| self.corrupt("labels", m)),
-        }
+        };
+        self.intact()?;
+        r
     }
     /// The id of the row labelled `label`.
     pub fn row_id(&self, label: &str) -> Result<u64> {
@@ -485,8 +555,13 @@ impl Matrix {
         self.id_of(Axis::Col, label)
     }
     fn id_of(&self, axis: Axis, label: &str) -> Result<u64> {
-        let l = self.labels(axis).ok_or(Error::NoLabels { axis })?;
-        l.lookup(label).ok_or_else(|| Error::LabelNotFound {
+        self.intact()?;
+        let found = self
+            .labels(axis)
+            .ok_or(Error::NoLabels { axis })
+            .map(|l| l.lookup(label));
+        self.intact()?;
+        found?.ok_or_else(|| Error::LabelNotFound {
             axis,
             label: label.to_string(),
         })
@@ -544,7 +619,7 @@ impl Matrix {
         // drops resident pages; later reads fault them in again from the file with the same
         // contents, so rows and views borrowed from the map stay valid.
         let _ = unsafe {
-            self.map.unchecked_advise_range(
+            self.map.mmap().unchecked_advise_range(
                 memmap2::UncheckedAdvice::DontNeed,
                 start as usize,
                 (end - start) as usize,
@@ -560,11 +635,12 @@ impl Matrix {
     fn check_crc(&self, c: usize) -> Result<()> {
         let e = &self.catalog.chunks[c];
         let crc = crc32c::crc32c(self.stored(c));
+        self.intact()?;
         if crc != e.crc {
-            return Err(self.chunk_error(
+            return Err(self.chunk_failure(self.chunk_error(
                 c,
                 format!("checksum mismatch: stored {:08x}, computed {crc:08x}", e.crc),
-            ));
+            )));
         }
         Ok(())
     }
@@ -579,9 +655,9 @@ impl Matrix {
             self.commit.dtype,
             self.commit.n_cols,
             self.opts.max_chunk_bytes,
-        )
-        .map_err(|d| self.chunk_error(c, d))?;
-        Ok(data)
+        );
+        self.intact()?;
+        data.map_err(|d| self.chunk_failure(self.chunk_error(c, d)))
     }
 
     /// Views raw chunk `c` in place after checking its checksum and structure.
@@ -590,12 +666,15 @@ impl Matrix {
         let e = &self.catalog.chunks[c];
         let view = chunk::view_raw(self.stored(c), e, self.commit.index_width as usize, self.commit.dtype)
             .map_err(|d| self.chunk_error(c, d))?;
-        view.validate(self.commit.n_cols).map_err(|d| self.chunk_error(c, d))?;
+        let valid = view.validate(self.commit.n_cols);
+        self.intact()?;
+        valid.map_err(|d| self.chunk_failure(self.chunk_error(c, d)))?;
         Ok(view)
     }
 
     /// Raw chunk `c` in place; checked on first use only, so that later reads are O(1).
     fn mapped_view(&self, c: usize) -> Result<CsrView<'_>> {
+        self.intact()?;
         if self.checked[c].load(Ordering::Acquire) == GOOD {
             let e = &self.catalog.chunks[c];
             return chunk::view_raw(self.stored(c), e, self.commit.index_width as usize, self.commit.dtype)
@@ -610,6 +689,7 @@ impl Matrix {
 
     /// Chunk `c`, through the cache for compressed chunks.
     pub fn chunk(&self, c: usize) -> Result<ChunkRef<'_>> {
+        self.intact()?;
         if self.catalog.chunks[c].codec == Codec::Raw {
             return self.mapped_view(c).map(ChunkRef::Mapped);
         }
@@ -623,6 +703,7 @@ impl Matrix {
 
     /// Chunk `c`, decoded without entering the cache: for scans that visit each chunk once.
     pub fn chunk_uncached(&self, c: usize) -> Result<ChunkRef<'_>> {
+        self.intact()?;
         if self.catalog.chunks[c].codec == Codec::Raw {
             return self.mapped_view(c).map(ChunkRef::Mapped);
         }
@@ -641,13 +722,18 @@ impl Matrix {
             });
         }
         let Some(c) = self.chunk_of(i) else {
+            self.intact()?;
             return Ok(Row::empty(i, self.commit.dtype, self.commit.index_width));
         };
         match self.chunk(c)? {
-            ChunkRef::Mapped(v) => Ok(match v.find(i) {
-                Some(k) => Row::from_view(&v, k),
-                None => Row::empty(i, self.commit.dtype, self.commit.index_width),
-            }),
+            ChunkRef::Mapped(v) => {
+                let row = match v.find(i) {
+                    Some(k) => Row::from_view(&v, k),
+                    None => Row::empty(i, self.commit.dtype, self.commit.index_width),
+                };
+                self.intact()?;
+                Ok(row)
+            }
             ChunkRef::Decoded(d) => Ok(match d.view().find(i) {
                 Some(k) => Row::from_shared(d, k),
                 None => Row::empty(i, self.commit.dtype, self.commit.index_width),
@@ -688,6 +774,7 @@ impl Matrix {
             next_chunk: first,
             current: None,
             k: 0,
+            cut: false,
         }
     }
 
@@ -747,6 +834,10 @@ impl Matrix {
                 }
             }
         }
+        if let Err(e) = self.check_unchanged() {
+            // What was read may be zeros or other bytes: the problems are its consequence.
+            problems = vec![e];
+        }
         VerifyReport {
             chunks: self.catalog.chunks.len(),
             problems,
@@ -778,11 +869,38 @@ pub struct RowIter<'a> {
     next_chunk: usize,
     current: Option<ChunkRef<'a>>,
     k: usize,
+    /// The file was truncated or changed under the map: the error was returned.
+    cut: bool,
 }
 
 impl<'a> Iterator for RowIter<'a> {
     type Item = Result<Row<'a>>;
+    /// The next row. If the file was truncated or changed under the map since the
+    /// iteration began, an error instead (once, at the latest where the iteration would
+    /// have ended), and then the end.
     fn next(&mut self) -> Option<Result<Row<'a>>> {
+        if self.cut {
+            return None;
+        }
+        let r = self.advance();
+        // At the end, one fstat: a file rewritten in place without a truncation the map
+        // noticed shows as changed here.
+        let check = if r.is_none() {
+            self.m.check_unchanged()
+        } else {
+            self.m.intact()
+        };
+        if let Err(e) = check {
+            self.cut = true;
+            self.current = None;
+            return Some(Err(e));
+        }
+        r
+    }
+}
+
+impl<'a> RowIter<'a> {
+    fn advance(&mut self) -> Option<Result<Row<'a>>> {
         loop {
             if let Some(cur) = &self.current {
                 let row = match cur {

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, UncheckedAdvice};
+use vecfmt::guard::GuardedMap;
 use vecfmt::stream::{Block, MatrixHeader, MatrixSink, MatrixSource, RowBlock, TripletBlock};
 use vecfmt::{Error, Result, ValueVec};
 
@@ -51,7 +52,7 @@ pub struct NpySource {
     path: PathBuf,
     header: MatrixHeader,
     npy: NpyHeader,
-    map: Mmap,
+    map: GuardedMap,
     decoder: Box<dyn Decoder>,
     walk: Walk,
     /// Rows per block (row walks) or columns per block (column walk).
@@ -86,11 +87,13 @@ impl NpySource {
         let file_len = file.metadata().map_err(io_err(&path, "stat"))?.len();
         // SAFETY: the map is read-only and we never write through it. The file is someone
         // else's (numpy's), so we hold no lock on it: if another process truncates it while
-        // we read, the process gets SIGBUS. Every offset we read is checked against the
-        // length the file had at open (below), so an unchanged file is never read past its
-        // end.
-        let map = unsafe { Mmap::map(&file) }.map_err(io_err(&path, "map"))?;
-        let npy = read_header(&mut &map[..]).map_err(bad)?;
+        // we read, the guard absorbs the SIGBUS and every block read after it is an error
+        // (FORMAT.md §7). Every offset we read is checked against the length the file had at
+        // open (below), so an unchanged file is never read past its end.
+        let map = GuardedMap::new(unsafe { Mmap::map(&file) }.map_err(io_err(&path, "map"))?);
+        let npy = read_header(&mut &map[..]);
+        map.check(&path)?;
+        let npy = npy.map_err(bad)?;
         if npy.shape.len() != 2 {
             return Err(bad(format!(
                 "expected a 2-D array, found shape {} ({} dimensions)",
@@ -143,7 +146,7 @@ impl NpySource {
                 (Walk::Columns, (block / (n_rows * size).max(1)).max(1))
             }
         };
-        let _ = map.advise(memmap2::Advice::Sequential);
+        let _ = map.mmap().advise(memmap2::Advice::Sequential);
         Ok(NpySource {
             header: MatrixHeader::new(dtype, n_rows, n_cols),
             path,
@@ -180,6 +183,7 @@ impl NpySource {
         // reference into the released range outlives this call (blocks copy their values).
         let _ = unsafe {
             self.map
+                .mmap()
                 .unchecked_advise_range(UncheckedAdvice::DontNeed, start as usize, len as usize)
         };
     }
@@ -273,13 +277,16 @@ impl MatrixSource for NpySource {
         &self.header
     }
     fn next_block(&mut self) -> Result<Option<Block>> {
-        Ok(match self.walk {
+        let block = match self.walk {
             Walk::Columns if self.next < self.n_cols() => Some(Block::Triplets(self.column_block())),
             Walk::Rows | Walk::RowStripes if self.next < self.n_rows() && self.n_cols() > 0 => {
                 Some(Block::Rows(self.row_block()?))
             }
             _ => None,
-        })
+        };
+        // A truncation under the map turned what we read into zeros: an error, not a block.
+        self.map.check(&self.path)?;
+        Ok(block)
     }
     fn total_bytes(&self) -> Option<u64> {
         self.npy.data_len()
