@@ -71,9 +71,14 @@ bench-convert: deps venv
 	$(CARGO) build --release --locked -p vecfmt-cli
 	$(CARGO) run --release --locked -p vecfmt-benches --bin convert_report -- --breakdown
 
-## The SIGKILL crash loop with 2,000 trials (CI runs 200 inside `make test`).
+## Durability under stress (issue 5): the SIGKILL crash loop with 20,000 trials (`make test`
+## runs 1,000), simulated power loss with 64 crash images per cut point (`make test`: 8), and
+## 2,000 truncations and rewrites under a reader (`make test`: 100; .npy: 40).
 stress: deps
-	VECFMT_CRASH_TRIALS=2000 $(CARGO) test --release --locked -p vecfmt-cli --test crash -- --nocapture
+	VECFMT_CRASH_TRIALS=20000 $(CARGO) test --release --locked -p vecfmt-cli --test crash -- --nocapture
+	VECFMT_POWER_SEEDS=64 $(CARGO) test --release --locked -p vecfmt --test power_loss -- --nocapture
+	VECFMT_TRUNCATE_TRIALS=2000 $(CARGO) test --release --locked -p vecfmt --test truncate_under_reader -- --nocapture
+	VECFMT_TRUNCATE_TRIALS=500 $(CARGO) test --release --locked -p vecfmt-npy --test truncate_under_reader -- --nocapture
 
 ## The issue-3 accumulation benchmarks side by side in one run (see BENCHMARKS.md): cooccur on
 ## C1 at --memory 1G and 256M, -j 2 and -j 1, LRU against the default eviction, end to end,

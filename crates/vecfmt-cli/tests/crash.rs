@@ -1,8 +1,11 @@
 //! The crash loop: `vecfmt build` with frequent checkpoints is killed with SIGKILL at random
-//! moments. After each kill the file must open, verify, hold exactly the state of a commit
-//! (at least the last one the build acknowledged), and accept the rest of the input.
+//! moments. After each kill the file must open, verify, and hold exactly the state of a commit
+//! (at least the last one the build acknowledged); every tenth killed file must also accept
+//! the rest of the input with `--append` and then hold the whole input.
 //!
-//! `VECFMT_CRASH_TRIALS` sets the number of trials (200 by default; `make stress` runs more).
+//! `VECFMT_CRASH_TRIALS` sets the number of trials (1,000 by default, which `make test` runs;
+//! `make stress` runs 20,000) and `VECFMT_CRASH_JOBS` how many run at once (4 by default:
+//! a build spends most of its time in fsync).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -78,12 +81,117 @@ fn build(bin: &str, input: &Path, out: &Path, append: bool) -> Command {
     c
 }
 
+/// What one trial found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Landed {
+    /// Killed before the file first appeared.
+    BeforeCommit,
+    /// Killed during the build.
+    Mid,
+    /// The build had finished.
+    Finished,
+}
+
+struct Setup {
+    bin: &'static str,
+    dir: std::path::PathBuf,
+    input: std::path::PathBuf,
+    lines: Vec<String>,
+    full: HashMap<(u64, u64), f64>,
+    span: u64,
+    /// The expected content after the first n lines, by n (commits fall on a few values).
+    models: Mutex<HashMap<u64, Arc<HashMap<(u64, u64), f64>>>>,
+}
+
+impl Setup {
+    fn model(&self, n: u64) -> Arc<HashMap<(u64, u64), f64>> {
+        if let Some(m) = self.models.lock().unwrap().get(&n) {
+            return m.clone();
+        }
+        let m = Arc::new(model(&self.lines[..n as usize]));
+        self.models.lock().unwrap().insert(n, m.clone());
+        m
+    }
+}
+
+fn trial(s: &Setup, trial: usize, delay: Duration) -> Landed {
+    let out = s.dir.join(format!("t{trial}.vfm"));
+    let mut child = build(s.bin, &s.input, &out, false).spawn().unwrap();
+    let acked = Arc::new(Mutex::new(0u64));
+    let stderr = child.stderr.take().unwrap();
+    let a = acked.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(n) = line
+                .strip_prefix("vecfmt: committed ")
+                .and_then(|r| r.strip_suffix(" lines"))
+            {
+                *a.lock().unwrap() = n.parse().unwrap();
+            }
+        }
+    });
+    std::thread::sleep(delay);
+    let _ = child.kill(); // SIGKILL
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let acked = *acked.lock().unwrap();
+
+    if !out.exists() {
+        assert_eq!(
+            acked, 0,
+            "trial {trial}: a commit was acknowledged but the file is gone"
+        );
+        return Landed::BeforeCommit;
+    }
+    let (got, n) = state(&out);
+    assert!(
+        n >= acked,
+        "trial {trial}: the file holds {n} lines, but {acked} were acknowledged"
+    );
+    assert!(
+        got == *s.model(n),
+        "trial {trial}: not the state of the commit at {n} lines"
+    );
+    if trial % 10 == 0 {
+        // It accepts more additions: the rest of the input.
+        let rest = s.dir.join(format!("rest{trial}.tsv"));
+        let mut f = std::fs::File::create(&rest).unwrap();
+        for l in &s.lines[n as usize..] {
+            writeln!(f, "{l}").unwrap();
+        }
+        drop(f);
+        // Another trial's thread may be starting a process just as this one closes the file:
+        // between fork and exec that child holds a copy of every descriptor, and with it our
+        // shared lock for a moment. The build says so (the file is locked); retry.
+        let mut o = build(s.bin, &rest, &out, true).output().unwrap();
+        for _ in 0..20 {
+            if o.status.success() || !String::from_utf8_lossy(&o.stderr).contains("locked") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            o = build(s.bin, &rest, &out, true).output().unwrap();
+        }
+        assert!(
+            o.status.success(),
+            "trial {trial}: --append after the kill failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(state(&out).0 == s.full, "trial {trial}: after adding the rest");
+        std::fs::remove_file(&rest).unwrap();
+    }
+    let _ = std::fs::remove_file(&out);
+    if status.success() {
+        Landed::Finished
+    } else {
+        Landed::Mid
+    }
+}
+
 #[test]
 fn sigkill_at_random_moments_loses_no_acknowledged_commit() {
-    let trials: usize = std::env::var("VECFMT_CRASH_TRIALS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|s| s.parse().ok()).unwrap_or(d);
+    let trials = env("VECFMT_CRASH_TRIALS", 1000);
+    let jobs = env("VECFMT_CRASH_JOBS", 4).max(1);
     let bin = env!("CARGO_BIN_EXE_vecfmt");
     let dir = tempfile::tempdir().unwrap();
     let lines = input_lines();
@@ -91,78 +199,58 @@ fn sigkill_at_random_moments_loses_no_acknowledged_commit() {
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let full = model(&lines);
 
-    // How long an unkilled build takes, to spread the kills over it.
+    // How long an unkilled build takes when `jobs` run at once, to spread the kills over it.
     let t0 = Instant::now();
-    let out0 = dir.path().join("whole.vfm");
-    let st = build(bin, &input, &out0, false).status().unwrap();
-    assert!(st.success());
-    let span = t0.elapsed().as_micros().max(1000) as u64;
-    assert_eq!(state(&out0).0, full);
-
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    let (mut before_commit, mut mid, mut finished) = (0, 0, 0);
-    for trial in 0..trials {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let delay = Duration::from_micros((seed >> 33) % (span * 9 / 10));
-        let out = dir.path().join(format!("t{trial}.vfm"));
-        let mut child = build(bin, &input, &out, false).spawn().unwrap();
-        let acked = Arc::new(Mutex::new(0u64));
-        let stderr = child.stderr.take().unwrap();
-        let a = acked.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(n) = line
-                    .strip_prefix("vecfmt: committed ")
-                    .and_then(|r| r.strip_suffix(" lines"))
-                {
-                    *a.lock().unwrap() = n.parse().unwrap();
-                }
-            }
-        });
-        std::thread::sleep(delay);
-        let _ = child.kill(); // SIGKILL
-        let status = child.wait().unwrap();
-        reader.join().unwrap();
-        let acked = *acked.lock().unwrap();
-
-        if !out.exists() {
-            assert_eq!(
-                acked, 0,
-                "trial {trial}: a commit was acknowledged but the file is gone"
-            );
-            before_commit += 1;
-        } else {
-            let (got, n) = state(&out);
-            assert!(
-                n >= acked,
-                "trial {trial}: the file holds {n} lines, but {acked} were acknowledged"
-            );
-            assert_eq!(
-                got,
-                model(&lines[..n as usize]),
-                "trial {trial}: not the state of the commit at {n} lines"
-            );
-            if status.success() {
-                finished += 1;
-            } else {
-                mid += 1;
-            }
-            // It accepts more additions: the rest of the input.
-            let rest = dir.path().join(format!("rest{trial}.tsv"));
-            let mut f = std::fs::File::create(&rest).unwrap();
-            for l in &lines[n as usize..] {
-                writeln!(f, "{l}").unwrap();
-            }
-            drop(f);
-            let st = build(bin, &rest, &out, true).stderr(Stdio::null()).status().unwrap();
-            assert!(st.success(), "trial {trial}: --append after the kill failed");
-            assert_eq!(state(&out).0, full, "trial {trial}: after adding the rest");
-            std::fs::remove_file(&rest).unwrap();
-        }
-        let _ = std::fs::remove_file(&out);
+    let outs: Vec<_> = (0..jobs).map(|j| dir.path().join(format!("whole{j}.vfm"))).collect();
+    let mut kids: Vec<_> = outs
+        .iter()
+        .map(|o| build(bin, &input, o, false).stderr(Stdio::null()).spawn().unwrap())
+        .collect();
+    for k in &mut kids {
+        assert!(k.wait().unwrap().success());
     }
+    let span = t0.elapsed().as_micros().max(1000) as u64;
+    for o in &outs {
+        assert!(state(o).0 == full);
+        std::fs::remove_file(o).unwrap();
+    }
+
+    let setup = Setup {
+        bin,
+        dir: dir.path().to_path_buf(),
+        input,
+        lines,
+        full,
+        span,
+        models: Mutex::new(HashMap::new()),
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let counts = Mutex::new([0usize; 3]);
+    let t1 = Instant::now();
+    std::thread::scope(|sc| {
+        for _ in 0..jobs {
+            sc.spawn(|| loop {
+                let t = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if t >= trials {
+                    break;
+                }
+                // A fixed pseudo-random delay per trial, spread over 90% of a build.
+                let mut x = (t as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                x ^= x >> 29;
+                x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                x ^= x >> 32;
+                let delay = Duration::from_micros(x % (setup.span * 9 / 10));
+                let landed = trial(&setup, t, delay);
+                counts.lock().unwrap()[landed as usize] += 1;
+            });
+        }
+    });
+    let [before_commit, mid, finished] = *counts.lock().unwrap();
     eprintln!(
-        "crash loop: {trials} SIGKILL trials, 0 failures ({before_commit} before the file existed, {mid} mid-build, {finished} after it finished)"
+        "crash loop: {trials} SIGKILL trials, 0 failures ({before_commit} before the file existed, {mid} mid-build, \
+         {finished} after it finished; {} continued with --append), {jobs} at once, {:.0} s",
+        trials.div_ceil(10),
+        t1.elapsed().as_secs_f64()
     );
     assert!(
         trials < 20 || mid > trials / 4,
