@@ -15,10 +15,12 @@ use crate::layout::{align_up, parse_page, PageProblem};
 use crate::{Catalog, ChunkEntry, Codec, Commit, DType, Error, Result, SectionRef};
 
 /// The file operations the accumulator needs: positioned reads and writes, sync and the
-/// length. Every byte the accumulator reads or writes in its file goes through this trait
-/// (the rewrite of [`Accumulator::finish`](super::Accumulator::finish) writes a new file
-/// through [`MatrixWriter`](crate::MatrixWriter) instead), so that tests can model a page
-/// cache that loses unsynced writes, or a disk that fails.
+/// length. Every byte the accumulator reads or writes in its open file goes through this
+/// trait, so that tests can model a page cache that loses unsynced writes, or a disk that
+/// fails. Whole new files are written through [`MatrixWriter`](crate::MatrixWriter) instead
+/// and put in place by rename: the empty file of
+/// [`Accumulator::create`](super::Accumulator::create) and the rewrite of
+/// [`Accumulator::finish`](super::Accumulator::finish).
 ///
 /// A call interrupted by a signal may return [`io::ErrorKind::Interrupted`]; the accumulator
 /// retries it. Any other error stops the accumulator; after a failed `sync` it refuses every
