@@ -157,3 +157,16 @@ fn mtx_entry_count_is_checked_against_the_file() {
     let (e, _) = refused("big_array.mtx", v, read::read_mtx);
     assert!(e.contains("declares 10000000000 entries"), "{e}");
 }
+
+#[test]
+fn parquet_dictionary_count_is_checked_before_the_parquet_crate_sizes_it() {
+    // Found by the parquet_import fuzz target: a dictionary page declaring 1,207,959,544
+    // int32 values in 16 bytes made the parquet crate allocate and zero 4.8 GB.
+    let p = vecfmt_hostile::repo_root().join("fuzz/corpus/parquet_import/crash-dictionary-count-oom");
+    let bytes = std::fs::read(p).unwrap();
+    let (e, _) = refused("dictionary.parquet", &bytes, read::read_parquet);
+    assert!(
+        e.contains("the dictionary page declares 1207959544 values but holds 16 bytes"),
+        "{e}"
+    );
+}
