@@ -81,6 +81,9 @@ fn build(bin: &str, input: &Path, out: &Path, append: bool) -> Command {
     c
 }
 
+/// Entry sums by `(row, column)`.
+type Model = HashMap<(u64, u64), f64>;
+
 /// What one trial found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Landed {
@@ -100,11 +103,11 @@ struct Setup {
     full: HashMap<(u64, u64), f64>,
     span: u64,
     /// The expected content after the first n lines, by n (commits fall on a few values).
-    models: Mutex<HashMap<u64, Arc<HashMap<(u64, u64), f64>>>>,
+    models: Mutex<HashMap<u64, Arc<Model>>>,
 }
 
 impl Setup {
-    fn model(&self, n: u64) -> Arc<HashMap<(u64, u64), f64>> {
+    fn model(&self, n: u64) -> Arc<Model> {
         if let Some(m) = self.models.lock().unwrap().get(&n) {
             return m.clone();
         }
@@ -152,7 +155,7 @@ fn trial(s: &Setup, trial: usize, delay: Duration) -> Landed {
         got == *s.model(n),
         "trial {trial}: not the state of the commit at {n} lines"
     );
-    if trial % 10 == 0 {
+    if trial.is_multiple_of(10) {
         // It accepts more additions: the rest of the input.
         let rest = s.dir.join(format!("rest{trial}.tsv"));
         let mut f = std::fs::File::create(&rest).unwrap();

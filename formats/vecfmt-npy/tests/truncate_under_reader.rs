@@ -35,7 +35,7 @@ fn npy_bytes() -> Vec<u8> {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let v = if x % 10 == 0 {
+        let v = if x.is_multiple_of(10) {
             (x >> 40) as f32 / 4096.0 + 1.0
         } else {
             0.0
