@@ -755,6 +755,8 @@ impl Accumulator {
         let stats = self.stats();
         let (opts, budget) = dispatch!(&self.inner, s => (s.opts.clone(), s.budget));
         drop(self);
+        // The cache is gone: give its heap back before the rewrite takes its own memory.
+        trim_heap_now();
         let w = if opts.symmetric {
             symmetric::rewrite_symmetric(&path, opts.dtype, opts.codec, opts.zstd_level, budget as u64)?.0
         } else {
@@ -893,6 +895,34 @@ fn start_rewrite(
         w.set_metadata(serde_json::Value::Object(meta))?;
     }
     Ok(w)
+}
+
+/// Gives the pages of freed heap memory back to the OS. The many small pending vectors of
+/// a large build (one per part, below the allocator's mmap threshold) leave holes in the
+/// heap that the allocator keeps: on C1-1GB the resident size grew ~600 MB past the budget
+/// without this. Called after an eviction round, which freed a lot at once.
+/// At most twice a second: a trim walks the allocator's arenas.
+fn trim_heap() {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let now = START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1000;
+    let last = LAST.load(Ordering::Relaxed);
+    if now < last + 500
+        || LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    trim_heap_now();
+}
+
+fn trim_heap_now() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator's arenas.
+    unsafe {
+        libc::malloc_trim(64 << 10);
+    }
 }
 
 /// Appends a stored value converted to the buffer's dtype: f64 to f32 rounds once (an
@@ -1276,6 +1306,7 @@ impl<V: Val> Shared<V> {
             Err(_) => return Ok(()),
         };
         let r = self.evict(soft * 3 / 4);
+        trim_heap();
         drop(guard);
         self.poison(r)
     }
