@@ -940,7 +940,7 @@ impl<'a> RowIter<'a> {
             let c = self.next_chunk;
             if c > 0 {
                 self.m.release_chunk_pages(c - 1);
-                if c % 256 == 0 {
+                if c.is_multiple_of(256) {
                     self.m.release_all_pages();
                 }
             }
