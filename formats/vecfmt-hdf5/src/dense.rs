@@ -64,7 +64,21 @@ impl DenseSource {
         } else {
             (shape[0], shape[1])
         };
-        let row_bytes = (n_cols.max(1) * dtype.size()) as u64;
+        // The shape comes from the file: a few bytes of chunked dataset can declare 2^40 ×
+        // 2^40 elements (found by the hostile-input review: an 8 TiB row allocation, and a
+        // product that wrapped to zero and divided by it). Dense input is read a row at a
+        // time and every element is visited, so both must be possible.
+        let total = (n_rows as u128) * (n_cols as u128) * dtype.size() as u128;
+        let row_bytes = (n_cols.max(1) as u64).saturating_mul(dtype.size() as u64);
+        if total > u64::MAX as u128 || row_bytes > MAX_DENSE_ROW {
+            return Err(foreign(
+                path,
+                format!(
+                    "{dpath} declares a dense {n_rows} × {n_cols} {dtype} matrix, {total} bytes with {row_bytes} bytes per row; \
+                     vecfmt reads dense input a row at a time and refuses rows over {MAX_DENSE_ROW} bytes (is the file damaged?)"
+                ),
+            ));
+        }
         let budget_rows = (opts.block_bytes as u64 / row_bytes).max(1);
         // Whole bands of chunks along the row axis, so each chunk is decompressed once: as
         // many as fit the block, and one band even past it (HDF5 holds a whole chunk in
@@ -168,12 +182,20 @@ impl MatrixSource for DenseSource {
         self.slab()
     }
     fn total_bytes(&self) -> Option<u64> {
-        Some(self.header.n_rows * self.header.n_cols * self.header.dtype.size() as u64)
+        Some(
+            self.header
+                .n_rows
+                .saturating_mul(self.header.n_cols)
+                .saturating_mul(self.header.dtype.size() as u64),
+        )
     }
     fn bytes_read(&self) -> u64 {
         self.read
     }
 }
+
+/// Largest row of a dense input: 1 GiB (134 M float64 columns).
+const MAX_DENSE_ROW: u64 = 1 << 30;
 
 /// Bytes per chunk of the dense datasets we write.
 const CHUNK_BYTES: usize = 1 << 20;

@@ -259,7 +259,11 @@ impl SparseSource {
         };
         src.n_minor = if csc { n_rows } else { n_cols };
         src.header = MatrixHeader::new(dtype, n_rows, n_cols);
-        src.total = (n_major + 1) * ptr_class_size(ptr_class) + nnz * (dtype.size() as u64 + ptr_class_size(idx_class));
+        // For the progress bar only; saturating, since the sizes come from the file.
+        src.total = n_major
+            .saturating_add(1)
+            .saturating_mul(ptr_class_size(ptr_class))
+            .saturating_add(nnz.saturating_mul(dtype.size() as u64 + ptr_class_size(idx_class)));
         Ok(src)
     }
 
