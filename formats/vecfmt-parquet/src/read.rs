@@ -407,7 +407,9 @@ impl ParquetSource {
         let used = first.used;
         let by_index = |map: HashMap<u64, String>, n: u64, axis: Axis, root: &Path| -> Result<Vec<String>> {
             // One label per index, most of them possibly placeholders: within the budget.
-            let needed = n.saturating_mul(2 * std::mem::size_of::<String>() as u64 + 8) + used;
+            let needed = n
+                .saturating_mul(2 * std::mem::size_of::<String>() as u64 + 8)
+                .saturating_add(used);
             if needed > memory {
                 return Err(over_budget(root, needed, memory));
             }
