@@ -119,8 +119,8 @@ fuzz-smoke: fuzz-build
 	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p target/fuzz-corpus/$$t; \
 	  echo "== $$t: $(FUZZ_SECONDS) s, -rss_limit_mb=$(FUZZ_RSS_MB)"; \
-	  extra=""; [ $$t = accumulate ] && extra="-detect_leaks=0"; \
-	  $(FUZZ_ENV) $(CARGO) fuzz run $$t $(CURDIR)/target/fuzz-corpus/$$t $(CURDIR)/fuzz/corpus/$$t -- \
+	  extra=""; asan=""; [ $$t = accumulate ] && extra="-detect_leaks=0" && asan="detect_leaks=0"; \
+	  ASAN_OPTIONS=$$asan $(FUZZ_ENV) $(CARGO) fuzz run $$t $(CURDIR)/target/fuzz-corpus/$$t $(CURDIR)/fuzz/corpus/$$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=$(FUZZ_RSS_MB) -print_final_stats=1 $$extra \
 	    > target/fuzz-logs/$$t.log 2>&1 || { echo "$$t: CRASH, see target/fuzz-logs/$$t.log and fuzz/artifacts/$$t/"; fail=1; }; \
 	  grep -E "^stat::number_of_executed_units|^stat::new_units_added|^stat::peak_rss_mb" target/fuzz-logs/$$t.log | tr '\n' ' '; echo; \
