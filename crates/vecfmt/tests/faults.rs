@@ -369,8 +369,13 @@ fn faults_evictions_under_a_tiny_budget() {
 }
 
 #[test]
-fn faults_integer_matrix() {
+fn faults_a_file_matrix_writer_wrote() {
     faults(3);
+}
+
+#[test]
+fn faults_integer_matrix() {
+    faults(4);
 }
 
 mod put_in_place {

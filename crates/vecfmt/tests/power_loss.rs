@@ -139,8 +139,13 @@ fn power_loss_evictions_under_a_tiny_budget() {
 }
 
 #[test]
-fn power_loss_integer_matrix() {
+fn power_loss_a_file_matrix_writer_wrote() {
     power_loss(3);
+}
+
+#[test]
+fn power_loss_integer_matrix() {
+    power_loss(4);
 }
 
 /// At every sync of every workload (run 20 times: the commit merges parts in parallel, so the

@@ -254,6 +254,9 @@ pub struct Workload {
     pub chunk_bytes: usize,
     pub labels: bool,
     pub n_cols: u64,
+    /// Start from a file that `MatrixWriter` wrote (sections packed at 8 bytes, labels and
+    /// metadata), opened for accumulation, instead of creating one.
+    pub written: bool,
     pub steps: Vec<Step>,
 }
 
@@ -320,6 +323,14 @@ pub fn workloads() -> Vec<Workload> {
             evict.push(Step::Reopen);
         }
     }
+    let mut written = Vec::new();
+    for i in 0..6 {
+        written.push(adds(&mut rng, 400, 60, 120, false));
+        written.push(Step::Commit);
+        if i == 2 {
+            written.push(Step::Reopen);
+        }
+    }
     let mut int = Vec::new();
     for _ in 0..5 {
         int.push(adds(&mut rng, 250, 120, 50, true));
@@ -328,6 +339,7 @@ pub fn workloads() -> Vec<Workload> {
     vec![
         Workload {
             name: "fresh build",
+            written: false,
             dtype: DType::F32,
             memory: 64 << 20,
             chunk_bytes: 4096,
@@ -337,6 +349,7 @@ pub fn workloads() -> Vec<Workload> {
         },
         Workload {
             name: "reopen and continue",
+            written: false,
             dtype: DType::F64,
             memory: 64 << 20,
             chunk_bytes: 2048,
@@ -346,6 +359,7 @@ pub fn workloads() -> Vec<Workload> {
         },
         Workload {
             name: "evictions, tiny budget",
+            written: false,
             dtype: DType::F32,
             memory: 48 << 10,
             chunk_bytes: 1024,
@@ -354,7 +368,18 @@ pub fn workloads() -> Vec<Workload> {
             steps: evict,
         },
         Workload {
+            name: "a file MatrixWriter wrote",
+            written: true,
+            dtype: DType::F64,
+            memory: 256 << 10,
+            chunk_bytes: 1024,
+            labels: true,
+            n_cols: 120,
+            steps: written,
+        },
+        Workload {
             name: "integer i64",
+            written: false,
             dtype: DType::I64,
             memory: 64 << 20,
             chunk_bytes: 2048,
@@ -363,6 +388,38 @@ pub fn workloads() -> Vec<Workload> {
             steps: int,
         },
     ]
+}
+
+/// A file written by `MatrixWriter` (raw chunks, row labels `r0..`, metadata), and its state.
+fn written_file(w: &Workload) -> (Vec<u8>, State) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("written.vfm");
+    let opts = vecfmt::WriterOptions::new(DType::F64, w.n_cols).codec(vecfmt::Codec::Raw);
+    let mut mw = vecfmt::MatrixWriter::create(&path, opts).unwrap();
+    let mut state = State::default();
+    let rows = 40u64;
+    for r in (0..rows).filter(|r| r % 3 != 1) {
+        let cols: Vec<u32> = (0..8)
+            .map(|k| ((r * 7 + k * 13) % w.n_cols) as u32)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let vals: Vec<f64> = cols.iter().map(|&c| (c % 5 + 1) as f64).collect();
+        for (&c, &v) in cols.iter().zip(&vals) {
+            state.entries.insert((r, c as u64), v);
+        }
+        mw.push_row(r, &cols, &vals).unwrap();
+    }
+    if w.labels {
+        state.labels = (0..rows).map(|r| format!("r{r}")).collect();
+        mw.set_row_labels(state.labels.clone());
+    } else {
+        // The row count comes from the last row pushed.
+    }
+    mw.set_metadata(serde_json::json!({ "origin": "MatrixWriter", "note": "sections packed at 8 bytes" }))
+        .unwrap();
+    mw.finish().unwrap();
+    (std::fs::read(&path).unwrap(), state)
 }
 
 /// What a run acknowledged.
@@ -409,11 +466,30 @@ pub fn run_with(w: &Workload, storage: Wrap<'_>, on_error: &dyn Fn(Option<&Accum
     let mut model = State::default();
     let mut acc: Option<Accumulator> = None;
     let r = (|| -> vecfmt::Result<()> {
-        // Commit 0 is the empty file as created.
-        out.states.push(State::default());
-        acc = Some(Accumulator::create_with_storage(NAME, storage(), w.opts())?);
-        out.acked = Some(0);
         let mut committed = State::default();
+        if w.written {
+            // Commit 0 is the file MatrixWriter wrote, put on the disk whole.
+            let (img, state) = written_file(w);
+            out.states.push(state.clone());
+            let io = |op: &'static str| {
+                move |error| vecfmt::Error::Io {
+                    path: NAME.into(),
+                    op,
+                    error,
+                }
+            };
+            let st = storage();
+            st.write_at(&img, 0).map_err(io("write"))?;
+            st.sync().map_err(io("sync"))?;
+            drop(st);
+            (model, committed) = (state.clone(), state);
+            acc = Some(Accumulator::open_with_storage(NAME, storage(), w.opts())?);
+        } else {
+            // Commit 0 is the empty file as created.
+            out.states.push(State::default());
+            acc = Some(Accumulator::create_with_storage(NAME, storage(), w.opts())?);
+        }
+        out.acked = Some(0);
         for step in &w.steps {
             let a = acc.as_ref().expect("open");
             match step {
