@@ -478,8 +478,12 @@ pub fn run_with(w: &Workload, storage: Wrap<'_>, on_error: &dyn Fn(Option<&Accum
                     error,
                 }
             };
+            // As MatrixWriter writes it: the data, synced, then the superblock, synced.
             let st = storage();
-            st.write_at(&img, 0).map_err(io("write"))?;
+            let sb = vecfmt::consts::SUPERBLOCK_SIZE as usize;
+            st.write_at(&img[sb..], sb as u64).map_err(io("write"))?;
+            st.sync().map_err(io("sync"))?;
+            st.write_at(&img[..sb], 0).map_err(io("write superblock"))?;
             st.sync().map_err(io("sync"))?;
             drop(st);
             (model, committed) = (state.clone(), state);
