@@ -152,6 +152,14 @@ impl Bar {
     }
 }
 
+/// `eprintln!` that never panics: with stderr closed (`2>&-`) a notice is lost, not the run.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// Runs `f` while a thread refreshes the bar from `progress` and the accumulator.
 fn with_bar<T>(
     bar: &Bar,
@@ -185,8 +193,16 @@ fn with_bar<T>(
                 std::thread::sleep(Duration::from_millis(200));
             }
         });
+        // Stops the refresh thread even when `f` unwinds, so that the scope can end.
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let guard = Done(&done);
         let r = f();
-        done.store(true, Ordering::Relaxed);
+        drop(guard);
         bar.bar.finish_and_clear();
         r
     })
@@ -337,7 +353,7 @@ pub fn build(args: BuildArgs) -> Result<ExitCode> {
                     }
                     let mut r = reported.lock().expect("report lock");
                     if *r < 20 {
-                        eprintln!("vecfmt: skipped: {e:#}");
+                        note!("vecfmt: skipped: {e:#}");
                         *r += 1;
                     }
                     Ok(())
@@ -358,7 +374,7 @@ pub fn build(args: BuildArgs) -> Result<ExitCode> {
                 acc.commit()?;
                 committed_lines.store(lines, Ordering::Relaxed);
                 // For scripts and the crash tests: what is durable now.
-                eprintln!("vecfmt: committed {lines} lines");
+                note!("vecfmt: committed {lines} lines");
                 Ok(())
             },
         )
@@ -374,7 +390,7 @@ pub fn build(args: BuildArgs) -> Result<ExitCode> {
     let s = acc.finish()?;
     let secs = start.elapsed().as_secs_f64();
     let n = triplets.load(Ordering::Relaxed);
-    eprintln!(
+    note!(
         "vecfmt: built {}: {} × {}, {} nonzeros from {n} triplets in {secs:.1} s ({:.2} M triplets/s); {} evictions, peak memory {} of {}{}",
         args.output.display(),
         s.n_rows,
@@ -779,7 +795,7 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
             writeln!(f, "{w}\t{c}").with_context(|| format!("{}: write error", p.display()))?;
         }
         f.flush().with_context(|| format!("{}: write error", p.display()))?;
-        eprintln!("vecfmt: wrote {} words to {}", vocab.len(), p.display());
+        note!("vecfmt: wrote {} words to {}", vocab.len(), p.display());
     }
     if args.vocab_only {
         return Ok(ExitCode::SUCCESS);
@@ -887,7 +903,7 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
     let s = acc.finish()?;
     let secs = start.elapsed().as_secs_f64();
     let t = toks.load(Ordering::Relaxed);
-    eprintln!(
+    note!(
         "vecfmt: wrote {}: {n} words, {} pairs, {t} tokens in {secs:.1} s ({:.2} M tokens/s; pairs pass done at {:.1} s); {} evictions, {} chunk reloads, peak memory {} of {}{}",
         out.display(),
         s.nnz,
@@ -1015,7 +1031,7 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
             row_l.swap_remove(0),
             col_l.swap_remove(0),
         )?;
-        eprintln!(
+        note!(
             "vecfmt: merged {} inputs into {}: {} × {}, {nnz} nonzeros in {:.1} s",
             ms.len(),
             args.output.display(),
@@ -1074,7 +1090,7 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
     drop(p);
     drop(ms);
     let s = acc.finish()?;
-    eprintln!(
+    note!(
         "vecfmt: merged {} inputs by label into {}: {} × {}, {} nonzeros in {:.1} s",
         args.inputs.len(),
         args.output.display(),
@@ -1212,7 +1228,7 @@ pub fn compact(args: CompactArgs) -> Result<ExitCode> {
         None => vecfmt::accum::default_memory_budget(),
     };
     let s = vecfmt::accum::compact_with_memory(&args.file, args.codec.parse()?, 3, memory)?;
-    eprintln!(
+    note!(
         "vecfmt: compacted {}: {} → {} bytes",
         args.file.display(),
         before,

@@ -346,3 +346,22 @@ fn compact_finishes_an_interrupted_build() {
     assert_eq!(m.get(2, 3).unwrap().to_f64(), 1.5);
     assert!(m.metadata().is_none_or(|v| v.get(vecfmt::accum::WORKING_KEY).is_none()));
 }
+
+/// With stderr closed (`2>&-`), the notices are lost but the build is not: it used to panic
+/// in a notice and then wait forever for its progress thread.
+#[test]
+fn build_with_stderr_closed_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out) = (dir.path().join("t.tsv"), dir.path().join("o.vfm"));
+    std::fs::write(&input, "0\t1\t2.5\n1\t2\t1\n0\t1\t0.5\n").unwrap();
+    let script = format!(
+        "timeout 60 '{}' build '{}' -o '{}' --checkpoint 1 2>&-",
+        env!("CARGO_BIN_EXE_vecfmt"),
+        input.display(),
+        out.display()
+    );
+    let st = Command::new("sh").arg("-c").arg(&script).status().unwrap();
+    assert!(st.success(), "{st:?}");
+    let m = vecfmt::Matrix::open(&out).unwrap();
+    assert_eq!(m.get(0, 1).unwrap().to_f64(), 3.0);
+}
