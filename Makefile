@@ -107,6 +107,8 @@ clean:
 FUZZ_SECONDS ?= 60
 FUZZ_LONG_SECONDS ?= 1800
 FUZZ_RSS_MB ?= 2048
+# Seconds one input may take before it counts as a crash (a CPU bomb: Parquet had one).
+FUZZ_TIMEOUT ?= 20
 FUZZ_TARGETS := vfm_meta vfm_chunk vfm_scan npy_header npz_member parquet_import mtx_parse accumulate
 FUZZ_ENV := RUSTC_BOOTSTRAP=1
 .PHONY: fuzz-build fuzz-smoke fuzz
@@ -118,10 +120,10 @@ fuzz-smoke: fuzz-build
 	@mkdir -p target/fuzz-logs; fail=0; \
 	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p target/fuzz-corpus/$$t; \
-	  echo "== $$t: $(FUZZ_SECONDS) s, -rss_limit_mb=$(FUZZ_RSS_MB)"; \
+	  echo "== $$t: $(FUZZ_SECONDS) s, -rss_limit_mb=$(FUZZ_RSS_MB) -timeout=$(FUZZ_TIMEOUT)"; \
 	  extra=""; asan=""; [ $$t = accumulate ] && extra="-detect_leaks=0" && asan="detect_leaks=0"; \
 	  ASAN_OPTIONS=$$asan $(FUZZ_ENV) $(CARGO) fuzz run $$t $(CURDIR)/target/fuzz-corpus/$$t $(CURDIR)/fuzz/corpus/$$t -- \
-	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=$(FUZZ_RSS_MB) -print_final_stats=1 $$extra \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=$(FUZZ_RSS_MB) -timeout=$(FUZZ_TIMEOUT) -print_final_stats=1 $$extra \
 	    > target/fuzz-logs/$$t.log 2>&1 || { echo "$$t: CRASH, see target/fuzz-logs/$$t.log and fuzz/artifacts/$$t/"; fail=1; }; \
 	  grep -E "^stat::number_of_executed_units|^stat::new_units_added|^stat::peak_rss_mb" target/fuzz-logs/$$t.log | tr '\n' ' '; echo; \
 	done; exit $$fail
