@@ -43,6 +43,7 @@
 
 mod arrays;
 mod dataset;
+mod pages;
 mod read;
 mod write;
 

@@ -641,7 +641,11 @@ impl ParquetSource {
         let schema = p.meta.schema();
         let roots: Vec<usize> = columns.iter().filter_map(|c| schema.index_of(c).ok()).collect();
         let file = StrictFile::open(path)?;
-        check_dictionaries(path, &file, &p.meta, &roots)?;
+        let schema_descr = p.meta.parquet_schema();
+        let leaves: Vec<usize> = (0..schema_descr.num_columns())
+            .filter(|&l| roots.contains(&schema_descr.get_column_root_idx(l)))
+            .collect();
+        crate::pages::check(path, &file.file, file.len, p.meta.metadata(), &leaves)?;
         let mask = ProjectionMask::roots(p.meta.parquet_schema(), roots);
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, p.meta.clone())
             .with_projection(mask)
@@ -945,64 +949,6 @@ fn list_parts(path: &Path, a: &ArrayRef, name: &str, offset: u64) -> Result<(Vec
     Ok((offs.into_iter().map(|o| o - first).collect(), child))
 }
 
-/// Checks that the dictionary page of every column chunk to be read holds the values it
-/// declares. The parquet crate sizes a dictionary by the count in the page header before
-/// decoding it (`vec.resize(num_values)`): found by fuzzing, a 967-byte file whose
-/// dictionary page claimed 1.2 billion int32 values made it allocate and zero 4.8 GB. Each
-/// value takes at least its width in a PLAIN dictionary (4 bytes of length for a byte
-/// array), so the count is checked against the decoded page first.
-fn check_dictionaries(path: &Path, file: &StrictFile, meta: &ArrowReaderMetadata, roots: &[usize]) -> Result<()> {
-    use parquet::basic::Type as Physical;
-    use parquet::column::page::{Page, PageReader};
-    use parquet::file::serialized_reader::SerializedPageReader;
-
-    let md = meta.metadata();
-    let schema = md.file_metadata().schema_descr();
-    let leaves: Vec<usize> = (0..schema.num_columns())
-        .filter(|&l| roots.contains(&schema.get_column_root_idx(l)))
-        .collect();
-    let file = std::sync::Arc::new(file.try_clone().map_err(crate::io_err(path, "open"))?);
-    for (g, rg) in md.row_groups().iter().enumerate() {
-        for &l in &leaves {
-            let Some(cc) = rg.columns().get(l) else { continue };
-            if cc.dictionary_page_offset().is_none() {
-                continue;
-            }
-            let rows = usize::try_from(rg.num_rows().max(0)).unwrap_or(usize::MAX);
-            let page = guard(path, || -> parquet::errors::Result<Option<Page>> {
-                SerializedPageReader::new(file.clone(), cc, rows, None)?.get_next_page()
-            })?
-            .map_err(|e| {
-                foreign(
-                    path,
-                    format!("cannot read the dictionary of column {}: {e}", cc.column_path()),
-                )
-            })?;
-            let Some(Page::DictionaryPage { buf, num_values, .. }) = page else {
-                continue;
-            };
-            let width: u64 = match cc.column_type() {
-                Physical::BOOLEAN => 1,
-                Physical::INT32 | Physical::FLOAT | Physical::BYTE_ARRAY => 4,
-                Physical::INT64 | Physical::DOUBLE => 8,
-                Physical::INT96 => 12,
-                Physical::FIXED_LEN_BYTE_ARRAY => cc.column_descr().type_length().max(1) as u64,
-            };
-            if u64::from(num_values).saturating_mul(width) > buf.len() as u64 {
-                return Err(foreign(
-                    path,
-                    format!(
-                        "row group {g}, column {}: the dictionary page declares {num_values} values but holds {} bytes (corrupt file)",
-                        cc.column_path(),
-                        buf.len()
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// A Parquet file for the parquet crate's readers, where a read past the end of the file is
 /// an error rather than an empty read. The crate's Thrift reader skips a field of a page
 /// header by copying its length from the stream, and takes an empty copy at the end of the
@@ -1020,12 +966,6 @@ impl StrictFile {
         let file = File::open(path).map_err(crate::io_err(path, "open"))?;
         let len = file.metadata().map_err(crate::io_err(path, "stat"))?.len();
         Ok(StrictFile { file, len })
-    }
-    fn try_clone(&self) -> std::io::Result<StrictFile> {
-        Ok(StrictFile {
-            file: self.file.try_clone()?,
-            len: self.len,
-        })
     }
 }
 

@@ -166,7 +166,7 @@ fn parquet_dictionary_count_is_checked_before_the_parquet_crate_sizes_it() {
     let bytes = std::fs::read(p).unwrap();
     let (e, _) = refused("dictionary.parquet", &bytes, read::read_parquet);
     assert!(
-        e.contains("the dictionary page declares 1207959544 values but holds 16 bytes"),
+        e.contains("the dictionary declares 1207959544 values in 16 bytes"),
         "{e}"
     );
 }
