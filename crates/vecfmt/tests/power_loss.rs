@@ -90,6 +90,19 @@ fn power_loss(index: usize) {
         disk.crash_at(n);
         let d = disk.clone();
         let out = run(w, &|| Box::new(d.clone()));
+        if !disk.crashed() && out.error.is_none() && n + 2 >= ops {
+            // This run made fewer operations than the reference run: chunks are written in
+            // parallel, and the order they take space in can leave a commit's free list
+            // empty, which saves its write. It finished: its image must be the last state.
+            assert_eq!(
+                check_image(&disk.durable(), &file, w, &out, false, w.name),
+                Some(out.states.len() - 1),
+                "{}: a run of {} operations (reference {ops}) did not end at its last commit",
+                w.name,
+                disk.ops()
+            );
+            continue;
+        }
         assert!(
             disk.crashed() && out.error.is_some(),
             "{}: cut {n} did not stop the run",
