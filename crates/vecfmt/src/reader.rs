@@ -394,21 +394,7 @@ impl Matrix {
         }
         let metadata = match section(&catalog.metadata, "metadata")? {
             None => None,
-            Some(bytes) => {
-                let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-                    corrupt(
-                        "metadata",
-                        Malformed::new(catalog.metadata.offset, format!("not JSON: {e}")),
-                    )
-                })?;
-                if !v.is_object() {
-                    return Err(corrupt(
-                        "metadata",
-                        Malformed::new(catalog.metadata.offset, "not a JSON object"),
-                    ));
-                }
-                Some(v)
-            }
+            Some(bytes) => Some(parse_metadata(bytes, catalog.metadata.offset).map_err(|m| corrupt("metadata", m))?),
         };
         if catalog.free_extents.is_present() {
             section(&catalog.free_extents, "free extents")?;
@@ -952,6 +938,16 @@ impl<'a> RowIter<'a> {
             }
         }
     }
+}
+
+/// The metadata section: a JSON object (FORMAT.md), or where it goes wrong.
+pub(crate) fn parse_metadata(bytes: &[u8], offset: u64) -> std::result::Result<serde_json::Value, Malformed> {
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| Malformed::new(offset, format!("not JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(Malformed::new(offset, "not a JSON object"));
+    }
+    Ok(v)
 }
 
 fn build_buckets(chunks: &[ChunkEntry], n_rows: u64) -> (Vec<u32>, u32) {

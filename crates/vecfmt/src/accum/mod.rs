@@ -513,14 +513,7 @@ impl Accumulator {
             metadata,
             free,
         } = store::load(storage.as_ref(), path)?;
-        let target = match metadata.as_ref().and_then(|v| v.get(WORKING_KEY)) {
-            Some(w) => w
-                .get("dtype")
-                .and_then(|d| d.as_str())
-                .and_then(|d| d.parse::<DType>().ok())
-                .unwrap_or(commit.dtype),
-            None => commit.dtype,
-        };
+        let target = marked_dtype(metadata.as_ref()).unwrap_or(commit.dtype);
         if target != opts.dtype {
             return Err(Error::DTypeMismatch {
                 actual: target,
@@ -790,13 +783,7 @@ pub fn compact_with_memory(
 ) -> Result<crate::WriteSummary> {
     let path = path.as_ref();
     let m = Matrix::open(path)?;
-    let dtype = m
-        .metadata()
-        .and_then(|v| v.get(WORKING_KEY))
-        .and_then(|w| w.get("dtype"))
-        .and_then(|d| d.as_str())
-        .and_then(|d| d.parse::<DType>().ok())
-        .unwrap_or(m.dtype());
+    let dtype = marked_dtype(m.metadata()).unwrap_or(m.dtype());
     let symmetric = marked_symmetric(m.metadata());
     drop(m);
     if symmetric {
@@ -811,6 +798,11 @@ fn working_marker(opts: &AccumulatorOptions) -> serde_json::Value {
     } else {
         serde_json::json!({ "dtype": opts.dtype.name() })
     }
+}
+
+/// The dtype a working file's marker says the finished file will have.
+fn marked_dtype(metadata: Option<&serde_json::Value>) -> Option<DType> {
+    metadata?.get(WORKING_KEY)?.get("dtype")?.as_str()?.parse().ok()
 }
 
 /// Whether a file's working marker says it holds the upper triangle of a symmetric matrix.

@@ -630,19 +630,7 @@ pub(crate) fn load(storage: &dyn Storage, path: &Path) -> Result<Loaded> {
     let metadata = match checked(&catalog.metadata, "metadata")? {
         None => None,
         Some(b) => {
-            let v: serde_json::Value = serde_json::from_slice(&b).map_err(|e| {
-                corrupt(
-                    "metadata",
-                    Malformed::new(catalog.metadata.offset, format!("not JSON: {e}")),
-                )
-            })?;
-            if !v.is_object() {
-                return Err(corrupt(
-                    "metadata",
-                    Malformed::new(catalog.metadata.offset, "not a JSON object"),
-                ));
-            }
-            Some(v)
+            Some(crate::reader::parse_metadata(&b, catalog.metadata.offset).map_err(|m| corrupt("metadata", m))?)
         }
     };
     let free = match checked(&catalog.free_extents, "free extents")? {

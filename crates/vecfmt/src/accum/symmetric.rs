@@ -9,7 +9,7 @@
 //! not overlap, so each stored value is one working sum, rounded to the target dtype once.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
 use super::pending::{key, radix_sort, Entry};
@@ -219,12 +219,10 @@ fn spill(path: &Path, dir: &mut Option<tempfile::TempDir>, buf: &mut Vec<Entry<u
         b[8..].copy_from_slice(&e.v.to_le_bytes());
         out.write_all(&b).map_err(io_err(&fpath, "write spill file"))?;
     }
-    let file = out
+    let mut file = out
         .into_inner()
         .map_err(|e| io_err(&fpath, "write spill file")(e.into_error()))?;
     buf.clear();
-    use std::io::Seek;
-    let mut file = file;
     file.rewind().map_err(io_err(&fpath, "read spill file"))?;
     Ok(Run::File(BufReader::with_capacity(1 << 20, file), fpath))
 }
