@@ -133,6 +133,47 @@ def test_h5ad_without_labels_gets_default_names(vecfmt, tmp_path):
     assert same_csr(b.X, m)
 
 
+def test_h5ad_many_chunks_filtered_by_vecfmt(vecfmt, tmp_path):
+    """vecfmt filters X's chunks itself (shuffle + deflate, on several threads) and writes
+    them with direct chunk writes, and writes obs/var names as fixed-length UTF-8 strings:
+    h5py sees the usual filters, anndata reads the file in memory and backed. Sizes span
+    many chunks (131,072 entries each) and a partial last one."""
+    rng = np.random.default_rng(SEED)
+    n_rows, n_cols, per_row = 3000, 200_000, 450
+    indices = np.sort(rng.choice(n_cols, size=(n_rows, per_row), replace=True), axis=1)
+    indices = np.unique(indices + np.arange(n_rows)[:, None] * n_cols)  # unique per row
+    rows, cols = np.divmod(indices, n_cols)
+    data = rng.integers(1, 1000, len(rows)).astype(np.float32)
+    m = sp.csr_matrix((data, (rows, cols)), shape=(n_rows, n_cols))
+    assert m.nnz > 10 * 131_072 and m.nnz % 131_072 != 0
+    obs = [("é" * (i % 5)) + f"c{i}" for i in range(m.shape[0])]
+    src = tmp_path / "in.npz"
+    sp.save_npz(src, m)
+    vfm = to_vfm(vecfmt, tmp_path, src)
+    labelled = tmp_path / "labelled.h5ad"
+    # obs names through an .h5ad source, var names left as the default 0..n-1.
+    ad.AnnData(X=m, obs=pd.DataFrame(index=obs)).write_h5ad(labelled)
+    vfm2 = to_vfm(vecfmt, tmp_path, labelled)
+    for i, (inp, want_obs) in enumerate([(vfm, [str(k) for k in range(m.shape[0])]), (vfm2, obs)]):
+        out = tmp_path / f"out{i}.h5ad"
+        vecfmt.run("convert", inp, out)
+        with h5py.File(out) as f:
+            for k in ("data", "indices", "indptr"):
+                d = f["X"][k]
+                assert d.compression == "gzip" and d.compression_opts == 4 and d.shuffle, k
+            assert np.array_equal(f["X/data"][:], m.data)
+            idx = f["var/_index"]
+            assert h5py.check_string_dtype(idx.dtype).encoding == "utf-8" and idx.compression == "gzip"
+        b = ad.read_h5ad(out)
+        assert same_csr(b.X, m)
+        assert list(b.obs_names) == want_obs
+        assert list(b.var_names) == [str(j) for j in range(m.shape[1])]
+        backed = ad.read_h5ad(out, backed="r")
+        assert list(backed.obs_names[:3]) == want_obs[:3]
+        assert same_csr(backed.X[1000:1200], m[1000:1200])
+        backed.file.close()
+
+
 # ---- CSR/CSC groups: h5py, h5sparse, 10x -------------------------------------------------
 
 

@@ -11,6 +11,7 @@ use hdf5::types::VarLenUnicode;
 use hdf5::{File, Group, Location};
 use vecfmt::Result;
 
+use crate::chunks::ChunkAppender;
 use crate::raw;
 use crate::{foreign, h5err, Notify};
 
@@ -122,8 +123,157 @@ pub(crate) fn write_strings(
     Ok(ds)
 }
 
+/// Raw bytes per chunk of a fixed-length string index.
+const INDEX_CHUNK_BYTES: usize = 256 << 10;
+
+/// The names of an `obs`/`var` index: the labels, or `"0"`..`"n-1"`.
+enum Names<'a> {
+    Labels(&'a [String]),
+    Count(u64),
+}
+
+impl<'a> Names<'a> {
+    fn of(labels: &'a Option<Vec<String>>, n: u64) -> Self {
+        match labels {
+            Some(l) => Names::Labels(l),
+            None => Names::Count(n),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Names::Labels(l) => l.len() as u64,
+            Names::Count(n) => *n,
+        }
+    }
+
+    /// The byte width of the longest name, and whether every name can be stored as a
+    /// fixed-length string (no NUL byte, which NULLPAD strings drop) without the padding
+    /// costing more than four times the names' bytes (one very long label among many short
+    /// ones would).
+    fn fixed_width(&self) -> Option<usize> {
+        match self {
+            Names::Count(n) => Some(n.saturating_sub(1).to_string().len()),
+            Names::Labels(l) => {
+                let mut total = 0usize;
+                let mut max = 0usize;
+                for s in l.iter() {
+                    if s.as_bytes().contains(&0) {
+                        return None;
+                    }
+                    total += s.len();
+                    max = max.max(s.len());
+                }
+                let width = max.max(1);
+                (width <= 64 || width.saturating_mul(l.len()) <= 4 * total).then_some(width)
+            }
+        }
+    }
+}
+
+/// Writes the index of `obs`/`var` as a string-array. Fixed-length UTF-8 strings (NULLPAD,
+/// as h5py stores a numpy `S` array with `h5py.string_dtype("utf-8", width)`) compressed
+/// with deflate: anndata reads them in memory and backed, and they are written and read far
+/// faster than variable-length strings, whose every element is a global-heap object. Names
+/// that cannot be fixed-length ([`Names::fixed_width`]) are written variable-length.
+fn write_index(out: &Path, g: &Group, names: &Names<'_>, deflate: u8) -> Result<hdf5::Dataset> {
+    let n = names.len() as usize;
+    let Some(width) = names.fixed_width() else {
+        let Names::Labels(l) = names else {
+            unreachable!("counted names are always fixed-width")
+        };
+        return write_strings(out, g, "_index", n, |k| l[k].clone());
+    };
+    let chunk = (INDEX_CHUNK_BYTES / width).clamp(1, n.max(1));
+    let mut b = g
+        .new_dataset_builder()
+        .empty_as(hdf5::types::TypeDescriptor::FixedUnicode(width))
+        .chunk(chunk)
+        .shape(0..);
+    if deflate > 0 {
+        b = b.deflate(deflate);
+    }
+    let ds = b
+        .create("_index")
+        .map_err(h5err(out, "cannot create a string dataset"))?;
+    let mut w = ChunkAppender::new(ds, width, chunk, false, deflate);
+    let err = || h5err(out, "cannot write a string dataset");
+    let mut buf = Vec::with_capacity(chunk * width);
+    match names {
+        Names::Labels(l) => {
+            for part in l.chunks(chunk) {
+                buf.clear();
+                for s in part {
+                    buf.extend_from_slice(s.as_bytes());
+                    buf.resize(buf.len() + width - s.len(), 0);
+                }
+                w.extend(&buf).map_err(err())?;
+            }
+        }
+        Names::Count(_) => {
+            let mut digits = Decimal::default();
+            let mut left = n;
+            while left > 0 {
+                let m = left.min(chunk);
+                buf.clear();
+                for _ in 0..m {
+                    let d = digits.bytes();
+                    buf.extend_from_slice(d);
+                    buf.resize(buf.len() + width - d.len(), 0);
+                    digits.increment();
+                }
+                w.extend(&buf).map_err(err())?;
+                left -= m;
+            }
+        }
+    }
+    w.finish().map_err(err())
+}
+
+/// A decimal counter from 0, its ASCII digits kept (no formatting per number).
+#[derive(Debug)]
+struct Decimal {
+    /// Digits, most significant first, right-aligned in the array.
+    d: [u8; 20],
+    start: usize,
+}
+
+impl Default for Decimal {
+    fn default() -> Self {
+        let mut d = [b'0'; 20];
+        d[19] = b'0';
+        Decimal { d, start: 19 }
+    }
+}
+
+impl Decimal {
+    fn bytes(&self) -> &[u8] {
+        &self.d[self.start..]
+    }
+    fn increment(&mut self) {
+        let mut i = 19;
+        loop {
+            if self.d[i] == b'9' {
+                self.d[i] = b'0';
+                if i == 0 {
+                    return;
+                }
+                i -= 1;
+                if i < self.start {
+                    self.start = i;
+                    self.d[i] = b'1';
+                    return;
+                }
+            } else {
+                self.d[i] += 1;
+                return;
+            }
+        }
+    }
+}
+
 /// Writes the `obs` or `var` dataframe: no columns, the index from `labels` or `"0"`..`"n-1"`.
-fn dataframe(out: &Path, file: &File, name: &str, n: u64, labels: Option<&Vec<String>>) -> Result<()> {
+fn dataframe(out: &Path, file: &File, name: &str, names: Names<'_>, deflate: u8) -> Result<()> {
     let g = file.create_group(name).map_err(h5err(out, "cannot create obs/var"))?;
     str_attr(out, &g, "_index", "_index")?;
     g.new_attr::<f64>()
@@ -132,10 +282,7 @@ fn dataframe(out: &Path, file: &File, name: &str, n: u64, labels: Option<&Vec<St
         .map_err(h5err(out, "cannot write column-order"))?;
     str_attr(out, &g, "encoding-type", "dataframe")?;
     str_attr(out, &g, "encoding-version", "0.2.0")?;
-    let ds = match labels {
-        Some(l) => write_strings(out, &g, "_index", l.len(), |k| l[k].clone())?,
-        None => write_strings(out, &g, "_index", n as usize, |k| k.to_string())?,
-    };
+    let ds = write_index(out, &g, &names, deflate)?;
     str_attr(out, &ds, "encoding-type", "string-array")?;
     str_attr(out, &ds, "encoding-version", "0.2.0")?;
     Ok(())
@@ -143,15 +290,47 @@ fn dataframe(out: &Path, file: &File, name: &str, n: u64, labels: Option<&Vec<St
 
 /// Writes everything of an `.h5ad` file but `X`: root attributes, `obs`, `var`, and the
 /// empty `uns`, `obsm`, `varm`, `obsp`, `varp`, `layers`.
-pub(crate) fn write_skeleton(out: &Path, file: &File, header: &vecfmt::stream::MatrixHeader) -> Result<()> {
+pub(crate) fn write_skeleton(
+    out: &Path,
+    file: &File,
+    header: &vecfmt::stream::MatrixHeader,
+    deflate: u8,
+) -> Result<()> {
     str_attr(out, file, "encoding-type", "anndata")?;
     str_attr(out, file, "encoding-version", "0.1.0")?;
-    dataframe(out, file, "obs", header.n_rows, header.row_labels.as_ref())?;
-    dataframe(out, file, "var", header.n_cols, header.col_labels.as_ref())?;
+    dataframe(out, file, "obs", Names::of(&header.row_labels, header.n_rows), deflate)?;
+    dataframe(out, file, "var", Names::of(&header.col_labels, header.n_cols), deflate)?;
     for name in ["uns", "obsm", "varm", "obsp", "varp", "layers"] {
         let g = file.create_group(name).map_err(h5err(out, "cannot create a group"))?;
         str_attr(out, &g, "encoding-type", "dict")?;
         str_attr(out, &g, "encoding-version", "0.1.0")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Decimal, Names};
+
+    #[test]
+    fn decimal_counts_like_to_string() {
+        let mut d = Decimal::default();
+        for k in 0..12_345u64 {
+            assert_eq!(d.bytes(), k.to_string().as_bytes());
+            d.increment();
+        }
+    }
+
+    #[test]
+    fn fixed_width_only_without_nul_and_without_runaway_padding() {
+        assert_eq!(Names::Count(0).fixed_width(), Some(1));
+        assert_eq!(Names::Count(4_000_000).fixed_width(), Some(7));
+        let l = vec!["a".to_string(), "héllo".to_string(), String::new()];
+        assert_eq!(Names::Labels(&l).fixed_width(), Some(6));
+        let nul = vec!["a\0b".to_string()];
+        assert_eq!(Names::Labels(&nul).fixed_width(), None);
+        let mut skewed: Vec<String> = (0..100).map(|k| k.to_string()).collect();
+        skewed.push("x".repeat(1000));
+        assert_eq!(Names::Labels(&skewed).fixed_width(), None);
+    }
 }

@@ -52,6 +52,7 @@ use std::sync::Arc;
 
 use vecfmt::{DType, Error};
 
+mod chunks;
 mod dense;
 mod find;
 mod frame;

@@ -109,7 +109,7 @@ impl Drop for Spool {
 }
 
 enum Mode {
-    Csr(CompressedWriter),
+    Csr(Box<CompressedWriter>),
     Csc(Box<Spool>),
 }
 
@@ -135,7 +135,7 @@ impl SparseSink {
             opts.dataset.clone().unwrap_or_else(|| "/matrix".into())
         };
         if h5ad {
-            h5ad::write_skeleton(path, &file, header)?;
+            h5ad::write_skeleton(path, &file, header, opts.deflate)?;
         }
         let mode = if opts.layout == Layout::Csc {
             let dir = path
@@ -164,14 +164,14 @@ impl SparseSink {
             let g = parent
                 .create_group(&name)
                 .map_err(h5err(path, "cannot create the matrix group"))?;
-            Mode::Csr(CompressedWriter::create(
+            Mode::Csr(Box::new(CompressedWriter::create(
                 path,
                 g,
                 header.dtype,
                 header.n_rows,
                 header.n_cols,
                 opts.deflate,
-            )?)
+            )?))
         };
         Ok(SparseSink {
             out,

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use hdf5::{Dataset, Group};
 use vecfmt::stream::{Block, MatrixHeader, MatrixSource, RowBlock, TripletBlock};
-use vecfmt::{DType, Element, Error, Result, ValueVec, Values};
+use vecfmt::{DType, Element, Error, Result, Values};
 
+use crate::chunks::ChunkAppender;
 use crate::find::CandidateKind;
 use crate::raw::{self, TypeClass};
 use crate::values::{self, IndexError};
@@ -527,27 +528,24 @@ const ENTRY_CHUNK: usize = 1 << 17;
 const PTR_CHUNK: usize = 1 << 16;
 
 /// Appends the compressed axis of a CSR or CSC group: `data`, `indices` and `indptr`
-/// datasets, chunked, resizable, shuffle + deflate. Writes are buffered to whole chunks.
+/// datasets, chunked, resizable, shuffle + deflate. Chunks are filtered on rayon's threads
+/// and stored with direct chunk writes ([`ChunkAppender`]).
 pub(crate) struct CompressedWriter {
     group: Group,
-    data: Dataset,
-    indices: Dataset,
-    indptr: Dataset,
+    data: ChunkAppender,
+    indices: ChunkAppender,
+    indptr: ChunkAppender,
     idx_i32: bool,
-    /// Pending entries not yet written.
-    buf_idx: Vec<u64>,
-    buf_val: ValueVec,
-    /// Pending indptr entries not yet written.
-    buf_ptr: Vec<u64>,
-    /// Entries and indptr entries written so far.
-    written: usize,
-    ptr_written: usize,
-    /// Entries pushed so far (written or pending).
+    dtype: DType,
+    /// indptr entries not yet appended.
+    buf_ptr: Vec<i64>,
+    /// Bytes of converted indices, reused.
+    scratch: Vec<u8>,
+    /// Entries pushed so far.
     nnz: u64,
     /// Majors accounted for in indptr (indptr has `majors + 1` entries, counting pending).
     majors: u64,
     n_major: u64,
-    n_minor: u64,
 }
 
 impl std::fmt::Debug for CompressedWriter {
@@ -572,32 +570,25 @@ impl CompressedWriter {
     ) -> Result<Self> {
         let idx_i32 = n_minor <= i32::MAX as u64 + 1;
         let err = |what: &'static str| h5err(out, what);
+        let idx_dtype = if idx_i32 { DType::I32 } else { DType::I64 };
         let data = values::create_1d(&group, "data", dtype, ENTRY_CHUNK, deflate).map_err(err("cannot create data"))?;
-        let indices = values::create_1d(
-            &group,
-            "indices",
-            if idx_i32 { DType::I32 } else { DType::I64 },
-            ENTRY_CHUNK,
-            deflate,
-        )
-        .map_err(err("cannot create indices"))?;
+        let indices = values::create_1d(&group, "indices", idx_dtype, ENTRY_CHUNK, deflate)
+            .map_err(err("cannot create indices"))?;
         let indptr =
             values::create_1d(&group, "indptr", DType::I64, PTR_CHUNK, deflate).map_err(err("cannot create indptr"))?;
+        let shuffle = deflate > 0;
         Ok(CompressedWriter {
             group,
-            data,
-            indices,
-            indptr,
+            data: ChunkAppender::new(data, dtype.size(), ENTRY_CHUNK, shuffle, deflate),
+            indices: ChunkAppender::new(indices, idx_dtype.size(), ENTRY_CHUNK, shuffle, deflate),
+            indptr: ChunkAppender::new(indptr, 8, PTR_CHUNK, shuffle, deflate),
             idx_i32,
-            buf_idx: Vec::new(),
-            buf_val: ValueVec::new(dtype),
+            dtype,
             buf_ptr: vec![0],
-            written: 0,
-            ptr_written: 0,
+            scratch: Vec::new(),
             nnz: 0,
             majors: 0,
             n_major,
-            n_minor,
         })
     }
 
@@ -612,67 +603,69 @@ impl CompressedWriter {
                 ),
             ));
         }
+        if vals.dtype() != self.dtype {
+            return Err(Error::DTypeMismatch {
+                actual: self.dtype,
+                requested: vals.dtype(),
+            });
+        }
+        if vals.len() != idx.len() {
+            return Err(foreign(
+                out,
+                format!("internal: {} values for {} indices", vals.len(), idx.len()),
+            ));
+        }
         while self.majors < m {
-            self.buf_ptr.push(self.nnz);
+            self.buf_ptr.push(self.nnz as i64);
             self.majors += 1;
         }
-        self.buf_idx.extend_from_slice(idx);
-        self.buf_val.extend_from(vals)?;
+        self.scratch.clear();
+        if self.idx_i32 {
+            // The writer chose int32 because every index below n_minor fits.
+            for &c in idx {
+                self.scratch.extend_from_slice(&(c as i32).to_ne_bytes());
+            }
+        } else {
+            for &c in idx {
+                self.scratch.extend_from_slice(&(c as i64).to_ne_bytes());
+            }
+        }
+        let err = |what: &'static str| h5err(out, what);
+        self.indices
+            .extend(&self.scratch)
+            .map_err(err("cannot write indices"))?;
+        self.data.extend(vals.as_bytes()).map_err(err("cannot write data"))?;
         self.nnz += idx.len() as u64;
-        self.buf_ptr.push(self.nnz);
+        self.buf_ptr.push(self.nnz as i64);
         self.majors += 1;
-        self.flush(out, false)
+        if self.buf_ptr.len() >= PTR_CHUNK {
+            self.flush_ptr(out)?;
+        }
+        Ok(())
     }
 
-    /// Writes whole chunks of what is pending (all of it when `all`).
-    fn flush(&mut self, out: &Path, all: bool) -> Result<()> {
-        let n = if all {
-            self.buf_idx.len()
-        } else if self.buf_idx.len() >= 2 * ENTRY_CHUNK {
-            self.buf_idx.len() / ENTRY_CHUNK * ENTRY_CHUNK
-        } else {
-            0
-        };
-        if n > 0 {
-            let end = self.written + n;
-            let err = |what: &'static str| h5err(out, what);
-            self.data.resize(end).map_err(err("cannot extend data"))?;
-            self.indices.resize(end).map_err(err("cannot extend indices"))?;
-            values::write_1d(&self.data, self.written, self.buf_val.as_values().slice(0..n))
-                .map_err(err("cannot write data"))?;
-            values::write_index_1d(&self.indices, self.written, &self.buf_idx[..n], self.idx_i32)
-                .map_err(err("cannot write indices"))?;
-            self.written = end;
-            self.buf_idx.drain(..n);
-            let rest = vecfmt::with_value_vec!(&self.buf_val, v => ValueVec::from(v[n..].to_vec()));
-            self.buf_val = rest;
-        }
-        let p = if all {
-            self.buf_ptr.len()
-        } else if self.buf_ptr.len() >= 2 * PTR_CHUNK {
-            self.buf_ptr.len() / PTR_CHUNK * PTR_CHUNK
-        } else {
-            0
-        };
-        if p > 0 {
-            let end = self.ptr_written + p;
-            self.indptr.resize(end).map_err(h5err(out, "cannot extend indptr"))?;
-            values::write_index_1d(&self.indptr, self.ptr_written, &self.buf_ptr[..p], false)
-                .map_err(h5err(out, "cannot write indptr"))?;
-            self.ptr_written = end;
-            self.buf_ptr.drain(..p);
-        }
+    fn flush_ptr(&mut self, out: &Path) -> Result<()> {
+        self.indptr
+            .extend(bytemuck::cast_slice(&self.buf_ptr))
+            .map_err(h5err(out, "cannot write indptr"))?;
+        self.buf_ptr.clear();
         Ok(())
     }
 
     /// Completes indptr for the majors never pushed and writes everything pending.
     pub(crate) fn finish(mut self, out: &Path) -> Result<Group> {
         while self.majors < self.n_major {
-            self.buf_ptr.push(self.nnz);
+            self.buf_ptr.push(self.nnz as i64);
             self.majors += 1;
+            if self.buf_ptr.len() >= PTR_CHUNK {
+                self.flush_ptr(out)?;
+            }
         }
-        self.flush(out, true)?;
-        let _ = self.n_minor;
+        self.flush_ptr(out)?;
+        let err = |what: &'static str| h5err(out, what);
+        self.data.finish().map_err(err("cannot write data"))?;
+        self.indices.finish().map_err(err("cannot write indices"))?;
+        self.indptr.finish().map_err(err("cannot write indptr"))?;
         Ok(self.group)
     }
 }

@@ -93,19 +93,6 @@ pub(crate) fn write_2d(ds: &Dataset, start: usize, n_cols: usize, values: Values
     })
 }
 
-/// Writes 1-D u64 values into an integer dataset of the given signedness at `start`.
-pub(crate) fn write_index_1d(ds: &Dataset, start: usize, v: &[u64], as_i32: bool) -> hdf5::Result<()> {
-    let end = start + v.len();
-    if as_i32 {
-        // The caller chose int32 because every value fits.
-        let w: Vec<i32> = v.iter().map(|&x| x as i32).collect();
-        ds.write_slice(ArrayView1::from(&w[..]), start..end)
-    } else {
-        let w: Vec<i64> = v.iter().map(|&x| x as i64).collect();
-        ds.write_slice(ArrayView1::from(&w[..]), start..end)
-    }
-}
-
 /// Creates an empty, resizable, chunked 1-D dataset of a vecfmt dtype with the shuffle
 /// and deflate filters (in that order: shuffle helps deflate only when it runs first).
 pub(crate) fn create_1d(

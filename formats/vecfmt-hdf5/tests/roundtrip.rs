@@ -273,3 +273,57 @@ fn large_inputs_stream_in_many_blocks() {
         assert!(n_blocks > 1, "{name}: {n_blocks} block(s)");
     }
 }
+
+#[test]
+fn csr_spanning_many_chunk_batches_round_trips_with_and_without_deflate() {
+    // 1.3 M entries: more than one batch of 8 chunks of 131,072 entries, and a partial last
+    // chunk, in data, indices and indptr (2,600 rows = 1 chunk of 65,536 + partial).
+    let dir = tempfile::tempdir().unwrap();
+    let (n_rows, per_row, n_cols) = (2600u64, 500u64, 1_000_000u64);
+    let mut b = RowBlock::new(DType::F64);
+    for r in 0..n_rows {
+        if r % 13 == 5 {
+            continue; // some empty rows
+        }
+        b.rows.push(r);
+        b.indices.extend((0..per_row).map(|k| k * 1999 + r % 1999));
+        if let ValueVec::F64(v) = &mut b.values {
+            v.extend((0..per_row).map(|k| (r * per_row + k) as f64 * 0.5 - 7.0));
+        }
+        b.indptr.push(b.indices.len() as u64);
+    }
+    let nnz = b.indices.len();
+    let mut header = MatrixHeader::new(DType::F64, n_rows, n_cols);
+    // One very long name sends obs to variable-length strings (fixed-length would pad every
+    // name to it); var stays fixed-length.
+    header.row_labels = Some(
+        (0..n_rows)
+            .map(|r| if r == 7 { "é".repeat(3000) } else { format!("r{r}") })
+            .collect(),
+    );
+    for deflate in [0u8, 4] {
+        for h5ad in [false, true] {
+            let path = dir
+                .path()
+                .join(format!("d{deflate}.{}", if h5ad { "h5ad" } else { "h5" }));
+            let mut opts = WriteOptions::new(Layout::Csr);
+            opts.deflate = deflate;
+            write(&path, &header, &opts, h5ad, std::slice::from_ref(&b));
+            let mut src = Hdf5Source::open(&path, &quiet(4 << 20).0).unwrap();
+            let (h, got, _) = collect(&mut src).unwrap();
+            assert_eq!((h.n_rows, h.n_cols), (n_rows, n_cols), "{path:?}");
+            assert_eq!(h.row_labels, header.row_labels, "{path:?}");
+            assert_eq!(h.col_labels, None, "{path:?}");
+            assert_eq!(got.len(), nnz, "{path:?}");
+            let mut k = 0;
+            for (r, _) in b.rows.iter().zip(0..) {
+                for j in 0..per_row as usize {
+                    let (gr, gc, gv) = got[k];
+                    assert_eq!((gr, gc), (*r, b.indices[k]), "{path:?} entry {k}");
+                    assert_eq!(gv, Scalar::F64((r * per_row + j as u64) as f64 * 0.5 - 7.0));
+                    k += 1;
+                }
+            }
+        }
+    }
+}
