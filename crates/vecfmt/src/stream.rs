@@ -6,11 +6,17 @@
 //! `finish` leaves no output behind. [`pump`] connects the two with bounded memory.
 //!
 //! `.vfm` itself is a source ([`VfmSource`]) and a sink ([`VfmSink`]); the foreign formats
-//! live in the crates under `formats/`.
+//! live in the crates under `formats/`. Sinks write a temporary file next to the output and
+//! finish through [`persist`] (or [`persist_path`]), so that a failed sync, rename or
+//! directory sync is an error naming the output, and no partial file is left.
 
 use std::path::{Path, PathBuf};
 
 use crate::{Codec, DType, Error, Matrix, MatrixWriter, Result, ValueVec, WriterOptions};
+
+/// How sinks put a finished output in place (sync, rename, directory sync), each step an
+/// error naming the output when it fails; the fault-injection tests fail each step in turn.
+pub use crate::writer::{persist, persist_path};
 
 /// What a source knows about its matrix before the first block.
 #[derive(Debug, Clone, PartialEq)]

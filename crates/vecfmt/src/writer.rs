@@ -514,7 +514,7 @@ impl MatrixWriter {
 
 /// Syncs the directory holding `path`, so that a rename into it is durable. When this fails
 /// the new file is complete at its path, but the rename may not survive a power loss: the
-/// error says so.
+/// error names the file and says so.
 pub(crate) fn sync_dir(path: &Path) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -524,9 +524,45 @@ pub(crate) fn sync_dir(path: &Path) -> Result<()> {
         .and_then(|()| File::open(dir))
         .and_then(|d| d.sync_all())
         .map_err(io_err(
-            dir,
-            "sync directory (the new file is in place, but a power loss may undo the rename)",
+            path,
+            "sync its directory (the new file is in place, but a power loss may undo the rename)",
         ))
+}
+
+/// Puts a finished output in place: syncs the temporary file `tmp` (written and flushed by
+/// the caller), renames it over `dest` and syncs `dest`'s directory. Every failure is an
+/// error naming `dest`. A failed sync or rename deletes the temporary file and leaves `dest`
+/// as it was (absent, or the old file); a failed directory sync leaves the new file complete
+/// at `dest`, and the error says the rename may not survive a power loss.
+pub fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
+    faults::check(faults::Step::SyncAll, dest)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(io_err(dest, "sync"))?;
+    // On failure `tmp` (or the `PersistError`'s file) is dropped, which deletes it.
+    faults::check(faults::Step::Rename, dest).map_err(io_err(dest, "rename into place"))?;
+    tmp.persist(dest)
+        .map_err(|e| io_err(dest, "rename into place")(e.error))?;
+    sync_dir(dest)
+}
+
+/// [`persist`] for a temporary file known only by its path (one that a library such as HDF5
+/// opened by name and has closed): syncs it, renames it over `dest` and syncs the directory.
+/// A failed sync or rename removes `tmp`.
+pub fn persist_path(tmp: &Path, dest: &Path) -> Result<()> {
+    let put = || -> Result<()> {
+        faults::check(faults::Step::SyncAll, dest)
+            .and_then(|()| File::open(tmp))
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(dest, "sync"))?;
+        faults::check(faults::Step::Rename, dest)
+            .and_then(|()| std::fs::rename(tmp, dest))
+            .map_err(io_err(dest, "rename into place"))
+    };
+    if let Err(e) = put() {
+        let _ = std::fs::remove_file(tmp);
+        return Err(e);
+    }
+    sync_dir(dest)
 }
 
 /// A test seam: makes the syncs and the rename that put a new file in place fail, on the
@@ -542,7 +578,8 @@ pub mod faults {
     pub enum Step {
         /// `fdatasync` of the data before the meta page is written.
         SyncData,
-        /// `fsync` after the meta page.
+        /// `fsync` after the meta page; for [`persist`](super::persist), the `fsync` of the
+        /// finished temporary file.
         SyncAll,
         /// The rename over the destination.
         Rename,

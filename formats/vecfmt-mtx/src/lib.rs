@@ -691,15 +691,8 @@ impl MatrixSink for MtxSink {
         out.write_all(format!("{nnz:>NNZ_WIDTH$}").as_bytes())
             .map_err(io_err(p, "write"))?;
         out.flush().map_err(io_err(p, "write"))?;
-        out.get_ref().sync_all().map_err(io_err(p, "sync"))?;
         drop(out);
-        tmp.persist(p).map_err(|e| io_err(p, "rename into place")(e.error))?;
-        if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Ok(d) = File::open(d) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
+        vecfmt::stream::persist(tmp, p)
     }
 }
 

@@ -63,14 +63,7 @@ impl TempOutput {
     pub fn persist(self) -> Result<()> {
         let TempOutput { path, tmp, mut out } = self;
         out.flush().map_err(io_err(&path, "write"))?;
-        out.get_ref().sync_all().map_err(io_err(&path, "sync"))?;
         drop(out);
-        tmp.persist(&path)
-            .map_err(|e| io_err(&path, "rename into place")(e.error))?;
-        if let Ok(d) = File::open(dir_of(&path)) {
-            // Makes the rename durable; a directory that cannot be synced is not an error.
-            let _ = d.sync_all();
-        }
-        Ok(())
+        vecfmt::stream::persist(tmp, &path)
     }
 }

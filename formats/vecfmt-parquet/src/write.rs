@@ -473,11 +473,8 @@ impl MatrixSink for ParquetSink {
             .into_inner()
             .map_err(|e| foreign(&path, format!("cannot finish the file: {e}")))?;
         let file = buf.into_inner().map_err(|e| io_err(&path, "write")(e.into_error()))?;
-        file.sync_all().map_err(io_err(&path, "sync"))?;
         drop(file);
-        tmp.persist(&path)
-            .map_err(|e| io_err(&path, "rename into place")(e.error))?;
-        sync_dir(&path)
+        vecfmt::stream::persist(tmp, &path)
     }
 }
 
@@ -548,15 +545,4 @@ fn temp_file_for(path: &Path) -> Result<tempfile::NamedTempFile> {
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
     builder.tempfile_in(&dir).map_err(io_err(path, "create temporary file"))
-}
-
-/// Syncs the directory holding `path`, so that the rename into it is durable.
-fn sync_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir, "sync directory"))
 }
