@@ -241,26 +241,24 @@ fn create_sink(
             let opts = vecfmt_parquet::WriteOptions::layout(layout);
             Box::new(vecfmt_parquet::ParquetSink::create(path, source.header(), &opts)?)
         }
+        // The HDF5 C library writes the file in a child process, so that its crash (as on a
+        // full disk) is an error here, and the unfinished file is removed (isolate.rs).
         Format::Hdf5 | Format::H5ad => {
             let name = layout.unwrap_or("csr");
-            let Some(layout) = vecfmt_hdf5::Layout::parse(name) else {
+            if vecfmt_hdf5::Layout::parse(name).is_none() {
                 bail!(
                     "unknown HDF5 layout {name:?}; known layouts: {}",
                     vecfmt_hdf5::Layout::NAMES
                 )
-            };
-            let opts = vecfmt_hdf5::WriteOptions {
+            }
+            let req = crate::isolate::WriteRequest {
+                layout: name.to_string(),
+                h5ad: fmt == Format::H5ad,
                 dataset: args.dataset.clone(),
                 force: args.force,
                 memory: ctx.memory,
-                notify: ctx.notify.clone(),
-                ..vecfmt_hdf5::WriteOptions::new(layout)
             };
-            if fmt == Format::H5ad {
-                Box::new(vecfmt_hdf5::Hdf5Sink::create_h5ad(path, source.header(), &opts)?)
-            } else {
-                Box::new(vecfmt_hdf5::Hdf5Sink::create(path, source.header(), &opts)?)
-            }
+            Box::new(crate::isolate::ChildSink::spawn(path, source.header(), &req)?)
         }
     })
 }
@@ -403,8 +401,38 @@ fn progress_bar() -> indicatif::ProgressBar {
     bar
 }
 
+/// Set in the environment (fault-injection tests only): `sync-data`, `sync`, `rename` or
+/// `sync-dir` makes that step of putting the output in place fail with EIO.
+const FAIL_STEP_FOR_TESTS: &str = "VECFMT_TEST_FAIL_PUT_IN_PLACE";
+
+/// Installs the test fault of [`FAIL_STEP_FOR_TESTS`] for the output, on this thread (where
+/// the sink finishes).
+fn inject_fault_for_tests(output: &Path) -> Result<()> {
+    use vecfmt::writer_faults::{self, Step};
+    let Some(name) = std::env::var_os(FAIL_STEP_FOR_TESTS) else {
+        return Ok(());
+    };
+    let step = match name.to_str() {
+        Some("sync-data") => Step::SyncData,
+        Some("sync") => Step::SyncAll,
+        Some("rename") => Step::Rename,
+        Some("sync-dir") => Step::SyncDir,
+        _ => bail!("{FAIL_STEP_FOR_TESTS}: unknown step {name:?}"),
+    };
+    let output = output.to_path_buf();
+    writer_faults::set(Some(Box::new(move |s, path| {
+        if s == step && path == output {
+            Err(std::io::Error::from_raw_os_error(libc::EIO))
+        } else {
+            Ok(())
+        }
+    })));
+    Ok(())
+}
+
 /// Runs `vecfmt convert`.
 pub fn run(args: ConvertArgs) -> Result<ExitCode> {
+    inject_fault_for_tests(&args.output)?;
     let memory = crate::parse_bytes(&args.memory)?;
     let from = Format::of_path(&args.input, args.from.as_deref())?;
     let to = Format::of_path(&args.output, args.to.as_deref())?;

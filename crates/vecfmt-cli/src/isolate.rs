@@ -1,32 +1,53 @@
-//! HDF5 input read in a child process.
+//! HDF5 read and written in child processes.
 //!
-//! HDF5 files are parsed by the HDF5 C library, which has a history of memory-safety bugs on
-//! malformed files (vecfmt's hostile-input suite found one: a flipped bit in a datatype
-//! message made a conversion abort). `vecfmt convert` therefore reads HDF5 input in a child:
-//! the same binary, run as the hidden subcommand `__read-hdf5`, opens the source and writes
-//! its header and blocks to its stdout in the frames below; the parent turns them back into
-//! a [`MatrixSource`]. If the library crashes, the child dies, and the parent reports a clean
-//! error naming the file; the sink, never finished, leaves no output behind.
+//! HDF5 files are parsed and written by the HDF5 C library, which has a history of
+//! memory-safety bugs on malformed files (vecfmt's hostile-input suite found one: a flipped
+//! bit in a datatype message made a conversion abort) and crashes when a write fails (a full
+//! disk: HDF5 2.2 frees a bad pointer in its variable-length conversion, or dereferences a
+//! NULL dataset in `H5Fflush`). `vecfmt convert` therefore keeps the library out of its own
+//! process: the same binary runs as a hidden subcommand, and the two sides exchange the
+//! frames below over pipes.
+//!
+//! - **Input** (`__read-hdf5`): the child opens the source and writes its header and blocks
+//!   to its stdout; the parent turns them back into a [`MatrixSource`] ([`ChildSource`]).
+//! - **Output** (`__write-hdf5`): the parent sends the header and row blocks to the child's
+//!   stdin ([`ChildSink`]); the child writes them with [`vecfmt_hdf5::Hdf5Sink`] into a
+//!   private staging directory next to the output, and answers on its stdout. The parent
+//!   renames the finished file into place itself (through [`vecfmt::stream::persist_path`]),
+//!   and removes the staging directory, whatever the child left in it, on every other path.
+//!
+//! If the library crashes, the child dies, and the parent reports a clean error naming the
+//! file (and, for output, what the file system says about the cause: a full disk, a
+//! file-size limit); no partial output is left behind.
 //!
 //! Frames (little-endian): `H` + u32 length + JSON header; `R` (rows) or `T` (triplets) +
-//! u64 bytes read so far + u64 count + u64 entries + the arrays as u64s, then the values in
-//! the header's dtype; `E` + u32 length + JSON error; `Z` at the end.
+//! u64 bytes read so far (input only) + u64 count + u64 entries + the arrays as u64s, then
+//! the values in the header's dtype; `E` + u32 length + JSON error; `K` (output: ready, or
+//! finished); `Z` at the end.
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 
 use serde_json::{json, Value};
-use vecfmt::stream::{Block, MatrixHeader, MatrixSource, RowBlock, TripletBlock};
+use vecfmt::stream::{Block, MatrixHeader, MatrixSink, MatrixSource, RowBlock, TripletBlock};
 use vecfmt::{DType, Error, ValueVec};
 
-/// The hidden subcommand the child runs.
+/// The hidden subcommand the reading child runs.
 pub(crate) const SUBCOMMAND: &str = "__read-hdf5";
+
+/// The hidden subcommand the writing child runs.
+pub(crate) const WRITE_SUBCOMMAND: &str = "__write-hdf5";
 
 const FORMAT: &str = "HDF5";
 
-/// Set in the environment, makes the child abort after sending the header (tests only).
+/// Set in the environment, makes the reading child abort after sending the header (tests
+/// only).
 pub(crate) const CRASH_FOR_TESTS: &str = "VECFMT_TEST_HDF5_CHILD_ABORT";
+
+/// Set in the environment, makes the writing child abort after its first row block (tests
+/// only).
+pub(crate) const WRITER_CRASH_FOR_TESTS: &str = "VECFMT_TEST_HDF5_WRITER_ABORT";
 
 fn foreign(path: &Path, detail: impl Into<String>) -> Error {
     Error::Foreign {
@@ -79,16 +100,8 @@ fn serve_frames(path: &Path, dataset: Option<String>, memory: u64, out: &mut imp
         ..vecfmt_hdf5::ReadOptions::for_budget(memory)
     };
     let mut src = vecfmt_hdf5::Hdf5Source::open(path, &opts)?;
-    let h = src.header();
-    let head = json!({
-        "dtype": h.dtype.name(),
-        "n_rows": h.n_rows,
-        "n_cols": h.n_cols,
-        "row_labels": h.row_labels,
-        "col_labels": h.col_labels,
-        "metadata": h.metadata,
-        "total": src.total_bytes(),
-    });
+    let mut head = header_json(src.header());
+    head["total"] = json!(src.total_bytes());
     write_json(out, b'H', &head)?;
     // For the tests of the crash path: a child that dies as a crashing C library would.
     if std::env::var_os(CRASH_FOR_TESTS).is_some() {
@@ -117,6 +130,17 @@ fn serve_frames(path: &Path, dataset: Option<String>, memory: u64, out: &mut imp
     }
     out.write_all(b"Z")?;
     Ok(())
+}
+
+fn header_json(h: &MatrixHeader) -> Value {
+    json!({
+        "dtype": h.dtype.name(),
+        "n_rows": h.n_rows,
+        "n_cols": h.n_cols,
+        "row_labels": h.row_labels,
+        "col_labels": h.col_labels,
+        "metadata": h.metadata,
+    })
 }
 
 fn write_json(out: &mut impl Write, tag: u8, v: &Value) -> std::io::Result<()> {
@@ -284,24 +308,7 @@ impl ChildSource {
     /// The child stopped sending: how it ended.
     fn died(&mut self) -> Error {
         self.done = true;
-        let status = self.child.wait();
-        let how = match status {
-            Ok(s) => {
-                #[cfg(unix)]
-                {
-                    use std::os::unix::process::ExitStatusExt;
-                    match s.signal() {
-                        Some(sig) => format!("was killed by signal {sig}{}", signal_name(sig)),
-                        None => format!("exited with {s}"),
-                    }
-                }
-                #[cfg(not(unix))]
-                {
-                    format!("exited with {s}")
-                }
-            }
-            Err(e) => format!("could not be waited for ({e})"),
-        };
+        let how = how_it_ended(self.child.wait());
         foreign(
             &self.path,
             format!(
@@ -315,9 +322,31 @@ impl ChildSource {
     }
 }
 
+/// "was killed by signal 11 (SIGSEGV)", "exited with exit status: 1".
+fn how_it_ended(status: std::io::Result<std::process::ExitStatus>) -> String {
+    match status {
+        Ok(s) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::process::ExitStatusExt;
+                match s.signal() {
+                    Some(sig) => format!("was killed by signal {sig}{}", signal_name(sig)),
+                    None => format!("exited with {s}"),
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                format!("exited with {s}")
+            }
+        }
+        Err(e) => format!("could not be waited for ({e})"),
+    }
+}
+
 fn signal_name(sig: i32) -> &'static str {
     match sig {
         4 => " (SIGILL)",
+        5 => " (SIGTRAP)",
         6 => " (SIGABRT)",
         7 => " (SIGBUS)",
         8 => " (SIGFPE)",
@@ -421,5 +450,441 @@ impl Drop for ChildSource {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Output: the writing child
+
+/// What the writing child is asked to write (the flags of `__write-hdf5`).
+#[derive(Debug, Clone)]
+pub(crate) struct WriteRequest {
+    /// An HDF5 layout name (`vecfmt_hdf5::Layout::parse`).
+    pub layout: String,
+    /// A `.h5ad` file rather than a `.h5` one.
+    pub h5ad: bool,
+    pub dataset: Option<String>,
+    pub force: bool,
+    pub memory: u64,
+}
+
+/// Runs in the writing child: reads the header and row blocks from stdin, writes them to
+/// `path` (in the parent's staging directory) and answers on stdout: `K` when the sink is
+/// created, `K` again when the file is finished, or `E` with the error. After an error the
+/// child ends at once, without closing the HDF5 file: closing flushes, and flushing after a
+/// failed write is where the library crashes. The parent removes what is left.
+pub(crate) fn serve_output(path: &Path, req: &WriteRequest) -> ExitCode {
+    let mut input = BufReader::with_capacity(1 << 20, std::io::stdin().lock());
+    let mut out = std::io::stdout().lock();
+    let fail = |out: &mut std::io::StdoutLock<'_>, e: &Error| -> ! {
+        let _ = write_error(out, e).and_then(|()| out.flush());
+        quit(1)
+    };
+    let header = match read_header(&mut input) {
+        Ok(h) => h,
+        // The parent has gone, or sent something else: nothing to report to.
+        Err(_) => quit(1),
+    };
+    let mut sink = match create_hdf5_sink(path, &header, req) {
+        Ok(s) => s,
+        Err(e) => fail(&mut out, &e),
+    };
+    if out.write_all(b"K").and_then(|()| out.flush()).is_err() {
+        quit(1);
+    }
+    let mut blocks = 0u64;
+    loop {
+        let mut tag = [0u8; 1];
+        if input.read_exact(&mut tag).is_err() {
+            // The parent stopped (an error of its own) before the end: leave it unfinished.
+            quit(1);
+        }
+        match tag[0] {
+            b'R' => {
+                let block = match read_row_block(&mut input, header.dtype) {
+                    Ok(b) => b,
+                    Err(_) => quit(1),
+                };
+                if let Err(e) = sink.write_rows(&block) {
+                    fail(&mut out, &e);
+                }
+                blocks += 1;
+                // For the tests of the crash path: a child that dies as a crashing C
+                // library would, mid-file.
+                if blocks == 1 && std::env::var_os(WRITER_CRASH_FOR_TESTS).is_some() {
+                    std::process::abort();
+                }
+            }
+            b'Z' => break,
+            _ => quit(1),
+        }
+    }
+    if let Err(e) = Box::new(sink).finish() {
+        fail(&mut out, &e);
+    }
+    match out.write_all(b"K").and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+/// Ends the writing child now, without destructors or exit handlers: an HDF5 file left open
+/// after a failed write must not be flushed (see [`serve_output`]).
+fn quit(code: i32) -> ! {
+    // SAFETY: _exit ends the process immediately; nothing after it runs, and no Rust state
+    // is observed by anyone afterwards (the parent only reads the pipe, already flushed).
+    unsafe { libc::_exit(code) }
+}
+
+fn create_hdf5_sink(path: &Path, header: &MatrixHeader, req: &WriteRequest) -> vecfmt::Result<vecfmt_hdf5::Hdf5Sink> {
+    let Some(layout) = vecfmt_hdf5::Layout::parse(&req.layout) else {
+        return Err(foreign(
+            path,
+            format!(
+                "unknown HDF5 layout {:?}; known layouts: {}",
+                req.layout,
+                vecfmt_hdf5::Layout::NAMES
+            ),
+        ));
+    };
+    let opts = vecfmt_hdf5::WriteOptions {
+        dataset: req.dataset.clone(),
+        force: req.force,
+        memory: req.memory,
+        ..vecfmt_hdf5::WriteOptions::new(layout)
+    };
+    if req.h5ad {
+        vecfmt_hdf5::Hdf5Sink::create_h5ad(path, header, &opts)
+    } else {
+        vecfmt_hdf5::Hdf5Sink::create(path, header, &opts)
+    }
+}
+
+fn read_header(input: &mut impl Read) -> std::io::Result<MatrixHeader> {
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "a malformed header frame");
+    let mut tag = [0u8; 5];
+    input.read_exact(&mut tag)?;
+    if tag[0] != b'H' {
+        return Err(bad());
+    }
+    let len = u32::from_le_bytes(tag[1..5].try_into().expect("4 bytes")) as usize;
+    let mut text = vec![0u8; len];
+    input.read_exact(&mut text)?;
+    let v: Value = serde_json::from_slice(&text).map_err(|_| bad())?;
+    parse_header(&v).ok_or_else(bad)
+}
+
+/// An array of `n` elements, read straight into its memory (little-endian targets only).
+fn read_array<T: bytemuck::Pod>(input: &mut impl Read, n: u64) -> std::io::Result<Vec<T>> {
+    let n = usize::try_from(n).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "a huge count"))?;
+    let mut v = vec![T::zeroed(); n];
+    input.read_exact(bytemuck::cast_slice_mut(&mut v))?;
+    Ok(v)
+}
+
+fn read_row_block(input: &mut impl Read, dtype: DType) -> std::io::Result<RowBlock> {
+    let head: Vec<u64> = read_array(input, 2)?;
+    let (n, m) = (head[0], head[1]);
+    let rows = read_array(input, n)?;
+    let indptr = read_array(input, n + 1)?;
+    let indices = read_array(input, m)?;
+    let values = match dtype {
+        DType::F32 => ValueVec::F32(read_array(input, m)?),
+        DType::F64 => ValueVec::F64(read_array(input, m)?),
+        DType::I32 => ValueVec::I32(read_array(input, m)?),
+        DType::I64 => ValueVec::I64(read_array(input, m)?),
+        DType::U32 => ValueVec::U32(read_array(input, m)?),
+        DType::U64 => ValueVec::U64(read_array(input, m)?),
+    };
+    Ok(RowBlock {
+        rows,
+        indptr,
+        indices,
+        values,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Output: the parent
+
+/// An HDF5 output written by a child process; the parent puts the finished file in place.
+pub(crate) struct ChildSink {
+    /// The output the user asked for.
+    dest: PathBuf,
+    /// A private directory next to `dest` where the child writes; removed on drop.
+    staging: Option<tempfile::TempDir>,
+    /// The child's output, `staging/<name of dest>`.
+    staged: PathBuf,
+    child: Child,
+    stdin: Option<BufWriter<ChildStdin>>,
+    stdout: BufReader<ChildStdout>,
+    dtype: DType,
+    /// The child has ended (finished, failed or died).
+    ended: bool,
+}
+
+impl ChildSink {
+    /// Starts the child for an output at `dest` and waits until it has created the file, so
+    /// that an output the sink refuses (a layout, a dense size) fails before any input is
+    /// read.
+    pub(crate) fn spawn(dest: &Path, header: &MatrixHeader, req: &WriteRequest) -> vecfmt::Result<ChildSink> {
+        let io = |op: &'static str| {
+            let path = dest.to_path_buf();
+            move |error| Error::Io { path, op, error }
+        };
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out.h5".into());
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".{name}.vecfmt-"))
+            .tempdir_in(&dir)
+            .map_err(io("create a temporary directory next to the output"))?;
+        let staged = staging.path().join(&name);
+        let exe = std::env::current_exe().map_err(io("find the vecfmt binary to write HDF5 in a child process"))?;
+        let mut cmd = Command::new(exe);
+        cmd.arg(WRITE_SUBCOMMAND)
+            .arg("--memory")
+            .arg(req.memory.to_string())
+            .arg("--layout")
+            .arg(&req.layout);
+        if let Some(d) = &req.dataset {
+            cmd.arg("--dataset").arg(d);
+        }
+        if req.force {
+            cmd.arg("--force");
+        }
+        if req.h5ad {
+            cmd.arg("--h5ad");
+        }
+        let mut child = cmd
+            .arg("--")
+            .arg(&staged)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(io("start the HDF5 writer process"))?;
+        let pipe = child.stdin.take().expect("piped");
+        set_pipe_size(&pipe);
+        let mut sink = ChildSink {
+            dest: dest.to_path_buf(),
+            staging: Some(staging),
+            staged,
+            stdout: BufReader::new(child.stdout.take().expect("piped")),
+            stdin: Some(BufWriter::with_capacity(1 << 20, pipe)),
+            child,
+            dtype: header.dtype,
+            ended: false,
+        };
+        let sent = {
+            let w = sink.stdin.as_mut().expect("open");
+            write_json(w, b'H', &header_json(header)).and_then(|()| w.flush())
+        };
+        if sent.is_err() {
+            return Err(sink.failure());
+        }
+        sink.answer()?;
+        Ok(sink)
+    }
+
+    /// Reads the child's answer: `K`, or its error, or how it died.
+    fn answer(&mut self) -> vecfmt::Result<()> {
+        let mut t = [0u8; 1];
+        match self.stdout.read_exact(&mut t) {
+            Ok(()) if t[0] == b'K' => Ok(()),
+            Ok(()) if t[0] == b'E' => Err(self.child_error()),
+            _ => Err(self.died()),
+        }
+    }
+
+    /// The pipe to the child broke: it stopped reading, after an error or a crash.
+    fn failure(&mut self) -> Error {
+        drop(self.stdin.take());
+        match self.answer() {
+            // An answer of `K` where an error was due is as good as a death.
+            Ok(()) => self.died(),
+            Err(e) => e,
+        }
+    }
+
+    /// The error the child sent, naming the output rather than the staged file.
+    fn child_error(&mut self) -> Error {
+        self.ended = true;
+        let mut len = [0u8; 4];
+        let v: Option<Value> = self.stdout.read_exact(&mut len).ok().and_then(|()| {
+            let mut text = vec![0u8; u32::from_le_bytes(len) as usize];
+            self.stdout.read_exact(&mut text).ok()?;
+            serde_json::from_slice(&text).ok()
+        });
+        let _ = self.child.wait();
+        let Some(v) = v else {
+            return foreign(&self.dest, "the HDF5 writer process sent a malformed error");
+        };
+        let staged = self.staged.display().to_string();
+        let dest = self.dest.display().to_string();
+        if let Some(d) = v["detail"].as_str() {
+            return foreign(&self.dest, d.replace(&staged, &dest));
+        }
+        let msg = v["message"].as_str().unwrap_or("unknown error");
+        let msg = msg.replace(&staged, &dest);
+        let prefix = format!("{dest}: ");
+        foreign(&self.dest, msg.strip_prefix(&prefix).unwrap_or(&msg))
+    }
+
+    /// The child ended without an answer: how, and what the file system says about why.
+    fn died(&mut self) -> Error {
+        self.ended = true;
+        drop(self.stdin.take());
+        let how = how_it_ended(self.child.wait());
+        let cause = self.staging.as_ref().and_then(|s| write_failure_cause(s.path()));
+        let cause = cause.map_or_else(
+            || "The file system reported no full disk; this is a bug in HDF5 or vecfmt".to_string(),
+            |c| format!("The likely cause: {c}"),
+        );
+        foreign(
+            &self.dest,
+            format!(
+                "the HDF5 library crashed writing this file: the writer process {how}. {cause}. No output was written (the unfinished file was removed)"
+            ),
+        )
+    }
+}
+
+/// A 1 MiB pipe instead of 64 KiB: blocks cross in far fewer wake-ups. A failure only leaves
+/// the default size.
+fn set_pipe_size(pipe: &impl std::os::fd::AsRawFd) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: F_SETPIPE_SZ takes an int argument and only resizes the pipe's buffer; the
+        // descriptor is open (owned by the caller) for the duration of the call.
+        let _ = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    }
+}
+
+/// Why a write into `dir` may have failed, as far as the file system tells: the disk (or
+/// the user's share of it) is full, or a file in `dir` reached the process's file-size
+/// limit. `None` when neither holds.
+fn write_failure_cause(dir: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    // The file-size limit (inherited from this process by the child).
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the limit into the struct it is given, which lives on the stack.
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) } == 0 && lim.rlim_cur != libc::RLIM_INFINITY {
+        let limit = lim.rlim_cur as u64;
+        // HDF5 writes a chunk or a metadata block at a time, at addresses it allocates: the
+        // write that failed started below the limit and ended past it.
+        let largest = std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+            .max()
+            .unwrap_or(0);
+        if largest <= limit && largest + (16 << 20) > limit {
+            return Some(format!(
+                "this process may write files of at most {limit} bytes (RLIMIT_FSIZE), and the unfinished file had reached {largest}: {}",
+                std::io::Error::from_raw_os_error(libc::EFBIG)
+            ));
+        }
+    }
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs reads a NUL-terminated path and fills the zeroed struct it is given.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let blocks = if root { st.f_bfree } else { st.f_bavail };
+    let free = (blocks as u64).saturating_mul(st.f_frsize as u64);
+    // A write fails on a full disk with a little space still free: less than HDF5 writes at
+    // once (its chunks and metadata blocks), or a sliver of the disk.
+    let total = (st.f_blocks as u64).saturating_mul(st.f_frsize as u64);
+    if free < (4 << 20).max(total / 1000) {
+        return Some(format!(
+            "the disk holding the output is full ({free} bytes free): {}",
+            std::io::Error::from_raw_os_error(libc::ENOSPC)
+        ));
+    }
+    None
+}
+
+impl MatrixSink for ChildSink {
+    fn write_rows(&mut self, b: &RowBlock) -> vecfmt::Result<()> {
+        if self.ended {
+            return Err(foreign(&self.dest, "the HDF5 writer process has already ended"));
+        }
+        let values = b.values.as_values();
+        if values.dtype() != self.dtype || b.indptr.len() != b.rows.len() + 1 || values.len() != b.indices.len() {
+            return Err(Error::LengthMismatch {
+                what: "row block",
+                detail: format!(
+                    "{} rows, {} indptr entries, {} indices, {} values of {}",
+                    b.rows.len(),
+                    b.indptr.len(),
+                    b.indices.len(),
+                    values.len(),
+                    values.dtype()
+                ),
+            });
+        }
+        let w = self.stdin.as_mut().expect("open until the child ends");
+        let sent = (|| {
+            w.write_all(b"R")?;
+            put_u64s(w, &[b.rows.len() as u64, b.indices.len() as u64])?;
+            put_u64s(w, &b.rows)?;
+            put_u64s(w, &b.indptr)?;
+            put_u64s(w, &b.indices)?;
+            w.write_all(values.as_bytes())
+        })();
+        sent.map_err(|_| self.failure())
+    }
+
+    fn finish(mut self: Box<Self>) -> vecfmt::Result<()> {
+        if self.ended {
+            return Err(foreign(&self.dest, "the HDF5 writer process has already ended"));
+        }
+        let sent = {
+            let w = self.stdin.as_mut().expect("open until the child ends");
+            w.write_all(b"Z").and_then(|()| w.flush())
+        };
+        if sent.is_err() {
+            return Err(self.failure());
+        }
+        drop(self.stdin.take());
+        self.answer()?;
+        self.ended = true;
+        let status = self.child.wait().map_err(|e| Error::Io {
+            path: self.dest.clone(),
+            op: "wait for the HDF5 writer process",
+            error: e,
+        })?;
+        if !status.success() {
+            return Err(self.died());
+        }
+        // The child synced the file; this syncs it again (cheap), renames it over the output
+        // and syncs the directory, each failure an error naming the output. The staging
+        // directory goes on drop.
+        vecfmt::stream::persist_path(&self.staged, &self.dest)
+    }
+}
+
+impl Drop for ChildSink {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        if !self.ended {
+            // Stopped early (an error upstream): the child need not finish.
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        // Only now, with the child gone, the staging directory and all it holds.
+        drop(self.staging.take());
     }
 }

@@ -98,6 +98,21 @@ enum Command {
         dataset: Option<String>,
         file: std::path::PathBuf,
     },
+    /// Internal: writes an HDF5 file for `convert` in a child process (see isolate.rs).
+    #[command(name = isolate::WRITE_SUBCOMMAND, hide = true)]
+    WriteHdf5 {
+        #[arg(long)]
+        memory: u64,
+        #[arg(long)]
+        layout: String,
+        #[arg(long)]
+        dataset: Option<String>,
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        h5ad: bool,
+        file: std::path::PathBuf,
+    },
 }
 
 /// `println!` that ends the command quietly when stdout is a closed pipe (`| head`), and
@@ -180,6 +195,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Merge(args) => accumulate::merge(args),
         Command::Compact(args) => accumulate::compact(args),
         Command::ReadHdf5 { memory, dataset, file } => Ok(isolate::serve(&file, dataset, memory)),
+        Command::WriteHdf5 {
+            memory,
+            layout,
+            dataset,
+            force,
+            h5ad,
+            file,
+        } => {
+            let req = isolate::WriteRequest {
+                layout,
+                h5ad,
+                dataset,
+                force,
+                memory,
+            };
+            Ok(isolate::serve_output(&file, &req))
+        }
     }
 }
 
