@@ -778,6 +778,7 @@ fn write_failure_cause(dir: &Path) -> Option<String> {
     };
     // SAFETY: getrlimit writes the limit into the struct it is given, which lives on the stack.
     if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) } == 0 && lim.rlim_cur != libc::RLIM_INFINITY {
+        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
         let limit = lim.rlim_cur as u64;
         // HDF5 writes a chunk or a metadata block at a time, at addresses it allocates: the
         // write that failed started below the limit and ended past it.
@@ -795,8 +796,9 @@ fn write_failure_cause(dir: &Path) -> Option<String> {
         }
     }
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs reads a NUL-terminated path and fills the zeroed struct it is given.
+    // SAFETY: statvfs is a plain C struct of integers, for which all zeroes is a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs reads the NUL-terminated path `c` and fills `st`, both alive here.
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return None;
     }
