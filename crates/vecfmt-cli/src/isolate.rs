@@ -493,6 +493,8 @@ pub(crate) fn serve_output(path: &Path, req: &WriteRequest) -> ExitCode {
         quit(1);
     }
     let mut blocks = 0u64;
+    // One block, refilled: its buffers are allocated (and their pages faulted in) once.
+    let mut block = RowBlock::new(header.dtype);
     loop {
         let mut tag = [0u8; 1];
         if input.read_exact(&mut tag).is_err() {
@@ -501,10 +503,9 @@ pub(crate) fn serve_output(path: &Path, req: &WriteRequest) -> ExitCode {
         }
         match tag[0] {
             b'R' => {
-                let block = match read_row_block(&mut input, header.dtype) {
-                    Ok(b) => b,
-                    Err(_) => quit(1),
-                };
+                if read_row_block(&mut input, &mut block).is_err() {
+                    quit(1);
+                }
                 if let Err(e) = sink.write_rows(&block) {
                     fail(&mut out, &e);
                 }
@@ -574,34 +575,31 @@ fn read_header(input: &mut impl Read) -> std::io::Result<MatrixHeader> {
     parse_header(&v).ok_or_else(bad)
 }
 
-/// An array of `n` elements, read straight into its memory (little-endian targets only).
-fn read_array<T: bytemuck::Pod>(input: &mut impl Read, n: u64) -> std::io::Result<Vec<T>> {
+/// Reads `n` elements into `v`, straight into its memory (little-endian targets only),
+/// reusing its allocation.
+fn read_into<T: bytemuck::Pod>(input: &mut impl Read, v: &mut Vec<T>, n: u64) -> std::io::Result<()> {
     let n = usize::try_from(n).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "a huge count"))?;
-    let mut v = vec![T::zeroed(); n];
-    input.read_exact(bytemuck::cast_slice_mut(&mut v))?;
-    Ok(v)
+    v.clear();
+    v.resize(n, T::zeroed());
+    input.read_exact(bytemuck::cast_slice_mut(v))
 }
 
-fn read_row_block(input: &mut impl Read, dtype: DType) -> std::io::Result<RowBlock> {
-    let head: Vec<u64> = read_array(input, 2)?;
-    let (n, m) = (head[0], head[1]);
-    let rows = read_array(input, n)?;
-    let indptr = read_array(input, n + 1)?;
-    let indices = read_array(input, m)?;
-    let values = match dtype {
-        DType::F32 => ValueVec::F32(read_array(input, m)?),
-        DType::F64 => ValueVec::F64(read_array(input, m)?),
-        DType::I32 => ValueVec::I32(read_array(input, m)?),
-        DType::I64 => ValueVec::I64(read_array(input, m)?),
-        DType::U32 => ValueVec::U32(read_array(input, m)?),
-        DType::U64 => ValueVec::U64(read_array(input, m)?),
-    };
-    Ok(RowBlock {
-        rows,
-        indptr,
-        indices,
-        values,
-    })
+/// Reads a row block frame (after its tag) into `b`, reusing its buffers.
+fn read_row_block(input: &mut impl Read, b: &mut RowBlock) -> std::io::Result<()> {
+    let mut head = [0u64; 2];
+    input.read_exact(bytemuck::cast_slice_mut(&mut head))?;
+    let [n, m] = head;
+    read_into(input, &mut b.rows, n)?;
+    read_into(input, &mut b.indptr, n.saturating_add(1))?;
+    read_into(input, &mut b.indices, m)?;
+    match &mut b.values {
+        ValueVec::F32(v) => read_into(input, v, m),
+        ValueVec::F64(v) => read_into(input, v, m),
+        ValueVec::I32(v) => read_into(input, v, m),
+        ValueVec::I64(v) => read_into(input, v, m),
+        ValueVec::U32(v) => read_into(input, v, m),
+        ValueVec::U64(v) => read_into(input, v, m),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
