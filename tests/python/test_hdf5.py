@@ -386,6 +386,45 @@ def test_h5py_dense_with_labels(vecfmt, tmp_path):
     assert vecfmt.row(again, 3)["label"] == rows[3]
 
 
+@pytest.mark.parametrize("writer", ["h5py-dense", "h5py-csr", "pytables-carray", "anndata-csr"])
+def test_bool_input_round_trips_as_uint32(vecfmt, tmp_path, writer):
+    """numpy bool in HDF5 (h5py: enum of int8 {FALSE, TRUE}; PyTables: 8-bit bitfield) comes
+    in as u32 0/1 with a note, and goes back out as uint32 equal to the bool matrix."""
+    m = sample_csr("float32") != 0  # a bool CSR: True where the sample has an entry
+    dense = m.toarray()
+    assert dense.dtype == np.bool_ and dense.any() and not dense.all()
+    src = tmp_path / ("in.h5ad" if writer == "anndata-csr" else "in.h5")
+    if writer == "h5py-dense":
+        with h5py.File(src, "w") as f:
+            f.create_dataset("m", data=dense, chunks=(8, 8), compression="gzip")
+            t = f["m"].id.get_type()
+            assert t.get_class() == h5py.h5t.ENUM and t.get_nmembers() == 2
+    elif writer == "h5py-csr":
+        with h5py.File(src, "w") as f:
+            g = f.create_group("m")
+            for k in ("data", "indices", "indptr"):
+                g.create_dataset(k, data=getattr(m, k), compression="gzip")
+            g.attrs["shape"] = np.array(m.shape)
+    elif writer == "pytables-carray":
+        with tables.open_file(src, "w") as f:
+            f.create_carray("/", "m", obj=dense, filters=tables.Filters(complevel=4, complib="zlib"))
+    else:
+        ad.AnnData(X=sp.csr_matrix(m)).write_h5ad(src)
+        with h5py.File(src) as f:
+            assert f["X/data"].dtype == np.bool_
+    vfm = tmp_path / "m.vfm"
+    p = vecfmt.run("convert", src, vfm)
+    assert "is bool; read as u32" in p.stderr
+    info = vecfmt.inspect(vfm)
+    assert info["dtype"] == "u32" and info["nnz"] == m.nnz and info["shape"] == list(m.shape)
+    out = tmp_path / "out.h5"
+    vecfmt.run("convert", vfm, out)
+    with h5py.File(out) as f:
+        back = read_group(f, "matrix")
+    assert back.dtype == np.uint32
+    assert np.array_equal(back.toarray(), dense.astype(np.uint32))
+
+
 def test_dense_output_size_guard(vecfmt, tmp_path):
     src = tmp_path / "huge.h5"
     with h5py.File(src, "w") as f:

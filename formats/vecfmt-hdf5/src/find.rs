@@ -150,7 +150,7 @@ pub(crate) fn unsupported_dtype(class: TypeClass) -> String {
         TypeClass::Float(16) => "float128 (long double)".into(),
         other => other.describe(),
     };
-    format!("unsupported dtype: {what}; vecfmt matrices hold int8-int64, uint8-uint64, float16-float64 (stored as i32, i64, u32, u64, f32, f64)")
+    format!("unsupported dtype: {what}; vecfmt matrices hold int8-int64, uint8-uint64, float16-float64 and bool (stored as i32, i64, u32, u64, f32, f64)")
 }
 
 /// Every candidate (and rejected look-alike) in a file, in name order.

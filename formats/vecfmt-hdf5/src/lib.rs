@@ -240,6 +240,7 @@ pub(crate) fn value_dtype(class: raw::TypeClass) -> Option<(DType, bool)> {
         Int(8) => (DType::I64, false),
         Uint(1) | Uint(2) => (DType::U32, true),
         Uint(4) => (DType::U32, false),
+        Bool => (DType::U32, true),
         Uint(8) => (DType::U64, false),
         _ => return None,
     })

@@ -11,14 +11,15 @@ use std::ffi::{c_char, c_uint, CString};
 use hdf5::{Container, Dataset, Location};
 use hdf5_sys::h5::herr_t;
 use hdf5_sys::h5a::{H5Aclose, H5Acreate2, H5Aget_type, H5Aread, H5Awrite};
-use hdf5_sys::h5d::{H5Dget_create_plist, H5Dget_type, H5Dread};
+use hdf5_sys::h5d::{H5Dget_create_plist, H5Dget_space, H5Dget_type, H5Dread};
 use hdf5_sys::h5i::hid_t;
 use hdf5_sys::h5p::{H5Pclose, H5Pget_filter2, H5Pget_nfilters, H5P_DEFAULT};
-use hdf5_sys::h5s::{H5S_class_t, H5Sclose, H5Screate, H5S_ALL};
+use hdf5_sys::h5s::{H5S_class_t, H5S_seloper_t, H5Sclose, H5Screate, H5Screate_simple, H5Sselect_hyperslab, H5S_ALL};
 use hdf5_sys::h5t::{
     H5T_class_t, H5T_cset_t, H5T_norm_t, H5T_order_t, H5T_sign_t, H5T_str_t, H5Tclose, H5Tcopy, H5Tget_class,
-    H5Tget_cset, H5Tget_ebias, H5Tget_fields, H5Tget_norm, H5Tget_offset, H5Tget_order, H5Tget_precision, H5Tget_sign,
-    H5Tget_size, H5Tget_strpad, H5Tis_variable_str, H5Tset_cset, H5Tset_size, H5Tset_strpad, H5T_C_S1,
+    H5Tget_cset, H5Tget_ebias, H5Tget_fields, H5Tget_member_value, H5Tget_nmembers, H5Tget_norm, H5Tget_offset,
+    H5Tget_order, H5Tget_precision, H5Tget_sign, H5Tget_size, H5Tget_strpad, H5Tis_variable_str, H5Tset_cset,
+    H5Tset_size, H5Tset_strpad, H5T_C_S1,
 };
 use hdf5_sys::h5z::H5Zfilter_avail;
 
@@ -35,7 +36,10 @@ pub(crate) enum TypeClass {
     FixedString(usize),
     /// A variable-length string.
     VarString,
-    /// Anything else (compound, enum, bool, array, reference, ...), by HDF5 class name.
+    /// A bool: a 1-byte enum whose two members are 0 and 1 (h5py stores numpy bool as the
+    /// enum of int8 `{FALSE: 0, TRUE: 1}`), or an 8-bit bitfield (PyTables' bool).
+    Bool,
+    /// Anything else (compound, other enums, array, reference, ...), by HDF5 class name.
     Other(&'static str),
 }
 
@@ -48,6 +52,7 @@ impl TypeClass {
             TypeClass::Float(n) => format!("float{}", n * 8),
             TypeClass::FixedString(n) => format!("fixed-length string (S{n})"),
             TypeClass::VarString => "variable-length string".into(),
+            TypeClass::Bool => "bool".into(),
             TypeClass::Other(c) => c.into(),
         }
     }
@@ -91,7 +96,9 @@ fn classify(tid: hid_t) -> TypeClass {
                     }
                 }
                 H5T_class_t::H5T_COMPOUND => TypeClass::Other("compound (structured) type"),
-                H5T_class_t::H5T_ENUM => TypeClass::Other("enum (or bool) type"),
+                H5T_class_t::H5T_ENUM if size == 1 && bool_enum(tid) => TypeClass::Bool,
+                H5T_class_t::H5T_ENUM => TypeClass::Other("enum type (other than a bool's 0/1)"),
+                H5T_class_t::H5T_BITFIELD if size == 1 => TypeClass::Bool,
                 H5T_class_t::H5T_ARRAY => TypeClass::Other("array type"),
                 H5T_class_t::H5T_VLEN => TypeClass::Other("variable-length sequence type"),
                 H5T_class_t::H5T_REFERENCE => TypeClass::Other("reference type"),
@@ -102,6 +109,103 @@ fn classify(tid: hid_t) -> TypeClass {
             }
         }
     })
+}
+
+/// Whether a 1-byte enum type has exactly two members, valued 0 and 1 (their names do not
+/// matter: h5py writes `FALSE`/`TRUE`).
+///
+/// # Safety
+/// `tid` must be a valid open enum datatype id of size 1, and the caller must hold the
+/// library lock.
+unsafe fn bool_enum(tid: hid_t) -> bool {
+    // SAFETY: the caller guarantees `tid`.
+    if unsafe { H5Tget_nmembers(tid) } != 2 {
+        return false;
+    }
+    let mut values = [0u8; 2];
+    for (k, v) in values.iter_mut().enumerate() {
+        // SAFETY: a member value of a 1-byte enum is 1 byte, written into `v`.
+        if unsafe { H5Tget_member_value(tid, k as c_uint, (v as *mut u8).cast()) } < 0 {
+            return false;
+        }
+    }
+    values.sort_unstable();
+    values == [0, 1]
+}
+
+/// Reads the 1-byte elements `start .. start + count` (one range per dimension) of a dataset
+/// of a 1-byte type as they are stored, without conversion: the memory type is a copy of the
+/// file type. Row-major.
+pub(crate) fn read_bytes(ds: &Dataset, start: &[u64], count: &[u64]) -> hdf5::Result<Vec<u8>> {
+    let n = count
+        .iter()
+        .try_fold(1usize, |a, &c| a.checked_mul(usize::try_from(c).ok()?))
+        .ok_or_else(|| hdf5::Error::from("selection too large"))?;
+    if start.len() != count.len() || count.len() != ds.ndim() {
+        return Err("selection rank differs from the dataset's".into());
+    }
+    let mut buf = vec![0u8; n];
+    if n == 0 {
+        return Ok(buf);
+    }
+    let rc = hdf5::sync::sync(|| {
+        // SAFETY: every id is checked and closed here (TypeId/Space guards); the selection
+        // has the dataset's rank (checked above) and selects `n` elements, the size of the
+        // memory space; the memory type is the file type copied, whose size is 1 (checked),
+        // so H5Dread writes exactly `n` bytes into `buf`.
+        unsafe {
+            let ftype = TypeId(H5Dget_type(ds.id()));
+            if ftype.0 < 0 || H5Tget_size(ftype.0) != 1 {
+                return -1;
+            }
+            let mtype = TypeId(H5Tcopy(ftype.0));
+            let fspace = Space(H5Dget_space(ds.id()));
+            if mtype.0 < 0 || fspace.0 < 0 {
+                return -1;
+            }
+            if H5Sselect_hyperslab(
+                fspace.0,
+                H5S_seloper_t::H5S_SELECT_SET,
+                start.as_ptr(),
+                std::ptr::null(),
+                count.as_ptr(),
+                std::ptr::null(),
+            ) < 0
+            {
+                return -1;
+            }
+            let mspace = Space(H5Screate_simple(count.len() as i32, count.as_ptr(), std::ptr::null()));
+            if mspace.0 < 0 {
+                return -1;
+            }
+            H5Dread(
+                ds.id(),
+                mtype.0,
+                mspace.0,
+                fspace.0,
+                H5P_DEFAULT,
+                buf.as_mut_ptr().cast(),
+            )
+        }
+    });
+    if rc < 0 {
+        return Err(hdf5::Error::query().unwrap_or_else(|_| "HDF5 could not read the bool values".into()));
+    }
+    Ok(buf)
+}
+
+/// A dataspace id we own and close on drop.
+struct Space(hid_t);
+
+impl Drop for Space {
+    fn drop(&mut self) {
+        if self.0 >= 0 {
+            hdf5::sync::sync(|| {
+                // SAFETY: the id came from H5Dget_space/H5Screate_simple and is closed once.
+                unsafe { H5Sclose(self.0) };
+            });
+        }
+    }
 }
 
 /// Whether a float type has the bit layout of IEEE binary16, binary32 or binary64 (either

@@ -18,8 +18,24 @@ fn vec2<T: H5Type>(ds: &Dataset, rows: Range<usize>, cols: Range<usize>) -> hdf5
     Ok(ds.read_slice_2d::<T, _>((rows, cols))?.into_raw_vec_and_offset().0)
 }
 
+/// Bool elements (a 1-byte enum or bitfield, [`TypeClass::Bool`]) as u32 0/1, as numpy's
+/// `astype(uint32)` gives them: any nonzero byte is 1. HDF5 converts neither an enum nor a
+/// bitfield to an integer, so the bytes are read as stored.
+fn bools(ds: &Dataset, start: &[u64], count: &[u64]) -> hdf5::Result<ValueVec> {
+    let bytes = crate::raw::read_bytes(ds, start, count)?;
+    Ok(ValueVec::U32(bytes.into_iter().map(|b| u32::from(b != 0)).collect()))
+}
+
+/// Whether a dataset read as u32 stores bools.
+fn is_bool(ds: &Dataset, dtype: DType) -> bool {
+    dtype == DType::U32 && crate::raw::dataset_type(ds) == TypeClass::Bool
+}
+
 /// Elements `r` of a 1-D dataset as `dtype`.
 pub(crate) fn read_1d(ds: &Dataset, r: Range<usize>, dtype: DType) -> hdf5::Result<ValueVec> {
+    if is_bool(ds, dtype) {
+        return bools(ds, &[r.start as u64], &[r.len() as u64]);
+    }
     Ok(match dtype {
         DType::F32 => ValueVec::F32(vec1(ds, r)?),
         DType::F64 => ValueVec::F64(vec1(ds, r)?),
@@ -32,6 +48,13 @@ pub(crate) fn read_1d(ds: &Dataset, r: Range<usize>, dtype: DType) -> hdf5::Resu
 
 /// The block `rows × cols` of a 2-D dataset as `dtype`, in row-major order.
 pub(crate) fn read_2d(ds: &Dataset, rows: Range<usize>, cols: Range<usize>, dtype: DType) -> hdf5::Result<ValueVec> {
+    if is_bool(ds, dtype) {
+        return bools(
+            ds,
+            &[rows.start as u64, cols.start as u64],
+            &[rows.len() as u64, cols.len() as u64],
+        );
+    }
     Ok(match dtype {
         DType::F32 => ValueVec::F32(vec2(ds, rows, cols)?),
         DType::F64 => ValueVec::F64(vec2(ds, rows, cols)?),

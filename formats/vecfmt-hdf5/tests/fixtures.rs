@@ -139,3 +139,29 @@ fn dataset_picks_one_of_several_candidates() {
         "{c:?}"
     );
 }
+
+#[test]
+fn bool_datasets_read_as_u32_zero_one_with_a_note() {
+    // h5py's bool is an enum of int8 {FALSE: 0, TRUE: 1}; PyTables' an 8-bit bitfield. Both
+    // hold M != 0, dense (zeros dropped) and as CSR data.
+    for (name, kind) in [
+        ("h5py_bool_dense.h5", CandidateKind::Dense),
+        ("h5py_bool_csr.h5", CandidateKind::Csr),
+        ("pytables_bool_carray.h5", CandidateKind::Dense),
+    ] {
+        let (opts, notes) = quiet(64);
+        let mut src = Hdf5Source::open(fixture(name), &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(src.found().kind, kind, "{name}");
+        let (h, entries, _) = collect(&mut src).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((h.n_rows, h.n_cols, h.dtype), (6, 5, DType::U32), "{name}");
+        let got: Vec<(u64, u64, vecfmt::Scalar)> = entries;
+        let want: Vec<(u64, u64, vecfmt::Scalar)> =
+            base().iter().map(|&(r, c, _)| (r, c, vecfmt::Scalar::U32(1))).collect();
+        assert_eq!(got, want, "{name}");
+        let notes = notes.lock().unwrap();
+        assert!(
+            notes.iter().any(|n| n.contains("is bool; read as u32")),
+            "{name}: {notes:?}"
+        );
+    }
+}

@@ -117,6 +117,17 @@ def main():
     with h5py.File(OUT / "h5py_dense_gzip.h5", "w") as f:
         f.create_dataset("m", data=m, chunks=(4, 5), compression="gzip", shuffle=True)
 
+    # bool: h5py stores numpy bool as the enum of int8 {FALSE: 0, TRUE: 1}; PyTables as an
+    # 8-bit bitfield. vecfmt reads both as u32 0/1: M's pattern (M != 0).
+    b = m != 0
+    with h5py.File(OUT / "h5py_bool_dense.h5", "w") as f:
+        f.create_dataset("m", data=b, chunks=(4, 5), compression="gzip")
+    with h5py.File(OUT / "h5py_bool_csr.h5", "w") as f:
+        csr_group(f, "m", b, np.int32, np.bool_, attrs={"shape": np.array(b.shape)})
+    with tables.open_file(OUT / "pytables_bool_carray.h5", "w") as f:
+        c = f.create_carray("/", "m", obj=b, chunkshape=(2, 5), filters=tables.Filters(complevel=4, complib="zlib"))
+        assert c.atom.kind == "bool"
+
     # pandas fixed frames: labelled float64, and int64 with the default RangeIndex.
     pd.DataFrame(m, index=ROWS, columns=COLS).to_hdf(OUT / "pandas_wide.h5", key="df", format="fixed")
     pd.DataFrame(m.astype(np.int64)).to_hdf(OUT / "pandas_wide_int.h5", key="df", format="fixed")
