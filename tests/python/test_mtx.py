@@ -137,6 +137,104 @@ def test_unknown_layout_lists_candidates(vecfmt, tmp_path):
     src = tmp_path / "in.mtx"
     scipy.io.mmwrite(src, sample(np.float64))
     out = tmp_path / "out.mtx"
-    err = vecfmt.fail("convert", src, out, "--layout", "symmetric")
-    assert str(out) in err and "unknown layout" in err and "coordinate, pattern" in err
+    err = vecfmt.fail("convert", src, out, "--layout", "csc")
+    assert str(out) in err and "unknown layout" in err and "coordinate, pattern, symmetric" in err
     assert not out.exists()
+
+
+def symmetric_sample(dtype, n=50, density=0.1):
+    """A random symmetric matrix (both triangles stored), with a diagonal."""
+    rng = np.random.default_rng(SEED)
+    lower = sp.tril(sp.random(n, n, density=density, format="coo", rng=rng)).tocoo()
+    if np.dtype(dtype).kind == "f":
+        lower.data = (rng.standard_normal(lower.nnz) * 10.0 ** rng.integers(-300, 300, lower.nnz)).astype(dtype)
+    else:
+        lower.data = rng.integers(-(2**62), 2**62, lower.nnz).astype(dtype)
+    return (lower + sp.tril(lower, k=-1).T).tocoo()
+
+
+def entries(path):
+    """The (i, j) of every entry line of a coordinate .mtx file."""
+    lines = [l for l in path.read_text().splitlines() if l and not l.startswith("%")]
+    return [tuple(int(w) for w in l.split()[:2]) for l in lines[1:]]
+
+
+@pytest.mark.parametrize("dtype,field", [(np.float64, "real"), (np.int64, "integer")])
+def test_symmetric_output_is_the_lower_triangle_and_reads_back_whole(vecfmt, tmp_path, dtype, field):
+    full = symmetric_sample(dtype)
+    src = tmp_path / "full.mtx"
+    scipy.io.mmwrite(src, full, symmetry="general")
+    _, out = through_vfm(vecfmt, tmp_path, src, "--layout", "symmetric")
+    assert out.read_text().splitlines()[0] == f"%%MatrixMarket matrix coordinate {field} symmetric"
+    written = entries(out)
+    assert all(i >= j for i, j in written)
+    assert len(written) == sp.tril(full).nnz
+    back = scipy.io.mmread(out)
+    assert back.dtype == full.dtype
+    assert_same(full, back)
+
+
+@pytest.mark.parametrize("field", ["real", "integer", "pattern"])
+def test_scipy_symmetric_files_round_trip(vecfmt, tmp_path, field):
+    full = symmetric_sample(np.int64 if field == "integer" else np.float64)
+    src = tmp_path / "sym.mtx"
+    scipy.io.mmwrite(src, full, field=field if field == "pattern" else None, symmetry="symmetric")
+    assert src.read_text().splitlines()[0].endswith(f"{field} symmetric")
+    layout = "symmetric-pattern" if field == "pattern" else "symmetric"
+    _, out = through_vfm(vecfmt, tmp_path, src, "--layout", layout)
+    assert out.read_text().splitlines()[0] == f"%%MatrixMarket matrix coordinate {field} symmetric"
+    # The same lower triangle scipy wrote, in row order, and the same matrix read back.
+    assert sorted(entries(out)) == sorted(entries(src))
+    assert_same(scipy.io.mmread(src), scipy.io.mmread(out))
+
+
+@pytest.mark.parametrize("change", ["value", "extra", "sign"])
+def test_a_matrix_that_is_not_symmetric_is_refused(vecfmt, tmp_path, change):
+    full = symmetric_sample(np.float64).tolil()
+    i, j = next((i, j) for i, j in zip(*full.nonzero()) if i > j)
+    if change == "value":
+        full[i, j] = full[i, j] * 2
+    elif change == "extra":
+        # An entry above the diagonal without its mirror (lil drops an assigned zero).
+        full[0, full.shape[1] - 1] = 1.0
+        full[full.shape[0] - 1, 0] = 0.0
+    else:
+        full[i, j] = -full[i, j]
+    src = tmp_path / "in.mtx"
+    scipy.io.mmwrite(src, full.tocoo(), symmetry="general")
+    vfm = tmp_path / "m.vfm"
+    vecfmt.run("convert", src, vfm)
+    out = tmp_path / "out.mtx"
+    err = vecfmt.fail("convert", vfm, out, "--layout", "symmetric")
+    assert str(out) in err and "not symmetric" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mtx", "m.vfm"]
+    # In full, it is written.
+    vecfmt.run("convert", vfm, out)
+    assert_same(scipy.io.mmread(src), scipy.io.mmread(out))
+
+
+def test_cooccur_counts_are_written_symmetric_by_default(vecfmt, tmp_path):
+    rng = np.random.default_rng(SEED)
+    words = [f"w{k}" for k in range(200)]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(
+        "\n".join(" ".join(rng.choice(words[: rng.integers(5, 200)], rng.integers(3, 25))) for _ in range(1500))
+        + "\n"
+    )
+    vfm = tmp_path / "co.vfm"
+    vecfmt.run("cooccur", corpus, "-o", vfm)
+    assert vecfmt.inspect(vfm)["metadata"]["vecfmt:cooccur"]["symmetric"] is True
+    out = tmp_path / "co.mtx"
+    p = vecfmt.run("convert", vfm, out)
+    assert "metadata says the matrix is symmetric" in p.stderr
+    assert out.read_text().splitlines()[0] == "%%MatrixMarket matrix coordinate real symmetric"
+    full = tmp_path / "full.mtx"
+    vecfmt.run("convert", vfm, full, "--layout", "coordinate")
+    assert "general" in full.read_text().splitlines()[0]
+    a, b = scipy.io.mmread(out), scipy.io.mmread(full)
+    assert a.nnz == b.nnz and len(entries(out)) < len(entries(full))
+    assert_same(a, b)
+    # And the counts through .npz agree (float32 counts, exact in float64).
+    npz = tmp_path / "co.npz"
+    vecfmt.run("convert", vfm, npz)
+    assert_same(sp.load_npz(npz).astype(np.float64), a)

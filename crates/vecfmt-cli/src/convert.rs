@@ -14,7 +14,7 @@ use vecfmt::{Codec, DType};
 /// Arguments of `vecfmt convert`.
 #[derive(clap::Args, Debug, Clone)]
 #[command(
-    after_help = "Formats by extension: .vfm, .npy, .npz, .mtx, .h5/.hdf5, .h5ad, .parquet (or a directory of Parquet files).\n\nExamples:\n  vecfmt convert matrix.npz vectors.vfm\n  vecfmt convert vectors.vfm matrix.npz --layout csr_array\n  vecfmt convert dense.npy vectors.vfm --memory 512M\n  vecfmt convert counts.npy counts.vfm --dtype i32\n  vecfmt convert vectors.vfm matrix.mtx\n  vecfmt convert vectors.vfm copy.vfm --codec raw"
+    after_help = "Formats by extension: .vfm, .npy, .npz, .mtx, .h5/.hdf5, .h5ad, .parquet (or a directory of Parquet files).\n\nExamples:\n  vecfmt convert matrix.npz vectors.vfm\n  vecfmt convert vectors.vfm matrix.npz --layout csr_array\n  vecfmt convert dense.npy vectors.vfm --memory 512M\n  vecfmt convert counts.npy counts.vfm --dtype i32\n  vecfmt convert vectors.vfm matrix.mtx\n  vecfmt convert cooccur.vfm cooccur.mtx --layout symmetric\n  vecfmt convert vectors.vfm copy.vfm --codec raw"
 )]
 pub struct ConvertArgs {
     /// The input file (or directory of Parquet files).
@@ -40,8 +40,10 @@ pub struct ConvertArgs {
     /// With --dtype: round, truncate and saturate values that do not convert exactly.
     #[arg(long, requires = "dtype")]
     pub allow_lossy: bool,
-    /// Layout of the output: .npz csr (default) or csr_array; .mtx coordinate (default) or
-    /// pattern; Parquet coo (default) or list; HDF5 csr (default), csc, dense, ...
+    /// Layout of the output: .npz csr (default) or csr_array; .mtx coordinate (default; the
+    /// lower triangle as `symmetric` when the input's metadata says the matrix is symmetric,
+    /// as `vecfmt cooccur` records), pattern, symmetric or symmetric-pattern; Parquet coo
+    /// (default) or list; HDF5 csr (default), csc, dense, ...
     #[arg(long, value_name = "L")]
     pub layout: Option<String>,
     /// Parquet input: the row index column (default: row, i or soma_dim_0).
@@ -138,7 +140,7 @@ impl Format {
             Format::Vfm => Some(&["csr"]),
             Format::Npy => Some(&["dense"]),
             Format::Npz => Some(&["csr", "csr_array"]),
-            Format::Mtx => Some(&["coordinate", "pattern"]),
+            Format::Mtx => Some(&["coordinate", "pattern", "symmetric", "symmetric-pattern"]),
             Format::Hdf5 => Some(&["csr", "csc", "dense", "pandas"]),
             Format::H5ad => Some(&["csr", "csc"]),
             _ => None,
@@ -226,8 +228,20 @@ fn create_sink(
         Format::Npy => Box::new(vecfmt_npy::NpySink::create(path, source.header(), &npy_opts())?),
         Format::Npz => Box::new(vecfmt_npy::NpzSink::create(path, source.header(), &npy_opts())?),
         Format::Mtx => {
+            // Without --layout, a matrix its metadata calls symmetric is written as such.
+            let layout = match layout {
+                Some("coordinate") if args.layout.is_none() && marked_symmetric(source.header()) => {
+                    (ctx.notify)(&format!(
+                        "{}: the input's metadata says the matrix is symmetric: writing its lower triangle as Matrix Market `symmetric` (checked); --layout coordinate writes it in full",
+                        path.display()
+                    ));
+                    Some("symmetric")
+                }
+                l => l,
+            };
             let opts = vecfmt_mtx::WriteOptions {
-                pattern: layout == Some("pattern"),
+                pattern: matches!(layout, Some("pattern" | "symmetric-pattern")),
+                symmetric: matches!(layout, Some("symmetric" | "symmetric-pattern")),
                 notify: ctx.notify.clone(),
             };
             Box::new(vecfmt_mtx::MtxSink::create(path, source.header(), &opts)?)
@@ -261,6 +275,18 @@ fn create_sink(
             Box::new(crate::isolate::ChildSink::spawn(path, source.header(), &req)?)
         }
     })
+}
+
+/// Whether a matrix's metadata says it is symmetric: `vecfmt cooccur` records
+/// `"vecfmt:cooccur": {"symmetric": true, ...}` for its (default) symmetric counts.
+fn marked_symmetric(h: &MatrixHeader) -> bool {
+    h.n_rows == h.n_cols
+        && h.metadata
+            .as_ref()
+            .and_then(|m| m.get("vecfmt:cooccur"))
+            .and_then(|c| c.get("symmetric"))
+            .and_then(serde_json::Value::as_bool)
+            == Some(true)
 }
 
 /// A source that moves a progress bar by the bytes its inner source has read.

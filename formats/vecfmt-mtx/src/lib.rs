@@ -6,7 +6,9 @@
 //!   `symmetric`, `skew-symmetric`) and dense `array` files (`general`), a block of lines at a
 //!   time, as triplets. Symmetric files are expanded to both triangles.
 //! - [`MtxSink`] writes `coordinate real|integer|pattern general`, one line per entry, in row
-//!   order.
+//!   order; or, asked for `symmetric`, the lower triangle of a symmetric matrix, after
+//!   checking in the same pass, in constant memory, that the matrix is symmetric
+//!   ([`WriteOptions::symmetric`]).
 //!
 //! ### Specification
 //! "The Matrix Market Exchange Formats: Initial Design" (Boisvert, Pozo, Remington, NIST
@@ -485,8 +487,14 @@ impl MatrixSource for MtxSource {
 /// How [`MtxSink`] writes.
 #[derive(Clone)]
 pub struct WriteOptions {
-    /// Write `coordinate pattern general`: positions only, values dropped.
+    /// Write `coordinate pattern`: positions only, values dropped.
     pub pattern: bool,
+    /// Write `symmetric`: the entries on and below the diagonal only. The matrix must be
+    /// square and symmetric: [`MatrixSink::finish`] refuses one that is not, and leaves no
+    /// output. Symmetric means that every entry above the diagonal has its mirror below it
+    /// with the same value (the same bits in the matrix's dtype); stored zeros count as
+    /// absent. With `pattern`, the positions alone must be symmetric, zeros included.
+    pub symmetric: bool,
     /// Where notes go.
     pub notify: Notify,
 }
@@ -495,6 +503,7 @@ impl Default for WriteOptions {
     fn default() -> Self {
         WriteOptions {
             pattern: false,
+            symmetric: false,
             notify: stderr_notes(),
         }
     }
@@ -504,8 +513,78 @@ impl std::fmt::Debug for WriteOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteOptions")
             .field("pattern", &self.pattern)
+            .field("symmetric", &self.symmetric)
             .finish_non_exhaustive()
     }
+}
+
+/// The two triangles of a matrix being written as `symmetric`, summarised in constant
+/// memory: the entries above the diagonal, and the mirrors of those below it, each as a
+/// count and a sum of keyed hashes of (row, column, value). Equal sets give equal sums;
+/// two different sets give equal sums by chance only, with a probability near 2^-128
+/// (two independent 64-bit SipHash sums under random keys, the sum of a random function
+/// over a set being a multiset hash).
+#[derive(Debug)]
+struct Triangles {
+    keys: [std::collections::hash_map::RandomState; 2],
+    upper: (u64, [u64; 2]),
+    lower: (u64, [u64; 2]),
+}
+
+impl Triangles {
+    fn new() -> Self {
+        Triangles {
+            keys: [Default::default(), Default::default()],
+            upper: (0, [0; 2]),
+            lower: (0, [0; 2]),
+        }
+    }
+
+    /// Adds the entry `(r, c)` (off the diagonal) holding the value `bits`.
+    fn add(&mut self, r: u64, c: u64, bits: u64) {
+        use std::hash::BuildHasher;
+        // Both triangles hash as upper-triangle positions: (min, max).
+        let (key, side) = if r < c {
+            ((r, c, bits), &mut self.upper)
+        } else {
+            ((c, r, bits), &mut self.lower)
+        };
+        side.0 += 1;
+        for (sum, k) in side.1.iter_mut().zip(&self.keys) {
+            *sum = sum.wrapping_add(k.hash_one(key));
+        }
+    }
+
+    /// Why the triangles differ, or `None` when they are mirrors.
+    fn mismatch(&self) -> Option<String> {
+        if self.upper.0 != self.lower.0 {
+            Some(format!(
+                "{} entries lie above the diagonal and {} below it",
+                self.upper.0, self.lower.0
+            ))
+        } else if self.upper.1 != self.lower.1 {
+            Some(format!(
+                "the {} entries above the diagonal are not the mirrors of the {} below it (a position or a value differs)",
+                self.upper.0, self.lower.0
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// A value as 64 bits of its own dtype, for comparing mirrors; `None` for a zero (a stored
+/// zero counts as absent).
+fn nonzero_bits(v: Scalar) -> Option<u64> {
+    let (zero, bits) = match v {
+        Scalar::F32(x) => (x == 0.0, x.to_bits() as u64),
+        Scalar::F64(x) => (x == 0.0, x.to_bits()),
+        Scalar::I32(x) => (x == 0, x as u32 as u64),
+        Scalar::I64(x) => (x == 0, x as u64),
+        Scalar::U32(x) => (x == 0, x as u64),
+        Scalar::U64(x) => (x == 0, x),
+    };
+    (!zero).then_some(bits)
 }
 
 /// Writes `coordinate real general` (f32, f64), `coordinate integer general` (integers) or
@@ -514,6 +593,11 @@ impl std::fmt::Debug for WriteOptions {
 /// values are written in their shortest round-tripping form. The nnz field of the size line
 /// is right-aligned in a fixed width and filled in at `finish`. Labels are dropped (a note
 /// says so). The output appears only at `finish`.
+///
+/// With [`WriteOptions::symmetric`] the banner says `symmetric` and only the entries on and
+/// below the diagonal are written (what `scipy.io.mmwrite` writes for a symmetric matrix);
+/// the ones above are only checked against them, and `finish` refuses a matrix that is not
+/// symmetric.
 pub struct MtxSink {
     path: PathBuf,
     tmp: tempfile::NamedTempFile,
@@ -526,6 +610,8 @@ pub struct MtxSink {
     nnz_at: u64,
     last_row: Option<u64>,
     line: String,
+    /// The check of a `symmetric` output.
+    triangles: Option<Triangles>,
 }
 
 impl std::fmt::Debug for MtxSink {
@@ -550,6 +636,15 @@ impl MtxSink {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        if opts.symmetric && header.n_rows != header.n_cols {
+            return Err(foreign(
+                p,
+                format!(
+                    "a symmetric Matrix Market file holds a square matrix, and this one is {} × {}",
+                    header.n_rows, header.n_cols
+                ),
+            ));
+        }
         let prefix = format!(".{name}.");
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix).suffix(".tmp");
@@ -571,10 +666,17 @@ impl MtxSink {
         } else {
             "integer"
         };
-        let banner = format!(
-            "%%MatrixMarket matrix coordinate {field} general\n%\n{} {} ",
-            header.n_rows, header.n_cols
-        );
+        let banner = if opts.symmetric {
+            format!(
+                "%%MatrixMarket matrix coordinate {field} symmetric\n% the lower triangle of a symmetric matrix, written by vecfmt\n{} {} ",
+                header.n_rows, header.n_cols
+            )
+        } else {
+            format!(
+                "%%MatrixMarket matrix coordinate {field} general\n%\n{} {} ",
+                header.n_rows, header.n_cols
+            )
+        };
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(banner.as_bytes()).map_err(io_err(p, "write"))?;
         out.write_all(format!("{:>NNZ_WIDTH$}\n", 0).as_bytes())
@@ -591,6 +693,7 @@ impl MtxSink {
             nnz: 0,
             last_row: None,
             line: String::new(),
+            triangles: opts.symmetric.then(Triangles::new),
         })
     }
 }
@@ -641,6 +744,7 @@ impl MatrixSink for MtxSink {
                 });
             }
             self.line.clear();
+            let mut written = 0u64;
             for e in lo..hi {
                 let c = b.indices[e];
                 if c >= self.n_cols {
@@ -650,6 +754,23 @@ impl MatrixSink for MtxSink {
                         n_cols: self.n_cols,
                     });
                 }
+                if let Some(t) = self.triangles.as_mut() {
+                    if c != r {
+                        let bits = if self.pattern {
+                            Some(0)
+                        } else {
+                            nonzero_bits(vals.get(e))
+                        };
+                        if let Some(bits) = bits {
+                            t.add(r, c, bits);
+                        }
+                    }
+                    // Above the diagonal: checked, not written.
+                    if c > r {
+                        continue;
+                    }
+                }
+                written += 1;
                 let _ = write!(self.line, "{} {}", r + 1, c + 1);
                 if !self.pattern {
                     self.line.push(' ');
@@ -672,7 +793,7 @@ impl MatrixSink for MtxSink {
             self.out
                 .write_all(self.line.as_bytes())
                 .map_err(io_err(&self.path, "write"))?;
-            self.nnz += (hi - lo) as u64;
+            self.nnz += written;
         }
         Ok(())
     }
@@ -684,9 +805,19 @@ impl MatrixSink for MtxSink {
             mut out,
             nnz,
             nnz_at,
+            triangles,
             ..
         } = *self;
         let p = path.as_path();
+        // Refused before anything is put in place: dropping `tmp` deletes the output.
+        if let Some(why) = triangles.as_ref().and_then(Triangles::mismatch) {
+            return Err(foreign(
+                p,
+                format!(
+                    "the matrix is not symmetric, so it cannot be written as `symmetric`: {why}; no output was written"
+                ),
+            ));
+        }
         out.seek(SeekFrom::Start(nnz_at)).map_err(io_err(p, "seek"))?;
         out.write_all(format!("{nnz:>NNZ_WIDTH$}").as_bytes())
             .map_err(io_err(p, "write"))?;

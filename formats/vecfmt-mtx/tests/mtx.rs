@@ -280,3 +280,223 @@ fn pattern_output_and_u64_overflow() {
     to_vfm(&out, &back, &ReadOptions::default()).unwrap();
     assert_eq!(Matrix::open(&back).unwrap().get(0, 1).unwrap(), Scalar::F64(1.0));
 }
+
+/// A square matrix of `dtype` whose entry (r, c) is `value(r, c)` where `present(r, c)`.
+fn square(path: &Path, n: u64, dtype: DType, present: impl Fn(u64, u64) -> bool, value: impl Fn(u64, u64) -> f64) {
+    let mut w = MatrixWriter::create(path, WriterOptions::new(dtype, n).n_rows(n)).unwrap();
+    for r in 0..n {
+        let cols: Vec<u64> = (0..n).filter(|&c| present(r, c)).collect();
+        let mut vals = ValueVec::new(dtype);
+        for &c in &cols {
+            let x = value(r, c);
+            match &mut vals {
+                ValueVec::F32(v) => v.push(x as f32),
+                ValueVec::F64(v) => v.push(x),
+                ValueVec::I32(v) => v.push(x as i32),
+                ValueVec::I64(v) => v.push(x as i64),
+                ValueVec::U32(v) => v.push(x as u32),
+                ValueVec::U64(v) => v.push(x as u64),
+            }
+        }
+        w.push_row_dyn(r, vecfmt::Indices::U64(&cols), vals.as_values())
+            .unwrap();
+    }
+    w.finish().unwrap();
+}
+
+fn to_mtx(vfm: &Path, mtx: &Path, opts: &WriteOptions) -> vecfmt::Result<()> {
+    let mut src = VfmSource::open(vfm)?;
+    let sink = MtxSink::create(mtx, src.header(), opts)?;
+    pump(&mut src, Box::new(sink), 1 << 30).map(|_| ())
+}
+
+fn quiet(pattern: bool, symmetric: bool) -> WriteOptions {
+    WriteOptions {
+        pattern,
+        symmetric,
+        notify: std::sync::Arc::new(|_: &str| {}),
+    }
+}
+
+/// Files in `dir` other than the ones named.
+fn others(dir: &Path, keep: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !keep.contains(&n.as_str()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn symmetric_output_holds_the_lower_triangle_and_reads_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    // Symmetric in position and value, every dtype (zeros included, mirrored).
+    let present = |r: u64, c: u64| (r * c + r + c).is_multiple_of(4) || r == c;
+    let value = |r: u64, c: u64| ((r + 1) * (c + 1) % 23) as f64 + if r == c { 0.5 } else { 0.0 };
+    for dtype in DType::ALL {
+        let a = dir.path().join(format!("{dtype}.vfm"));
+        square(&a, 30, dtype, present, value);
+        let mtx = dir.path().join(format!("{dtype}.mtx"));
+        to_mtx(&a, &mtx, &quiet(false, true)).unwrap_or_else(|e| panic!("{dtype}: {e}"));
+        let text = std::fs::read_to_string(&mtx).unwrap();
+        let mut lines = text.lines();
+        let field = if dtype.is_float() { "real" } else { "integer" };
+        assert_eq!(
+            lines.next().unwrap(),
+            format!("%%MatrixMarket matrix coordinate {field} symmetric")
+        );
+        let size: Vec<u64> = lines
+            .find(|l| !l.starts_with('%'))
+            .unwrap()
+            .split_whitespace()
+            .map(|w| w.parse().unwrap())
+            .collect();
+        let entries: Vec<(u64, u64)> = lines
+            .map(|l| {
+                let mut w = l.split_whitespace().map(|w| w.parse::<u64>().unwrap_or(0));
+                (w.next().unwrap(), w.next().unwrap())
+            })
+            .collect();
+        assert!(
+            entries.iter().all(|&(i, j)| i >= j),
+            "{dtype}: an entry above the diagonal"
+        );
+        let full = Matrix::open(&a).unwrap().nnz();
+        let diag = (0..30).filter(|&i| present(i, i)).count() as u64;
+        assert_eq!(size, vec![30, 30, (full + diag) / 2], "{dtype}");
+        assert_eq!(entries.len() as u64, size[2]);
+        // Read back: both triangles, the same matrix (floats as f64, integers as i64).
+        let b = dir.path().join(format!("{dtype}.back.vfm"));
+        to_vfm(&mtx, &b, &ReadOptions { block_entries: 5 }).unwrap();
+        let (_, shape, got) = dump(&b);
+        assert_eq!(shape, (30, 30));
+        let want: Vec<(u64, u64, u64)> = dump(&a)
+            .2
+            .into_iter()
+            .map(|(r, c, _)| {
+                let x = Matrix::open(&a).unwrap().get(r, c).unwrap();
+                let b = if dtype.is_float() {
+                    x.to_f64().to_bits()
+                } else {
+                    x.to_f64() as i64 as u64
+                };
+                (r, c, b)
+            })
+            .collect();
+        assert_eq!(got, want, "{dtype}");
+    }
+    // Pattern: the positions alone.
+    let a = dir.path().join("p.vfm");
+    square(&a, 12, DType::F64, |r, c| (r + c).is_multiple_of(3), |r, _| r as f64);
+    let mtx = dir.path().join("p.mtx");
+    to_mtx(&a, &mtx, &quiet(true, true)).unwrap();
+    assert!(std::fs::read_to_string(&mtx)
+        .unwrap()
+        .starts_with("%%MatrixMarket matrix coordinate pattern symmetric\n"));
+    // A stored zero above the diagonal, with no mirror: symmetric in value (the zero is not
+    // written), not in pattern.
+    let a = dir.path().join("z.vfm");
+    square(
+        &a,
+        8,
+        DType::F64,
+        |r, c| r == c || (r, c) == (0, 5),
+        |r, c| if r == c { 1.0 } else { 0.0 },
+    );
+    let mtx = dir.path().join("z.mtx");
+    to_mtx(&a, &mtx, &quiet(false, true)).unwrap();
+    assert!(std::fs::read_to_string(&mtx)
+        .unwrap()
+        .contains("\n8 8                    8\n"));
+    let e = to_mtx(&a, &mtx, &quiet(true, true)).unwrap_err().to_string();
+    assert!(e.contains("1 entries lie above the diagonal and 0 below it"), "{e}");
+}
+
+#[test]
+fn a_matrix_that_is_not_symmetric_is_refused_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sym = |r: u64, c: u64| (r + c).is_multiple_of(3);
+    let val = |r: u64, c: u64| (r + c) as f64;
+    type Case = (
+        &'static str,
+        Box<dyn Fn(u64, u64) -> bool>,
+        Box<dyn Fn(u64, u64) -> f64>,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        // One entry more above the diagonal.
+        (
+            "extra",
+            Box::new(move |r, c| sym(r, c) || (r, c) == (1, 7)),
+            Box::new(val),
+            "entries lie above the diagonal and",
+        ),
+        // One value differs from its mirror.
+        (
+            "value",
+            Box::new(sym),
+            Box::new(move |r, c| if (r, c) == (9, 3) { 1.5 } else { val(r, c) }),
+            "a position or a value differs",
+        ),
+        // The same counts, one entry moved.
+        (
+            "moved",
+            Box::new(move |r, c| (sym(r, c) && (r, c) != (0, 3)) || (r, c) == (0, 4)),
+            Box::new(val),
+            "a position or a value differs",
+        ),
+        // Only a sign differs: -x is not x.
+        (
+            "sign",
+            Box::new(sym),
+            Box::new(move |r, c| if (r, c) == (2, 10) { -val(r, c) } else { val(r, c) }),
+            "a position or a value differs",
+        ),
+    ];
+    for (name, present, value, words) in cases {
+        for pattern in [false, true] {
+            let a = dir.path().join(format!("{name}.vfm"));
+            square(&a, 16, DType::F64, &present, &value);
+            let mtx = dir.path().join(format!("{name}.mtx"));
+            std::fs::write(&mtx, "an old output").unwrap();
+            let r = to_mtx(&a, &mtx, &quiet(pattern, true));
+            let keep = [format!("{name}.vfm"), format!("{name}.mtx")];
+            let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
+            if pattern && words.contains("a position or a value") && name != "moved" {
+                // A value, not a position, differs: the pattern is symmetric.
+                r.unwrap();
+                std::fs::remove_file(&mtx).unwrap();
+                std::fs::remove_file(&a).unwrap();
+                continue;
+            }
+            let e = r.expect_err(name).to_string();
+            assert!(
+                e.contains(&format!("{name}.mtx")) && e.contains("not symmetric") && e.contains(words),
+                "{name}: {e}"
+            );
+            assert_eq!(std::fs::read(&mtx).unwrap(), b"an old output", "{name}");
+            assert_eq!(
+                others(dir.path(), &keep),
+                Vec::<String>::new(),
+                "{name}: a temporary file is left"
+            );
+            std::fs::remove_file(&mtx).unwrap();
+            std::fs::remove_file(&a).unwrap();
+        }
+    }
+    // Not square.
+    let a = dir.path().join("wide.vfm");
+    let mut w = MatrixWriter::create(&a, WriterOptions::new(DType::F64, 5).n_rows(4)).unwrap();
+    w.push_row(0, &[0u32], &[1.0f64]).unwrap();
+    w.finish().unwrap();
+    let e = to_mtx(&a, &dir.path().join("wide.mtx"), &quiet(false, true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("wide.mtx") && e.contains("square") && e.contains("4 × 5"),
+        "{e}"
+    );
+    assert_eq!(others(dir.path(), &["wide.vfm"]), Vec::<String>::new());
+}
