@@ -342,6 +342,57 @@ def test_shape_and_metadata_from_key_value_metadata_survive(vecfmt, tmp_path):
     assert vecfmt.inspect(tmp_path / "m2.vfm")["shape"] == [10, 20]
 
 
+def test_labels_over_32_mib_survive_and_pyarrow_reads_the_file(vecfmt, tmp_path):
+    """Labels whose JSON is over 32 MiB go into the footer in parts of at most 32 MiB (pyarrow
+    refuses a single footer string over 100 MB): pandas and pyarrow still open the file, the
+    parts join to every label, and the labels of empty rows and columns survive a
+    .vfm -> Parquet -> .vfm round trip."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    n_rows, n_cols = 20, 900_000
+    cols = [f"gene-{j:07d}-ensembl-transcript-variant-é" for j in range(n_cols)]  # 44 bytes of JSON each
+    rows = [f"cell-{i}" for i in range(n_rows)]
+    m = sp.csr_matrix(
+        (np.arange(1, 31, dtype=np.float32), (np.arange(30) % 19, np.arange(30) * 29_989)), shape=(n_rows, n_cols)
+    )
+    assert m.getnnz(axis=1)[19] == 0  # row 19 and most columns are empty
+    src = tmp_path / "in.h5ad"
+    ad.AnnData(X=m, obs=pd.DataFrame(index=rows), var=pd.DataFrame(index=cols)).write_h5ad(src)
+    vfm = tmp_path / "m.vfm"
+    convert(vecfmt, src, vfm)
+    for layout in ("coo", "list"):
+        check_big_labels(vecfmt, tmp_path / layout, vfm, layout, m, rows, cols)
+
+
+def check_big_labels(vecfmt, tmp_path, vfm, layout, m, rows, cols):
+    import anndata as ad
+
+    tmp_path.mkdir()
+    out = tmp_path / "m.parquet"
+    convert(vecfmt, vfm, out, "--layout", layout)
+
+    meta = pq.read_metadata(out).metadata
+    assert b"vecfmt.col_labels" not in meta
+    n_parts = int(meta[b"vecfmt.col_labels.parts"])
+    assert n_parts >= 2
+    parts = [meta[f"vecfmt.col_labels.{k}".encode()] for k in range(n_parts)]
+    assert max(len(p) for p in parts) <= 32 << 20 and sum(len(p) for p in parts) > 32 << 20
+    assert [c for p in parts for c in json.loads(p)] == cols
+    assert json.loads(meta[b"vecfmt.row_labels.0"]) == rows
+    df = pd.read_parquet(out)
+    assert len(df) == (m.nnz if layout == "coo" else np.count_nonzero(m.getnnz(axis=1)))
+    assert pq.read_table(out).num_rows == len(df)
+
+    back = tmp_path / "back.vfm"
+    convert(vecfmt, out, back)
+    again = tmp_path / "back.h5ad"
+    convert(vecfmt, back, again)
+    a = ad.read_h5ad(again)
+    assert list(a.obs_names) == rows and list(a.var_names) == cols
+    assert (a.X != m).nnz == 0
+
+
 def bad(tmp_path, name, table=None, raw=None):
     p = tmp_path / name
     if table is not None:

@@ -65,16 +65,31 @@ pub mod keys {
     pub const SORTED: &str = "vecfmt.sorted";
     /// The `.vfm` JSON metadata object.
     pub const METADATA: &str = "vecfmt.metadata";
-    /// A JSON array of every row label, when they fit [`crate::LABELS_IN_METADATA_MAX`].
+    /// A JSON array of every row label, when both axes' labels fit
+    /// [`crate::LABELS_IN_METADATA_MAX`]. Larger labels are split into parts: the number of
+    /// parts under `vecfmt.row_labels.parts` ([`PARTS_SUFFIX`]), and part `k` (a JSON array of
+    /// the next labels) under `vecfmt.row_labels.k`.
     pub const ROW_LABELS: &str = "vecfmt.row_labels";
-    /// A JSON array of every column label, when they fit [`crate::LABELS_IN_METADATA_MAX`].
+    /// The column labels, as [`ROW_LABELS`].
     pub const COL_LABELS: &str = "vecfmt.col_labels";
+    /// Appended to [`ROW_LABELS`] or [`COL_LABELS`]: the number of parts of split labels.
+    pub const PARTS_SUFFIX: &str = ".parts";
 }
 
-/// Labels are copied whole into the key-value metadata only while both axes' JSON together
-/// stays under this many bytes: readers parse the footer in one piece (pyarrow refuses
-/// footers with more than 100 MB of strings).
+/// Labels are copied whole into one key-value entry per axis while both axes' JSON together
+/// stays under this many bytes (files vecfmt wrote before labels were split have only these).
 pub const LABELS_IN_METADATA_MAX: usize = 32 << 20;
+
+/// Larger labels are split into key-value entries of at most this many bytes each (a single
+/// label longer than this is a part of its own): pyarrow refuses any single string over
+/// 100 MB in a footer (its Thrift string size limit), but not a footer of many such strings.
+pub const LABELS_PART_MAX: usize = 32 << 20;
+
+/// Labels go into the footer while their JSON totals at most this many bytes. A Parquet
+/// footer's length is a 4-byte integer, so a footer cannot exceed 4 GiB; beyond this limit the
+/// labels are not in the metadata (see the README: COO keeps the labels of rows and columns
+/// with entries, the list layout writes a record for every row).
+pub const LABELS_IN_FOOTER_MAX: u64 = 3 << 30;
 
 /// Column names recognised for (row, column, value), in order of preference.
 pub const RECOGNISED_COLUMNS: [[&str; 3]; 4] = [

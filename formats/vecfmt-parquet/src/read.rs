@@ -211,15 +211,40 @@ impl ParquetSource {
             if parts.len() != 1 {
                 return Ok(None);
             }
-            match first.kv(key) {
-                None => Ok(None),
-                Some(s) => serde_json::from_str::<Vec<String>>(s).map(Some).map_err(|_| {
+            let parse = |key: &str, s: &str| {
+                serde_json::from_str::<Vec<String>>(s).map_err(|_| {
                     foreign(
                         &first.part.path,
                         format!("key-value metadata {key} is not a JSON array of strings"),
                     )
-                }),
+                })
+            };
+            if let Some(s) = first.kv(key) {
+                return parse(key, s).map(Some);
             }
+            // Labels too large for one entry: split into parts (see `keys::ROW_LABELS`).
+            let parts_key = format!("{key}{}", keys::PARTS_SUFFIX);
+            let Some(n) = first.kv(&parts_key) else {
+                return Ok(None);
+            };
+            let n: usize = n.parse().map_err(|_| {
+                foreign(
+                    &first.part.path,
+                    format!("key-value metadata {parts_key}={n:?} is not a number of parts"),
+                )
+            })?;
+            let mut labels = Vec::new();
+            for k in 0..n {
+                let part_key = format!("{key}.{k}");
+                let s = first.kv(&part_key).ok_or_else(|| {
+                    foreign(
+                        &first.part.path,
+                        format!("key-value metadata {parts_key} says {n} parts, but {part_key} is missing"),
+                    )
+                })?;
+                labels.extend(parse(&part_key, s)?);
+            }
+            Ok(Some(labels))
         };
         let meta_row_labels = meta_labels(keys::ROW_LABELS)?;
         let meta_col_labels = meta_labels(keys::COL_LABELS)?;

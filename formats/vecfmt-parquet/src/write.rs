@@ -19,7 +19,7 @@ use parquet::schema::types::ColumnPath;
 use vecfmt::stream::{MatrixHeader, MatrixSink, RowBlock};
 use vecfmt::{DType, Error, Result, Values};
 
-use crate::{foreign, io_err, keys, LABELS_IN_METADATA_MAX};
+use crate::{foreign, io_err, keys, LABELS_IN_FOOTER_MAX, LABELS_IN_METADATA_MAX, LABELS_PART_MAX};
 
 /// Which Parquet layout to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,9 +57,15 @@ pub struct WriteOptions {
     /// boundary after this many entries (or at a row boundary past twice as many), so row
     /// groups follow the source's chunks and hold whole rows.
     pub row_group_entries: usize,
-    /// Labels go whole into the key-value metadata while both axes' JSON together stays
-    /// under this many bytes ([`LABELS_IN_METADATA_MAX`] by default).
+    /// Labels go whole into one key-value entry per axis while both axes' JSON together
+    /// stays under this many bytes ([`LABELS_IN_METADATA_MAX`] by default); larger ones are
+    /// split into parts.
     pub labels_in_metadata_max: usize,
+    /// The largest part of split labels, in bytes ([`LABELS_PART_MAX`] by default).
+    pub labels_part_max: usize,
+    /// Labels whose JSON totals more than this many bytes are not put in the metadata at all
+    /// ([`LABELS_IN_FOOTER_MAX`] by default).
+    pub labels_in_footer_max: u64,
 }
 
 impl Default for WriteOptions {
@@ -69,6 +75,8 @@ impl Default for WriteOptions {
             compression: Compression::ZSTD(ZstdLevel::default()),
             row_group_entries: 1 << 18,
             labels_in_metadata_max: LABELS_IN_METADATA_MAX,
+            labels_part_max: LABELS_PART_MAX,
+            labels_in_footer_max: LABELS_IN_FOOTER_MAX,
         }
     }
 }
@@ -174,15 +182,33 @@ impl ParquetSink {
             .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
             .collect();
         let schema = Arc::new(Schema::new(fields).with_metadata(schema_meta));
-        let mut room = opts.labels_in_metadata_max;
+        // Both axes whole in one entry each when small; else each axis split into parts;
+        // beyond the footer limit, not at all.
+        let json_len = |labels: &Option<Vec<String>>| labels.as_deref().map_or(0, labels_json_len);
+        let total = json_len(&header.row_labels) + json_len(&header.col_labels);
+        let mut room = opts.labels_in_footer_max;
         let mut labels_kept = |labels: &Option<Vec<String>>, key: &str| -> Option<bool> {
             let labels = labels.as_ref()?;
-            let json = serde_json::Value::from(labels.as_slice()).to_string();
-            if json.len() > room {
+            if total <= opts.labels_in_metadata_max as u64 {
+                kv.push(KeyValue::new(
+                    key.to_string(),
+                    serde_json::Value::from(labels.as_slice()).to_string(),
+                ));
+                return Some(true);
+            }
+            let len = labels_json_len(labels);
+            if len > room {
                 return Some(false);
             }
-            room -= json.len();
-            kv.push(KeyValue::new(key.to_string(), json));
+            room -= len;
+            let parts = label_parts(labels, opts.labels_part_max);
+            kv.push(KeyValue::new(
+                format!("{key}{}", keys::PARTS_SUFFIX),
+                parts.len().to_string(),
+            ));
+            for (k, part) in parts.into_iter().enumerate() {
+                kv.push(KeyValue::new(format!("{key}.{k}"), part));
+            }
             Some(true)
         };
         let row_labels_kept = labels_kept(&header.row_labels, keys::ROW_LABELS);
@@ -193,7 +219,7 @@ impl ParquetSink {
                 format!(
                     "the list layout keeps column labels only in the file's key-value metadata, and these are over \
                      its limit of {} bytes; write the COO layout (--layout coo), which stores them per record",
-                    opts.labels_in_metadata_max
+                    opts.labels_in_footer_max
                 ),
             ));
         }
@@ -476,6 +502,38 @@ impl MatrixSink for ParquetSink {
         drop(file);
         vecfmt::stream::persist(tmp, &path)
     }
+}
+
+/// A label as a JSON string.
+fn json_string(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+/// The bytes of the labels as one JSON array.
+fn labels_json_len(labels: &[String]) -> u64 {
+    labels.iter().map(|s| json_string(s).len() as u64 + 1).sum::<u64>() + 1
+}
+
+/// Labels as JSON arrays of consecutive labels, each at most `max` bytes (a label longer than
+/// that makes a part of its own).
+fn label_parts(labels: &[String], max: usize) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::from("[");
+    for l in labels {
+        let j = json_string(l);
+        // With the comma before it and the closing bracket after it.
+        if cur.len() > 1 && cur.len() + 1 + j.len() + 1 > max {
+            cur.push(']');
+            parts.push(std::mem::replace(&mut cur, String::from("[")));
+        }
+        if cur.len() > 1 {
+            cur.push(',');
+        }
+        cur.push_str(&j);
+    }
+    cur.push(']');
+    parts.push(cur);
+    parts
 }
 
 /// int32 while every index fits it (what scipy and pandas use for such shapes), else int64.

@@ -306,16 +306,77 @@ fn string_labels_count_against_the_memory_budget() {
     );
 }
 
-/// Labels too large for the key-value metadata: the list layout writes a record for every
-/// row so the `label` column keeps every label; COO keeps the labels of rows and columns with
-/// entries, and the others read back as their index.
+/// Labels too large for one key-value entry are split into parts; every label survives, those
+/// of empty rows and columns included, in both layouts.
 #[test]
-fn labels_beyond_the_metadata_limit() {
+fn labels_beyond_one_metadata_entry_are_split_into_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = labelled(DType::F64, 30, 25);
+    let bl = blocks(DType::F64, 30, 25, 4);
+    for layout in [Layout::Coo, Layout::List] {
+        let opts = WriteOptions {
+            labels_in_metadata_max: 100,
+            labels_part_max: 64,
+            ..WriteOptions::layout(layout)
+        };
+        let path = dir.path().join(format!("{layout:?}.parquet"));
+        write(&path, &header, &bl, &opts);
+        let reader = SerializedFileReader::new(fs::File::open(&path).unwrap()).unwrap();
+        let kv = reader.metadata().file_metadata().key_value_metadata().unwrap();
+        let get = |k: &str| kv.iter().find(|e| e.key == k).and_then(|e| e.value.clone());
+        assert_eq!(get("vecfmt.row_labels"), None);
+        let n: usize = get("vecfmt.row_labels.parts").unwrap().parse().unwrap();
+        assert!(n > 3, "{n} parts");
+        for k in 0..n {
+            assert!(get(&format!("vecfmt.row_labels.{k}")).unwrap().len() <= 64);
+        }
+        assert!(get("vecfmt.col_labels.parts").is_some());
+        assert_same(&path, &header, &bl);
+    }
+    // A part missing: a clear error naming the key.
+    let mut kv = vec![KeyValue::new("vecfmt.row_labels.parts".to_string(), "2".to_string())];
+    kv.push(KeyValue::new("vecfmt.row_labels.0".to_string(), "[\"a\"]".to_string()));
+    let path = dir.path().join("missing_part.parquet");
+    {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("row", DataType::Int64, false),
+            Field::new("col", DataType::Int64, false),
+            Field::new("value", DataType::Float64, false),
+        ]));
+        let props = WriterProperties::builder().set_key_value_metadata(Some(kv)).build();
+        let mut w = ArrowWriter::try_new(fs::File::create(&path).unwrap(), schema.clone(), Some(props)).unwrap();
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![0i64])),
+                Arc::new(Int64Array::from(vec![0i64])),
+                Arc::new(Float64Array::from(vec![1.0])),
+            ],
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+    let err = ParquetSource::open(&path, &ReadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing_part.parquet") && err.contains("vecfmt.row_labels.1 is missing"),
+        "{err}"
+    );
+}
+
+/// Labels too large for the footer: the list layout writes a record for every row so the
+/// `label` column keeps every label; COO keeps the labels of rows and columns with entries,
+/// and the others read back as their index.
+#[test]
+fn labels_beyond_the_footer_limit() {
     let dir = tempfile::tempdir().unwrap();
     let header = labelled(DType::F64, 30, 25);
     let bl = blocks(DType::F64, 30, 25, 4);
     let small = |layout| WriteOptions {
         labels_in_metadata_max: 100,
+        labels_in_footer_max: 100,
         ..WriteOptions::layout(layout)
     };
 
