@@ -386,3 +386,91 @@ fn matrix_of(path: &Path) -> (u64, u64, Vec<(u64, u64, u64)>) {
     }
     (m.n_rows(), m.n_cols(), v)
 }
+
+/// The format crates' sinks used as a library (not through `convert`): each step of putting
+/// the output in place fails in turn through the core's fault seam (`vecfmt::writer_faults`,
+/// thread-local), for every sink. A failed sync or rename is an error naming the output and
+/// leaves nothing; a failed directory sync leaves the complete new file, and says so.
+#[test]
+fn library_sinks_fail_cleanly_at_each_step_of_putting_their_output_in_place() {
+    use vecfmt::stream::{pump, MatrixHeader, MatrixSink, MatrixSource, VfmSink, VfmSource};
+    use vecfmt::writer_faults::{self, Step};
+
+    type Make = fn(&Path, &MatrixHeader) -> vecfmt::Result<Box<dyn MatrixSink>>;
+    let sinks: [(&str, Make); 7] = [
+        ("out.vfm", |p, h| {
+            Ok(Box::new(VfmSink::create(p, h, vecfmt::Codec::Lz4)?))
+        }),
+        ("out.npz", |p, h| {
+            Ok(Box::new(vecfmt_npy::NpzSink::create(
+                p,
+                h,
+                &vecfmt_npy::WriteOptions::default(),
+            )?))
+        }),
+        ("out.npy", |p, h| {
+            Ok(Box::new(vecfmt_npy::NpySink::create(
+                p,
+                h,
+                &vecfmt_npy::WriteOptions::default(),
+            )?))
+        }),
+        ("out.mtx", |p, h| {
+            let opts = vecfmt_mtx::WriteOptions {
+                notify: std::sync::Arc::new(|_: &str| {}),
+                ..Default::default()
+            };
+            Ok(Box::new(vecfmt_mtx::MtxSink::create(p, h, &opts)?))
+        }),
+        ("out.parquet", |p, h| {
+            Ok(Box::new(vecfmt_parquet::ParquetSink::create(
+                p,
+                h,
+                &vecfmt_parquet::WriteOptions::default(),
+            )?))
+        }),
+        ("out.h5", |p, h| {
+            let opts = vecfmt_hdf5::WriteOptions::new(vecfmt_hdf5::Layout::Csr);
+            Ok(Box::new(vecfmt_hdf5::Hdf5Sink::create(p, h, &opts)?))
+        }),
+        ("out.h5ad", |p, h| {
+            let opts = vecfmt_hdf5::WriteOptions::new(vecfmt_hdf5::Layout::Csr);
+            Ok(Box::new(vecfmt_hdf5::Hdf5Sink::create_h5ad(p, h, &opts)?))
+        }),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let src: PathBuf = dir.path().join("src.vfm");
+    source(&src);
+    let mut runs = 0;
+    for (name, make) in sinks {
+        for step in [Step::SyncAll, Step::Rename, Step::SyncDir] {
+            let work = tempfile::tempdir().unwrap();
+            let out = work.path().join(name);
+            let mut s = VfmSource::open(&src).unwrap();
+            let header = s.header().clone();
+            let sink = make(&out, &header).unwrap();
+            writer_faults::set(Some(Box::new(move |s, _| {
+                if s == step {
+                    Err(std::io::Error::from_raw_os_error(libc::EIO))
+                } else {
+                    Ok(())
+                }
+            })));
+            let r = pump(&mut s, sink, 64 << 20);
+            writer_faults::set(None);
+            runs += 1;
+            let e = r.expect_err(name).to_string();
+            assert!(
+                e.contains(&out.display().to_string()) && e.contains("Input/output error"),
+                "{name}, {step:?}: {e}"
+            );
+            if step == Step::SyncDir {
+                assert!(e.contains("the new file is in place"), "{name}: {e}");
+                assert_eq!(names(work.path()), vec![name.to_string()], "{name}, {step:?}");
+            } else {
+                assert_eq!(names(work.path()), Vec::<String>::new(), "{name}, {step:?}: {e}");
+            }
+        }
+    }
+    eprintln!("library sinks: {runs} runs over 7 sinks; 0 partial outputs");
+}

@@ -59,23 +59,10 @@ impl TempOutput {
             .map_err(h5err(&self.dest, "cannot flush the output file"))?;
         file.close()
             .map_err(h5err(&self.dest, "cannot close the output file"))?;
-        let io = |op: &'static str| {
-            let dest = self.dest.clone();
-            move |error| Error::Io { path: dest, op, error }
-        };
-        std::fs::File::open(&self.tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(io("sync"))?;
-        std::fs::rename(&self.tmp, &self.dest).map_err(io("rename into place"))?;
-        if let Some(dir) = self.dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // Makes the rename durable; a directory that cannot be opened (some platforms)
-            // is not an error.
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
+        // Sync, rename, directory sync, each an error naming the output; a failed sync or
+        // rename removes the temporary file.
         self.done = true;
-        Ok(())
+        vecfmt::stream::persist_path(&self.tmp, &self.dest)
     }
 
     /// The final path.
