@@ -156,6 +156,11 @@ impl WordMap {
         }
     }
 
+    /// Bytes the table holds.
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Slot>() + self.arena.capacity()
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.len

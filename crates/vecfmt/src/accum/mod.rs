@@ -67,6 +67,7 @@ pub struct AccumulatorOptions {
     dense_block: u32,
     overwrite: bool,
     symmetric: bool,
+    whole_process: bool,
 }
 
 impl AccumulatorOptions {
@@ -87,6 +88,7 @@ impl AccumulatorOptions {
             dense_block: 0,
             overwrite: false,
             symmetric: false,
+            whole_process: false,
         }
     }
     /// Memory budget in bytes: pending sums, cached chunks and labels together. The default
@@ -144,10 +146,20 @@ impl AccumulatorOptions {
         self.policy = p;
         self
     }
-    /// Gives each producer a dense `k × k` block of sums for rows and columns below `k`:
-    /// under a Zipfian workload with frequent ids first, most updates land there.
+    /// Gives each producer a dense table of sums for the frequent pairs: the cells with
+    /// `(row + 1) × (col + 1) ≤ k²` (GloVe's rank-product rule), a superset of the `k × k`
+    /// block. Under a Zipfian workload with frequent ids first, most updates land there.
+    /// The table is shrunk to fit the producer's share of the budget (a sixteenth).
     pub fn dense_block(mut self, k: u32) -> Self {
         self.dense_block = k;
+        self
+    }
+    /// The budget bounds the whole process, not only what the accumulator holds: the
+    /// resident size is sampled while building, and what it shows beyond the accounted
+    /// memory (allocator slack, buffers of the caller) lowers the share the cache may fill.
+    /// For a process that exists to run the build, such as the `vecfmt` command.
+    pub fn whole_process(mut self, yes: bool) -> Self {
+        self.whole_process = yes;
         self
     }
     /// The matrix is symmetric: each update of `(r, c)` adds its value at `(r, c)` and at
@@ -312,6 +324,9 @@ struct Shared<V> {
     used: AtomicI64,
     peak: AtomicI64,
     cache_bytes: AtomicI64,
+    /// Resident size beyond `used`, as last sampled (with `whole_process`).
+    unaccounted: AtomicI64,
+    last_sample: AtomicU64,
     heat_threshold: AtomicU64,
     evict_lock: Mutex<()>,
     clock: AtomicU64,
@@ -593,6 +608,8 @@ impl Accumulator {
                     peak: AtomicI64::new(0),
                     cache_bytes: AtomicI64::new(0),
                     heat_threshold: AtomicU64::new(0),
+                    unaccounted: AtomicI64::new(0),
+                    last_sample: AtomicU64::new(0),
                     evict_lock: Mutex::new(()),
                     clock: AtomicU64::new(0),
                     rows_seen: AtomicU64::new(n_rows),
@@ -715,6 +732,13 @@ impl Accumulator {
     /// The cache's counters.
     pub fn stats(&self) -> AccumulatorStats {
         dispatch!(&self.inner, s => s.stats())
+    }
+
+    /// Counts `bytes` that the caller holds for this build against the budget (negative
+    /// to give them back): `vecfmt cooccur` counts its word table this way, so the budget
+    /// covers the whole process.
+    pub fn hold_external(&self, bytes: i64) {
+        dispatch!(&self.inner, s => s.add_used(bytes))
     }
 
     /// Memory the accumulator holds now, in bytes.
@@ -889,6 +913,40 @@ fn start_rewrite(
     Ok(w)
 }
 
+/// How far past the budget a `whole_process` build may let its resident size go: half of
+/// the fixed overhead the budget promises (64 MB), the rest left for what a sample misses.
+const RSS_SLACK: i64 = 32 << 20;
+
+/// Milliseconds since the first call in this process, plus one second (never 0).
+fn process_millis() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1000
+}
+
+/// The process's resident size in bytes, from `/proc/self/statm`; `None` elsewhere.
+fn resident_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * if page > 0 { page as u64 } else { 4096 })
+}
+
+/// Asks the CPU to bring `p`'s first cache lines in: the next part's slot, while routing
+/// into this one.
+#[inline]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>((p as *const i8).wrapping_add(64));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Gives the pages of freed heap memory back to the OS. The many small pending vectors of
 /// a large build (one per part, below the allocator's mmap threshold) leave holes in the
 /// heap that the allocator keeps: on C1-1GB the resident size grew ~600 MB past the budget
@@ -896,8 +954,7 @@ fn start_rewrite(
 /// At most twice a second: a trim walks the allocator's arenas.
 fn trim_heap() {
     static LAST: AtomicU64 = AtomicU64::new(0);
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let now = START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1000;
+    let now = process_millis();
     let last = LAST.load(Ordering::Relaxed);
     if now < last + 500
         || LAST
@@ -1080,11 +1137,25 @@ impl<V: Val> Shared<V> {
         self.check()?;
         let parts = self.parts.read().expect("parts lock");
         let mut i = 0;
+        let mut pi = 0;
         let tick = self.clock.fetch_add(1, Ordering::Relaxed);
         while i < run.len() {
             let row = row_of(run[i].key) as u64;
-            let pi = parts.partition_point(|p| p.end <= row);
-            let mut p = parts[pi.min(parts.len() - 1)].lock();
+            // The run is sorted, so its parts come in order: search forward from the last
+            // one, doubling the step. A build has tens of thousands of parts and a run of
+            // 64K entries visits most of them; a binary search over all parts for each
+            // visit followed a pointer per probe and took a third of routing on C1-1GB.
+            let mut step = 1;
+            while pi + step < parts.len() && parts[pi + step].end <= row {
+                pi += step;
+                step *= 2;
+            }
+            let hi = (pi + step + 1).min(parts.len());
+            pi = (pi + parts[pi..hi].partition_point(|p| p.end <= row)).min(parts.len() - 1);
+            if let Some(next) = parts.get(pi + 1) {
+                prefetch(Arc::as_ptr(next));
+            }
+            let mut p = parts[pi].lock();
             let end = p.end;
             let j = if end >= 1 << 32 {
                 run.len()
@@ -1275,9 +1346,44 @@ impl<V: Val> Shared<V> {
 
     /// What the held data may use: the budget less room for what merges and compactions
     /// allocate for a moment (about three times one part's pending sums, per thread) and for
-    /// the reading pipeline.
+    /// the reading pipeline. With `whole_process`, also less the resident memory the
+    /// accounting misses, keeping an eighth of the budget for transients; never below a
+    /// quarter of the budget.
     fn soft_budget(&self) -> i64 {
-        self.budget * 7 / 10
+        let soft = self.budget * 7 / 10;
+        if !self.opts.whole_process {
+            return soft;
+        }
+        let fit = self.budget + RSS_SLACK - self.unaccounted.load(Ordering::Relaxed) - self.budget / 8;
+        soft.min(fit).max(self.budget / 4)
+    }
+
+    /// With `whole_process`, samples the resident size (at most every 20 ms) and keeps how
+    /// far it exceeds the accounted memory: at once when it grew, an eighth of the way when
+    /// it shrank, so a moment of low slack doesn't let the cache fill up again.
+    fn sample_rss(&self) {
+        if !self.opts.whole_process {
+            return;
+        }
+        let now = process_millis();
+        let last = self.last_sample.load(Ordering::Relaxed);
+        if now < last + 20
+            || self
+                .last_sample
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let Some(rss) = resident_bytes() else { return };
+        let sample = (rss as i64 - self.used.load(Ordering::Relaxed)).max(0);
+        let old = self.unaccounted.load(Ordering::Relaxed);
+        let new = if sample >= old {
+            sample
+        } else {
+            old - (old - sample) / 8
+        };
+        self.unaccounted.store(new, Ordering::Relaxed);
     }
 
     fn maybe_evict(&self) -> Result<()> {
@@ -1286,6 +1392,7 @@ impl<V: Val> Shared<V> {
             let r = self.split_parts(&mut parts);
             self.poison(r)?;
         }
+        self.sample_rss();
         let soft = self.soft_budget();
         if self.used.load(Ordering::Relaxed) <= soft {
             return Ok(());
@@ -1637,9 +1744,7 @@ struct ProducerImpl<V: Val> {
     shared: Arc<Shared<V>>,
     /// Entries `buf` holds before it is sorted and handed on.
     cap: usize,
-    dense: Vec<V>,
-    touched: Vec<u64>,
-    k: u32,
+    dense: DenseTable<V>,
     symmetric: bool,
     row_limit: u64,
     col_limit: u64,
@@ -1647,6 +1752,94 @@ struct ProducerImpl<V: Val> {
     max_col: u64,
     buf: Vec<Entry<V>>,
     accounted: i64,
+}
+
+/// A producer's dense sums for the frequent pairs: row `r` holds the columns `c` with
+/// `(r + 1) × (c + 1) ≤ k²` (and `c ≥ r` when symmetric), laid out row after row. Ids are
+/// expected in descending frequency, so the cells are the pairs that Zipfian data updates
+/// most; rows past `k` hold few cells, and a symmetric table has no rows past `k` at all.
+#[derive(Debug)]
+struct DenseTable<V> {
+    sums: Vec<V>,
+    /// One bit per cell that holds a sum.
+    touched: Vec<u64>,
+    /// Where each row's cells start in `sums`; one more entry than rows.
+    start: Vec<u64>,
+    /// `k²`.
+    product: u64,
+    symmetric: bool,
+}
+
+impl<V: Val> DenseTable<V> {
+    /// The largest table for ids below `k` (halving `k`) whose sums, bits and row starts fit
+    /// in `share` bytes.
+    fn new(mut k: u32, symmetric: bool, share: usize) -> Self {
+        loop {
+            if k == 0 {
+                return DenseTable {
+                    sums: Vec::new(),
+                    touched: Vec::new(),
+                    start: vec![0],
+                    product: 0,
+                    symmetric,
+                };
+            }
+            let product = k as u64 * k as u64;
+            let rows = if symmetric { k as u64 } else { product };
+            let cells: u64 = (0..rows).map(|r| Self::row_len(product, symmetric, r)).sum();
+            let bytes = cells * (std::mem::size_of::<V>() as u64) + cells / 8 + (rows + 1) * 8;
+            if bytes <= share as u64 {
+                let mut start = Vec::with_capacity(rows as usize + 1);
+                let mut at = 0u64;
+                for r in 0..rows {
+                    start.push(at);
+                    at += Self::row_len(product, symmetric, r);
+                }
+                start.push(at);
+                return DenseTable {
+                    sums: vec![V::default(); cells as usize],
+                    touched: vec![0; (cells as usize).div_ceil(64)],
+                    start,
+                    product,
+                    symmetric,
+                };
+            }
+            k /= 2;
+        }
+    }
+
+    /// The columns row `r` holds: `first_col(r) .. product / (r + 1)`.
+    fn row_len(product: u64, symmetric: bool, r: u64) -> u64 {
+        let end = product / (r + 1);
+        let first = if symmetric { r } else { 0 };
+        end.saturating_sub(first)
+    }
+
+    #[inline]
+    fn first_col(&self, row: usize) -> usize {
+        if self.symmetric {
+            row
+        } else {
+            0
+        }
+    }
+
+    /// The cell of `(row, col)`, when the table has one.
+    #[inline]
+    fn index(&self, row: u64, col: u64) -> Option<usize> {
+        // (row + 1)(col + 1) ≤ k² also bounds the row: no row past the table passes.
+        if row + 1 >= self.start.len() as u64
+            || (row + 1).saturating_mul(col + 1) > self.product
+            || (self.symmetric && col < row)
+        {
+            return None;
+        }
+        Some((self.start[row as usize] + col - self.first_col(row as usize) as u64) as usize)
+    }
+
+    fn bytes(&self) -> usize {
+        self.sums.len() * std::mem::size_of::<V>() + self.touched.len() * 8 + self.start.len() * 8
+    }
 }
 
 impl<V: Val> ProducerImpl<V> {
@@ -1661,24 +1854,17 @@ impl<V: Val> ProducerImpl<V> {
         while cap > 1024 && cap * entry * 2 > share {
             cap /= 2;
         }
-        let mut k = shared.opts.dense_block;
-        while k > 0 && (k as usize) * (k as usize) * 9 > share {
-            k /= 2;
-        }
-        let dense = vec![V::default(); (k as usize) * (k as usize)];
-        let touched = vec![0u64; (dense.len()).div_ceil(64)];
+        let symmetric = shared.opts.symmetric;
+        let dense = DenseTable::new(shared.opts.dense_block, symmetric, share);
         // The buffer, and the radix sort's scratch of the same size.
-        let accounted = (cap * entry * 2 + dense.len() * std::mem::size_of::<V>() + touched.len() * 8) as i64;
+        let accounted = (cap * entry * 2 + dense.bytes()) as i64;
         shared.add_used(accounted);
         let row_limit = shared.limit(Axis::Row);
         let col_limit = shared.limit(Axis::Col);
-        let symmetric = shared.opts.symmetric;
         ProducerImpl {
             shared,
             cap,
             dense,
-            touched,
-            k,
             symmetric,
             row_limit,
             col_limit,
@@ -1725,11 +1911,10 @@ impl<V: Val> ProducerImpl<V> {
         };
         self.max_row = self.max_row.max(row + 1);
         self.max_col = self.max_col.max(col + 1);
-        let k = self.k as u64;
-        if row < k && col < k {
-            let i = (row * k + col) as usize;
-            self.dense[i] = self.dense[i].add(v).ok_or(Error::Overflow { row, col })?;
-            self.touched[i / 64] |= 1 << (i % 64);
+        if let Some(i) = self.dense.index(row, col) {
+            let d = &mut self.dense.sums[i];
+            *d = d.add(v).ok_or(Error::Overflow { row, col })?;
+            self.dense.touched[i / 64] |= 1 << (i % 64);
             return Ok(());
         }
         self.buf.push(Entry {
@@ -1754,17 +1939,23 @@ impl<V: Val> ProducerImpl<V> {
     }
 
     fn flush(&mut self) -> Result<()> {
-        // The dense block goes through the buffer.
-        let k = self.k as usize;
-        for w in 0..self.touched.len() {
-            let mut bits = std::mem::take(&mut self.touched[w]);
+        // The dense table goes through the buffer, row by row.
+        let mut row = 0usize;
+        for w in 0..self.dense.touched.len() {
+            let mut bits = std::mem::take(&mut self.dense.touched[w]);
             while bits != 0 {
                 let b = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 let i = w * 64 + b;
-                let v = std::mem::take(&mut self.dense[i]);
-                let (r, c) = ((i / k) as u32, (i % k) as u32);
-                self.buf.push(Entry { key: key(r, c), v });
+                while self.dense.start[row + 1] as usize <= i {
+                    row += 1;
+                }
+                let v = std::mem::take(&mut self.dense.sums[i]);
+                let col = self.dense.first_col(row) + (i - self.dense.start[row] as usize);
+                self.buf.push(Entry {
+                    key: key(row as u32, col as u32),
+                    v,
+                });
                 if self.buf.len() >= self.cap {
                     self.drain()?;
                 }
@@ -1829,5 +2020,49 @@ impl Producer {
             ProducerKind::Float(p) => p.flush(),
             ProducerKind::Int(p) => p.flush(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every cell of the rank-product set has its own slot, and nothing outside it has one.
+    #[test]
+    fn dense_table_holds_exactly_the_rank_product_cells() {
+        for symmetric in [false, true] {
+            let t = DenseTable::<f64>::new(16, symmetric, 1 << 20);
+            assert_eq!(t.product, 256);
+            let mut seen = vec![false; t.sums.len()];
+            for r in 0..300u64 {
+                for c in 0..300u64 {
+                    let inside = (r + 1) * (c + 1) <= 256 && (!symmetric || c >= r);
+                    match t.index(r, c) {
+                        Some(i) => {
+                            assert!(inside, "({r}, {c}) has a cell");
+                            assert!(!seen[i], "({r}, {c}) shares cell {i}");
+                            seen[i] = true;
+                            // The flush maps the cell back to its row and column.
+                            let row = t.start.partition_point(|&s| s as usize <= i) - 1;
+                            assert_eq!(row as u64, r);
+                            assert_eq!((t.first_col(row) + i - t.start[row] as usize) as u64, c);
+                        }
+                        None => assert!(!inside, "({r}, {c}) has no cell"),
+                    }
+                }
+            }
+            assert!(seen.iter().all(|&s| s), "every cell is used");
+        }
+    }
+
+    #[test]
+    fn dense_table_shrinks_to_its_share() {
+        let big = DenseTable::<f64>::new(1024, true, 64 << 20);
+        assert_eq!(big.product, 1024 * 1024);
+        assert!(big.bytes() <= 64 << 20);
+        let small = DenseTable::<f64>::new(1024, true, 1 << 20);
+        assert!(small.product < 1024 * 1024 && small.bytes() <= 1 << 20);
+        let none = DenseTable::<f64>::new(1024, false, 16);
+        assert!(none.sums.is_empty() && none.index(0, 0).is_none());
     }
 }

@@ -86,12 +86,68 @@ fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
 struct Space {
     /// High-water mark: everything at or past it is free.
     end: u64,
-    free: BTreeMap<u64, (u64, u64)>,
+    free: FreeList,
     /// Extents referenced by the last commit and superseded since: free once the next commit
     /// is durable, reusable one commit after that (FORMAT.md §6.2).
     limbo: Vec<(u64, u64)>,
     /// Extents written since the last commit (not referenced by any commit yet).
     fresh: HashSet<u64>,
+}
+
+/// Free extents, `(length, freed_generation)` keyed by offset, also indexed by length: a
+/// long build frees tens of thousands of slivers, and a first-fit scan over them in offset
+/// order took 7% of a C1-1GB build.
+#[derive(Debug, Default)]
+struct FreeList {
+    by_off: BTreeMap<u64, (u64, u64)>,
+    by_len: std::collections::BTreeSet<(u64, u64)>,
+}
+
+impl FreeList {
+    fn insert(&mut self, off: u64, (len, gen): (u64, u64)) {
+        if let Some((l, _)) = self.by_off.insert(off, (len, gen)) {
+            self.by_len.remove(&(l, off));
+        }
+        self.by_len.insert((len, off));
+    }
+    fn remove(&mut self, off: &u64) -> Option<(u64, u64)> {
+        let r = self.by_off.remove(off);
+        if let Some((l, _)) = r {
+            self.by_len.remove(&(l, *off));
+        }
+        r
+    }
+    fn get(&self, off: &u64) -> Option<&(u64, u64)> {
+        self.by_off.get(off)
+    }
+    fn range(&self, r: impl std::ops::RangeBounds<u64>) -> std::collections::btree_map::Range<'_, u64, (u64, u64)> {
+        self.by_off.range(r)
+    }
+    fn iter(&self) -> std::collections::btree_map::Iter<'_, u64, (u64, u64)> {
+        self.by_off.iter()
+    }
+    fn values(&self) -> std::collections::btree_map::Values<'_, u64, (u64, u64)> {
+        self.by_off.values()
+    }
+    fn len(&self) -> usize {
+        self.by_off.len()
+    }
+    /// The smallest extent that holds `need` bytes at `align` and passes `usable`: best
+    /// fit, so that large extents stay whole for large chunks.
+    fn best_fit(&self, need: u64, align: u64, usable: impl Fn(u64) -> bool) -> Option<(u64, u64, u64)> {
+        self.by_len.range((need, 0)..).find_map(|&(l, o)| {
+            let g = self.by_off[&o].1;
+            (align_up(o, align) + need <= o + l && usable(g)).then_some((o, l, g))
+        })
+    }
+}
+
+impl IntoIterator for FreeList {
+    type Item = (u64, (u64, u64));
+    type IntoIter = std::collections::btree_map::IntoIter<u64, (u64, u64)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.by_off.into_iter()
+    }
 }
 
 /// The open file, exclusively locked, and what is known of its layout.
@@ -221,7 +277,7 @@ impl Store {
         })
     }
 
-    /// Allocates `len` bytes, 64-aligned: the first reusable free extent that fits, or past the end.
+    /// Allocates `len` bytes, 64-aligned: the smallest reusable free extent that fits, or past the end.
     fn alloc(&self, len: u64) -> u64 {
         // Extents are exact byte ranges: sections of a file that `MatrixWriter` wrote are
         // packed at 8-byte alignment, so rounding a freed length up could free the start of
@@ -230,11 +286,7 @@ impl Store {
         let need = len.max(1);
         let committed = self.commit.lock().expect("commit lock").generation;
         let mut s = self.space.lock().expect("space lock");
-        let found = s
-            .free
-            .iter()
-            .find(|(&o, &(l, g))| align_up(o, CHUNK_ALIGN) + need <= o + l && (g == 0 || g < committed))
-            .map(|(&o, &(l, g))| (o, l, g));
+        let found = s.free.best_fit(need, CHUNK_ALIGN, |g| g == 0 || g < committed);
         let off = match found {
             Some((o, l, g)) => {
                 s.free.remove(&o);
@@ -468,7 +520,7 @@ impl Store {
 }
 
 /// Inserts a free extent, merging it with free neighbours of the same generation.
-fn insert_free(free: &mut BTreeMap<u64, (u64, u64)>, mut off: u64, mut len: u64, gen: u64) {
+fn insert_free(free: &mut FreeList, mut off: u64, mut len: u64, gen: u64) {
     debug_assert!(
         free.range(..off + len)
             .next_back()
