@@ -770,6 +770,8 @@ fn count_vocab(args: &CooccurArgs, inputs: &[Input], invalid: &AtomicU64) -> Res
 struct PairWorker<'a> {
     p: Producer,
     ids: Vec<u32>,
+    /// A line's tokens: offset in the line, length, hash.
+    toks: Vec<(usize, usize, u64)>,
     map: &'a WordMap,
 }
 
@@ -857,17 +859,31 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
             || PairWorker {
                 p: acc.producer(),
                 ids: Vec::new(),
+                toks: Vec::new(),
                 map: &map,
             },
             |w, b| {
                 let mut count = 0u64;
                 for line in b.data.split(|&c| c == b'\n') {
                     w.ids.clear();
+                    // Hash the line's tokens and prefetch their slots, then look them up.
+                    w.toks.clear();
                     for t in tokens(line) {
+                        let h = w.map.hash(t);
+                        w.map.prefetch(h);
+                        let at = t.as_ptr() as usize - line.as_ptr() as usize;
+                        w.toks.push((at, t.len(), h));
+                    }
+                    for &(at, len, h) in &w.toks {
+                        let t = &line[at..at + len];
                         count += 1;
                         let norm = normalise(t, args.lowercase);
+                        let id = match norm.as_deref() {
+                            None => w.map.get_hashed(t, h),
+                            Some(n) => w.map.get(n),
+                        };
                         let t = norm.as_deref().unwrap_or(t);
-                        let id = match w.map.get(t) {
+                        let id = match id {
                             Some(id) => Some(id),
                             None if std::str::from_utf8(t).is_err() => {
                                 invalid.fetch_add(1, Ordering::Relaxed);
