@@ -415,3 +415,35 @@ fn every_commit_of_a_long_reopened_build_verifies() {
         assert_same(&contents(&path), &model, 0.0);
     }
 }
+
+/// A chunk that decodes past `max_chunk_bytes` is refused when it is read back to add to it,
+/// with the file named, and the file keeps its last commit.
+#[test]
+fn reading_back_a_chunk_past_the_decoded_size_cap_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.vfm");
+    let acc = Accumulator::create(&path, AccumulatorOptions::new(DType::F64).memory(16 << 20)).unwrap();
+    for c in 0..20_000u64 {
+        acc.add(c % 7, c, 1.0).unwrap();
+    }
+    acc.finish().unwrap();
+    let acc = Accumulator::open(
+        &path,
+        AccumulatorOptions::new(DType::F64)
+            .memory(16 << 20)
+            .max_chunk_bytes(4096),
+    )
+    .unwrap();
+    acc.add(0, 0, 1.0).unwrap();
+    let err = acc.finish().unwrap_err().to_string();
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    let m = Matrix::open(&path).unwrap();
+    assert_eq!(m.nnz(), 20_000);
+    assert_eq!(m.get(0, 0).unwrap().to_f64(), 1.0, "the file keeps its last commit");
+    drop(m);
+    // The default cap reads it.
+    let acc = Accumulator::open(&path, AccumulatorOptions::new(DType::F64).memory(16 << 20)).unwrap();
+    acc.add(0, 0, 1.0).unwrap();
+    acc.finish().unwrap();
+    assert_eq!(Matrix::open(&path).unwrap().get(0, 0).unwrap().to_f64(), 2.0);
+}

@@ -68,6 +68,7 @@ pub struct AccumulatorOptions {
     overwrite: bool,
     symmetric: bool,
     whole_process: bool,
+    max_chunk_bytes: u64,
 }
 
 impl AccumulatorOptions {
@@ -89,6 +90,7 @@ impl AccumulatorOptions {
             overwrite: false,
             symmetric: false,
             whole_process: false,
+            max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
         }
     }
     /// Memory budget in bytes: pending sums, cached chunks and labels together. The default
@@ -152,6 +154,13 @@ impl AccumulatorOptions {
     /// The table is shrunk to fit the producer's share of the budget (a sixteenth).
     pub fn dense_block(mut self, k: u32) -> Self {
         self.dense_block = k;
+        self
+    }
+    /// Largest decoded chunk to accept when a chunk of the file is read back (default
+    /// 4 GiB, as [`crate::OpenOptions::max_chunk_bytes`]); a chunk that claims more is an
+    /// error naming the file, found before any allocation.
+    pub fn max_chunk_bytes(mut self, bytes: u64) -> Self {
+        self.max_chunk_bytes = bytes;
         self
     }
     /// The budget bounds the whole process, not only what the accumulator holds: the
@@ -456,7 +465,14 @@ impl Accumulator {
             Opened::Ready(acc) => Ok(acc),
             Opened::Rewrite(working, opts) => {
                 // The lock was released: the rewrite replaces the file by rename.
-                rewrite(path, working, WORKING_CODEC, 3, Some(working_marker(&opts)))?;
+                rewrite(
+                    path,
+                    working,
+                    WORKING_CODEC,
+                    3,
+                    Some(working_marker(&opts)),
+                    opts.max_chunk_bytes,
+                )?;
                 Accumulator::open(path, opts)
             }
         }
@@ -777,7 +793,14 @@ impl Accumulator {
         let w = if opts.symmetric {
             symmetric::rewrite_symmetric(&path, opts.dtype, opts.codec, opts.zstd_level, budget as u64)?.0
         } else {
-            rewrite(&path, opts.dtype, opts.codec, opts.zstd_level, None)?
+            rewrite(
+                &path,
+                opts.dtype,
+                opts.codec,
+                opts.zstd_level,
+                None,
+                opts.max_chunk_bytes,
+            )?
         };
         Ok(FinishSummary {
             n_rows: w.n_rows,
@@ -813,7 +836,7 @@ pub fn compact_with_memory(
     if symmetric {
         return Ok(symmetric::rewrite_symmetric(path, dtype, codec, zstd_level, memory)?.0);
     }
-    rewrite(path, dtype, codec, zstd_level, None)
+    rewrite(path, dtype, codec, zstd_level, None, DEFAULT_MAX_CHUNK_BYTES)
 }
 
 fn working_marker(opts: &AccumulatorOptions) -> serde_json::Value {
@@ -846,8 +869,9 @@ fn rewrite(
     codec: Codec,
     zstd_level: i32,
     marker: Option<serde_json::Value>,
+    max_chunk_bytes: u64,
 ) -> Result<crate::WriteSummary> {
-    let m = Matrix::open(path)?;
+    let m = crate::OpenOptions::new().max_chunk_bytes(max_chunk_bytes).open(path)?;
     let mut w = start_rewrite(&m, path, dtype, (m.n_rows(), m.n_cols()), codec, zstd_level, marker)?;
     let mut vals = crate::ValueVec::new(dtype);
     for row in m.iter_rows() {
@@ -1225,7 +1249,7 @@ impl<V: Val> Shared<V> {
                 self.store.index_width,
                 self.store.dtype,
                 cols,
-                DEFAULT_MAX_CHUNK_BYTES,
+                self.opts.max_chunk_bytes,
             )
             .map_err(bad)?;
             decoded.view()
