@@ -179,6 +179,18 @@ impl SectionRef {
     pub fn is_present(&self) -> bool {
         self.length != 0
     }
+
+    /// Checks the section's bytes against its checksum.
+    pub(crate) fn check(&self, bytes: &[u8]) -> Result<(), Malformed> {
+        let crc = crc32c::crc32c(bytes);
+        if crc != self.crc {
+            return Err(Malformed::new(
+                self.offset,
+                format!("checksum mismatch: stored {:08x}, computed {crc:08x}", self.crc),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Codec of a chunk (FORMAT.md §4.3).

@@ -347,35 +347,20 @@ impl Matrix {
         };
         let cat_range = commit.catalog_offset as usize..(commit.catalog_offset + commit.catalog_length) as usize;
         let cat_bytes = &map[cat_range];
-        let crc = crc32c::crc32c(cat_bytes);
-        if crc != commit.catalog_crc {
-            return Err(corrupt(
-                "catalog",
-                Malformed::new(
-                    commit.catalog_offset,
-                    format!(
-                        "checksum mismatch: stored {:08x}, computed {crc:08x}",
-                        commit.catalog_crc
-                    ),
-                ),
-            ));
+        SectionRef {
+            offset: commit.catalog_offset,
+            length: commit.catalog_length,
+            crc: commit.catalog_crc,
         }
+        .check(cat_bytes)
+        .map_err(|m| corrupt("catalog", m))?;
         let catalog = Catalog::parse(cat_bytes, commit.catalog_offset, &commit).map_err(|m| corrupt("catalog", m))?;
         let section = |s: &SectionRef, what: &'static str| -> Result<Option<&[u8]>> {
             if !s.is_present() {
                 return Ok(None);
             }
             let bytes = &map[s.offset as usize..(s.offset + s.length) as usize];
-            let crc = crc32c::crc32c(bytes);
-            if crc != s.crc {
-                return Err(corrupt(
-                    what,
-                    Malformed::new(
-                        s.offset,
-                        format!("checksum mismatch: stored {:08x}, computed {crc:08x}", s.crc),
-                    ),
-                ));
-            }
+            s.check(bytes).map_err(|m| corrupt(what, m))?;
             Ok(Some(bytes))
         };
         for (s, what, n) in [

@@ -643,16 +643,7 @@ pub(crate) fn load(storage: &dyn Storage, path: &Path) -> Result<Loaded> {
             return Ok(None);
         }
         let b = read(s.offset, s.length, "read section")?;
-        let crc = crc32c::crc32c(&b);
-        if crc != s.crc {
-            return Err(corrupt(
-                what,
-                Malformed::new(
-                    s.offset,
-                    format!("checksum mismatch: stored {:08x}, computed {crc:08x}", s.crc),
-                ),
-            ));
-        }
+        s.check(&b).map_err(|m| corrupt(what, m))?;
         Ok(Some(b))
     };
     let cat_ref = SectionRef {
