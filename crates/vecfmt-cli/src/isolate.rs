@@ -822,17 +822,11 @@ impl MatrixSink for ChildSink {
             return Err(foreign(&self.dest, "the HDF5 writer process has already ended"));
         }
         let values = b.values.as_values();
-        if values.dtype() != self.dtype || b.indptr.len() != b.rows.len() + 1 || values.len() != b.indices.len() {
-            return Err(Error::LengthMismatch {
-                what: "row block",
-                detail: format!(
-                    "{} rows, {} indptr entries, {} indices, {} values of {}",
-                    b.rows.len(),
-                    b.indptr.len(),
-                    b.indices.len(),
-                    values.len(),
-                    values.dtype()
-                ),
+        b.check_lengths()?;
+        if values.dtype() != self.dtype {
+            return Err(Error::DTypeMismatch {
+                actual: self.dtype,
+                requested: values.dtype(),
             });
         }
         let w = self.stdin.as_mut().expect("open until the child ends");

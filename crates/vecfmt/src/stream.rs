@@ -57,6 +57,28 @@ pub struct RowBlock {
 }
 
 impl RowBlock {
+    /// Checks that the block's arrays agree: one more indptr entry than rows, the last one
+    /// at the end of `indices`, and a value per index. Every sink calls it first.
+    pub fn check_lengths(&self) -> Result<()> {
+        let n = self.indices.len();
+        if self.indptr.len() != self.rows.len() + 1
+            || self.indptr.last().copied() != Some(n as u64)
+            || self.values.len() != n
+        {
+            return Err(Error::LengthMismatch {
+                what: "row block",
+                detail: format!(
+                    "{} rows, {} indptr entries, {} indices, {} values",
+                    self.rows.len(),
+                    self.indptr.len(),
+                    n,
+                    self.values.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// An empty block of a dtype.
     pub fn new(dtype: DType) -> Self {
         RowBlock {
@@ -362,13 +384,8 @@ impl VfmSink {
 
 impl MatrixSink for VfmSink {
     fn write_rows(&mut self, b: &RowBlock) -> Result<()> {
+        b.check_lengths()?;
         crate::with_value_vec!(&b.values, v => {
-            if b.indptr.len() != b.rows.len() + 1 || b.indptr.last().copied() != Some(b.indices.len() as u64) || v.len() != b.indices.len() {
-                return Err(Error::LengthMismatch {
-                    what: "row block",
-                    detail: format!("{} rows, {} indptr entries, {} indices, {} values", b.rows.len(), b.indptr.len(), b.indices.len(), v.len()),
-                });
-            }
             for (k, &r) in b.rows.iter().enumerate() {
                 let (s, e) = (b.indptr[k] as usize, b.indptr[k + 1] as usize);
                 if s > e {

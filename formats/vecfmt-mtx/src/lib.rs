@@ -713,16 +713,11 @@ impl MatrixSink for MtxSink {
     fn write_rows(&mut self, b: &RowBlock) -> Result<()> {
         use std::fmt::Write as _;
         let vals = b.values.as_values();
-        if vals.dtype() != self.dtype || b.indptr.len() != b.rows.len() + 1 || vals.len() != b.indices.len() {
-            return Err(Error::LengthMismatch {
-                what: "row block",
-                detail: format!(
-                    "{} rows, {} indptr entries, {} indices, {} values",
-                    b.rows.len(),
-                    b.indptr.len(),
-                    b.indices.len(),
-                    vals.len()
-                ),
+        b.check_lengths()?;
+        if vals.dtype() != self.dtype {
+            return Err(Error::DTypeMismatch {
+                actual: self.dtype,
+                requested: vals.dtype(),
             });
         }
         for (k, &r) in b.rows.iter().enumerate() {

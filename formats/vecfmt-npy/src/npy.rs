@@ -377,16 +377,11 @@ impl MatrixSink for NpySink {
         let vals = b.values.as_values();
         let bytes = vals.as_bytes();
         let s = self.size;
-        if vals.dtype().size() != s || b.indptr.len() != b.rows.len() + 1 || vals.len() != b.indices.len() {
+        b.check_lengths()?;
+        if vals.dtype().size() != s {
             return Err(Error::LengthMismatch {
-                what: "row block",
-                detail: format!(
-                    "{} rows, {} indptr entries, {} indices, {} values",
-                    b.rows.len(),
-                    b.indptr.len(),
-                    b.indices.len(),
-                    vals.len()
-                ),
+                what: "row block values",
+                detail: format!("{}-byte values, {s}-byte elements in the file", vals.dtype().size()),
             });
         }
         for (k, &r) in b.rows.iter().enumerate() {

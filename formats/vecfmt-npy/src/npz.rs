@@ -1124,18 +1124,7 @@ impl MatrixSink for NpzSink {
                 requested: vals.dtype(),
             });
         }
-        if b.indptr.len() != b.rows.len() + 1 || vals.len() != b.indices.len() {
-            return Err(Error::LengthMismatch {
-                what: "row block",
-                detail: format!(
-                    "{} rows, {} indptr entries, {} indices, {} values",
-                    b.rows.len(),
-                    b.indptr.len(),
-                    b.indices.len(),
-                    vals.len()
-                ),
-            });
-        }
+        b.check_lengths()?;
         let size = self.dtype.size();
         let bytes = vals.as_bytes();
         let mut buf = Vec::new();

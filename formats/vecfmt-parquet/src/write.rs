@@ -385,21 +385,7 @@ impl ParquetSink {
 
     fn check(&self, b: &RowBlock) -> Result<()> {
         let n = b.rows.len();
-        if b.indptr.len() != n + 1
-            || b.indptr.last().copied() != Some(b.indices.len() as u64)
-            || b.values.len() != b.indices.len()
-        {
-            return Err(Error::LengthMismatch {
-                what: "row block",
-                detail: format!(
-                    "{} rows, {} indptr entries, {} indices, {} values",
-                    n,
-                    b.indptr.len(),
-                    b.indices.len(),
-                    b.values.len()
-                ),
-            });
-        }
+        b.check_lengths()?;
         if b.values.dtype() != self.dtype {
             return Err(Error::DTypeMismatch {
                 actual: self.dtype,
