@@ -456,8 +456,26 @@ fn inject_fault_for_tests(output: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Keeps freed memory in the process for the next block. A conversion frees and allocates
+/// the same few block-sized buffers over and over (on its reading thread, its writing thread
+/// and the Parquet encoding threads); by default glibc gives each back to the kernel (buffers
+/// over its mmap threshold are unmapped, a thread's heap is trimmed) and the next one is
+/// faulted in again, page by page: a quarter of the CPU time of `.npz` → Parquet on M1. Peak
+/// memory is unchanged: what is kept is what the last blocks used.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets two allocator parameters (under glibc's own lock); no
+    // memory is touched.
+    unsafe {
+        // 32 MiB is glibc's largest mmap threshold: larger buffers are still mapped.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
 /// Runs `vecfmt convert`.
 pub fn run(args: ConvertArgs) -> Result<ExitCode> {
+    keep_freed_memory();
     inject_fault_for_tests(&args.output)?;
     let memory = crate::parse_bytes(&args.memory)?;
     let from = Format::of_path(&args.input, args.from.as_deref())?;

@@ -85,10 +85,13 @@ impl Default for ReadOptions {
 
 impl ReadOptions {
     /// Options that fit a memory budget: blocks of a sixteenth of it, between 64 KiB and
-    /// 64 MiB.
+    /// 8 MiB. Larger blocks gain nothing (the work per entry is the same) and cost: the sink
+    /// waits longer for the first block, and buffers that large are mapped and unmapped
+    /// by the allocator for each block (M1 `.npz` → Parquet took 10% more CPU with 64 MiB
+    /// blocks).
     pub fn for_budget(memory: u64) -> Self {
         ReadOptions {
-            block_bytes: (memory / 16).clamp(64 << 10, 64 << 20) as usize,
+            block_bytes: (memory / 16).clamp(64 << 10, 8 << 20) as usize,
             ..Default::default()
         }
     }

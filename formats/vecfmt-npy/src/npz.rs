@@ -807,8 +807,9 @@ impl NpzSource {
             ));
         }
         let n = *at - start;
-        // Capacities from indptr are claims; the vectors grow with the data read.
-        let cap = n.min(1 << 16) as usize;
+        // Capacities from indptr are claims (bounded by the block size); past that, the
+        // vectors grow with the data read.
+        let cap = n.min(budget) as usize;
         let mut idx = Vec::with_capacity(cap);
         indices.next_indices(p, n, &mut idx)?;
         let mut values = ValueVec::with_capacity(self.header.dtype, cap);
@@ -839,6 +840,23 @@ impl NpzSource {
             )));
         }
         let mut block = RowBlock::new(self.header.dtype);
+        if ptr
+            .windows(2)
+            .all(|w| idx[w[0] as usize..w[1] as usize].windows(2).all(|c| c[0] < c[1]))
+        {
+            // Every row sorted (as scipy keeps them): the indices and values are the block's.
+            block.rows.reserve(ptr.len() - 1);
+            block.indptr.reserve(ptr.len() - 1);
+            for k in 0..ptr.len() - 1 {
+                if ptr[k] < ptr[k + 1] {
+                    block.rows.push(first + k as u64);
+                    block.indptr.push(ptr[k + 1]);
+                }
+            }
+            block.indices = idx;
+            block.values = values;
+            return Ok(Some(block));
+        }
         let repairs = &mut self.repairs;
         vecfmt::with_value_vec!(&values, v => assemble(first, &ptr, &idx, v, &mut block, repairs)).map_err(
             |(row, col)| {

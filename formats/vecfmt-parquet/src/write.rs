@@ -11,11 +11,15 @@ use arrow_array::{
 };
 use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef};
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::column::writer::{get_column_writer, ColumnCloseResult, ColumnWriter};
+use parquet::data_type::ByteArray;
+use parquet::errors::ParquetError;
 use parquet::file::metadata::{KeyValue, SortingColumn};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesPtr};
+use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedWrite};
+use parquet::schema::types::{ColumnDescPtr, ColumnPath, SchemaDescPtr};
 use vecfmt::stream::{MatrixHeader, MatrixSink, RowBlock};
 use vecfmt::{DType, Error, Result, Values};
 
@@ -100,14 +104,13 @@ const BATCH_ENTRIES: usize = 1 << 16;
 pub struct ParquetSink {
     path: PathBuf,
     tmp: tempfile::NamedTempFile,
-    writer: ArrowWriter<BufWriter<File>>,
+    writer: Writer,
     schema: SchemaRef,
-    layout: Layout,
     dtype: DType,
     n_rows: u64,
     n_cols: u64,
+    /// List layout: the row labels (the COO writer keeps its own).
     row_labels: Option<Vec<String>>,
-    col_labels: Option<Vec<String>>,
     /// List layout with row labels too large for the metadata: write a record for every row,
     /// empty ones included, so the `label` column holds every label.
     every_row: bool,
@@ -238,7 +241,7 @@ impl ParquetSink {
         for label in ["row_label", "col_label", "label"] {
             props = props.set_column_dictionary_enabled(ColumnPath::from(label), true);
         }
-        let props = props
+        let mut props = props
             .set_compression(opts.compression)
             // Row groups are closed here, at row block boundaries, not by row count.
             .set_max_row_group_row_count(None)
@@ -257,19 +260,54 @@ impl ParquetSink {
 
         let tmp = temp_file_for(&path)?;
         let file = tmp.as_file().try_clone().map_err(io_err(&path, "open"))?;
-        let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema.clone(), Some(props))
-            .map_err(|e| foreign(&path, format!("cannot start writing: {e}")))?;
+        let out = BufWriter::with_capacity(1 << 20, file);
+        let start_err = |e: ParquetError| foreign(&path, format!("cannot start writing: {e}"));
+        let writer = match layout {
+            Layout::Coo => {
+                // The Arrow schema goes in the metadata as arrow's writer stores it, so pyarrow
+                // and pandas see the same types and schema metadata.
+                add_encoded_arrow_schema_to_metadata(&schema, &mut props);
+                let descr = Arc::new(ArrowSchemaConverter::new().convert(&schema).map_err(start_err)?);
+                let props = Arc::new(props);
+                let file = SerializedFileWriter::new(out, descr.root_schema_ptr(), props.clone()).map_err(start_err)?;
+                let ints = |t: &DataType| {
+                    if t == &DataType::Int32 {
+                        Column::I32(Vec::new())
+                    } else {
+                        Column::I64(Vec::new())
+                    }
+                };
+                let table = |labels: &Option<Vec<String>>| {
+                    labels
+                        .as_ref()
+                        .map(|l| l.iter().map(|s| ByteArray::from(s.as_bytes().to_vec())).collect())
+                };
+                Writer::Coo(Box::new(CooWriter {
+                    file,
+                    descr,
+                    props,
+                    rows: ints(schema.field(0).data_type()),
+                    cols: ints(schema.field(1).data_type()),
+                    values: Column::for_dtype(header.dtype),
+                    row_labels: table(&header.row_labels),
+                    col_labels: table(&header.col_labels),
+                    bufs: Vec::new(),
+                }))
+            }
+            Layout::List => Writer::Arrow(Box::new(
+                ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(start_err)?,
+            )),
+        };
         Ok(ParquetSink {
             path,
             tmp,
             writer,
             schema,
-            layout,
             dtype: header.dtype,
             n_rows: header.n_rows,
             n_cols: header.n_cols,
-            row_labels: header.row_labels.clone(),
-            col_labels: header.col_labels.clone(),
+            // The COO writer keeps its own copy of the labels, as Parquet byte arrays.
+            row_labels: header.row_labels.clone().filter(|_| layout == Layout::List),
             every_row: layout == Layout::List && row_labels_kept == Some(false),
             next_row: 0,
             in_group: 0,
@@ -282,18 +320,23 @@ impl ParquetSink {
         &self.path
     }
 
+    /// List layout: one batch of records to arrow's writer.
     fn write_batch(&mut self, columns: Vec<ArrayRef>) -> Result<()> {
         let batch = RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(|e| foreign(&self.path, format!("cannot build a record batch: {e}")))?;
-        self.writer
-            .write(&batch)
+        let Writer::Arrow(w) = &mut self.writer else {
+            unreachable!("record batches are built for the list layout only")
+        };
+        w.write(&batch)
             .map_err(|e| foreign(&self.path, format!("cannot write: {e}")))
     }
 
     fn close_row_group(&mut self) -> Result<()> {
-        self.writer
-            .flush()
-            .map_err(|e| foreign(&self.path, format!("cannot write a row group: {e}")))?;
+        match &mut self.writer {
+            Writer::Arrow(w) => w.flush(),
+            Writer::Coo(w) => w.flush_group(),
+        }
+        .map_err(|e| foreign(&self.path, format!("cannot write a row group: {e}")))?;
         self.in_group = 0;
         Ok(())
     }
@@ -302,48 +345,22 @@ impl ParquetSink {
     fn write_rows_range(&mut self, b: &RowBlock, k0: usize, k1: usize) -> Result<()> {
         let (s, e) = (b.indptr[k0] as usize, b.indptr[k1] as usize);
         let values = b.values.as_values().slice(s..e);
-        let columns = match self.layout {
-            Layout::Coo => {
-                let rows =
-                    (k0..k1).flat_map(|k| std::iter::repeat_n(b.rows[k], (b.indptr[k + 1] - b.indptr[k]) as usize));
-                let mut columns: Vec<ArrayRef> = vec![
-                    index_array(self.schema.field(0).data_type(), e - s, rows),
-                    index_array(self.schema.field(1).data_type(), e - s, b.indices[s..e].iter().copied()),
-                    value_array(values),
-                ];
-                if let Some(l) = &self.row_labels {
-                    let mut sb = StringBuilder::new();
-                    for k in k0..k1 {
-                        for _ in b.indptr[k]..b.indptr[k + 1] {
-                            sb.append_value(&l[b.rows[k] as usize]);
-                        }
-                    }
-                    columns.push(Arc::new(sb.finish()));
-                }
-                if let Some(l) = &self.col_labels {
-                    let mut sb = StringBuilder::new();
-                    for &c in &b.indices[s..e] {
-                        sb.append_value(&l[c as usize]);
-                    }
-                    columns.push(Arc::new(sb.finish()));
-                }
-                self.next_row = b.rows[k1 - 1] + 1;
-                columns
+        if let Writer::Coo(w) = &mut self.writer {
+            w.append(b, k0, k1, values);
+            self.next_row = b.rows[k1 - 1] + 1;
+            return Ok(());
+        }
+        // List layout. Records: (row, first entry, end entry), with empty records for
+        // skipped rows when every row must have one.
+        let mut recs = Vec::with_capacity(k1 - k0);
+        for k in k0..k1 {
+            if self.every_row {
+                recs.extend((self.next_row..b.rows[k]).map(|r| (r, b.indptr[k], b.indptr[k])));
             }
-            Layout::List => {
-                // Records: (row, first entry, end entry), with empty records for skipped rows
-                // when every row must have one.
-                let mut recs = Vec::with_capacity(k1 - k0);
-                for k in k0..k1 {
-                    if self.every_row {
-                        recs.extend((self.next_row..b.rows[k]).map(|r| (r, b.indptr[k], b.indptr[k])));
-                    }
-                    recs.push((b.rows[k], b.indptr[k], b.indptr[k + 1]));
-                    self.next_row = b.rows[k] + 1;
-                }
-                self.list_columns(&recs, &b.indices[s..e], values)
-            }
-        };
+            recs.push((b.rows[k], b.indptr[k], b.indptr[k + 1]));
+            self.next_row = b.rows[k] + 1;
+        }
+        let columns = self.list_columns(&recs, &b.indices[s..e], values);
         self.write_batch(columns)
     }
 
@@ -480,14 +497,244 @@ impl MatrixSink for ParquetSink {
                 self.next_row = end;
             }
         }
+        if let Writer::Coo(w) = &mut self.writer {
+            w.flush_group()
+                .map_err(|e| foreign(&self.path, format!("cannot write a row group: {e}")))?;
+        }
         let ParquetSink { path, tmp, writer, .. } = *self;
-        let buf = writer
-            .into_inner()
-            .map_err(|e| foreign(&path, format!("cannot finish the file: {e}")))?;
+        let buf = match writer {
+            Writer::Arrow(w) => w.into_inner(),
+            Writer::Coo(w) => w.file.into_inner(),
+        }
+        .map_err(|e| foreign(&path, format!("cannot finish the file: {e}")))?;
         let file = buf.into_inner().map_err(|e| io_err(&path, "write")(e.into_error()))?;
         drop(file);
         vecfmt::stream::persist(tmp, &path)
     }
+}
+
+/// Where the records go.
+#[derive(Debug)]
+enum Writer {
+    /// The list layout, through arrow's writer (its nested columns need arrow's levels).
+    Arrow(Box<ArrowWriter<BufWriter<File>>>),
+    /// The COO layout: flat required columns, straight into Parquet's column writers.
+    Coo(Box<CooWriter>),
+}
+
+/// A flat column of one row group, in its Parquet physical type (u32 and u64 are stored
+/// bit for bit as INT32 and INT64 with an unsigned logical type, as arrow's writer does).
+#[derive(Debug)]
+enum Column {
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    Bytes(Vec<ByteArray>),
+}
+
+impl Column {
+    fn for_dtype(dtype: DType) -> Column {
+        match dtype {
+            DType::I32 | DType::U32 => Column::I32(Vec::new()),
+            DType::I64 | DType::U64 => Column::I64(Vec::new()),
+            DType::F32 => Column::F32(Vec::new()),
+            DType::F64 => Column::F64(Vec::new()),
+        }
+    }
+
+    /// Appends indices, which the sink has checked against the shape (so they fit the type
+    /// [`index_type_for`] chose).
+    fn extend_indices(&mut self, v: impl Iterator<Item = u64>) {
+        match self {
+            Column::I32(c) => c.extend(v.map(|x| x as i32)),
+            Column::I64(c) => c.extend(v.map(|x| x as i64)),
+            _ => unreachable!("index columns are integers"),
+        }
+    }
+
+    /// Appends `n` copies of an index.
+    fn extend_repeated(&mut self, x: u64, n: usize) {
+        match self {
+            Column::I32(c) => c.resize(c.len() + n, x as i32),
+            Column::I64(c) => c.resize(c.len() + n, x as i64),
+            _ => unreachable!("index columns are integers"),
+        }
+    }
+
+    fn extend_values(&mut self, v: Values<'_>) {
+        match (self, v) {
+            (Column::F32(c), Values::F32(v)) => c.extend_from_slice(v),
+            (Column::F64(c), Values::F64(v)) => c.extend_from_slice(v),
+            (Column::I32(c), Values::I32(v)) => c.extend_from_slice(v),
+            (Column::I64(c), Values::I64(v)) => c.extend_from_slice(v),
+            (Column::I32(c), Values::U32(v)) => c.extend(v.iter().map(|&x| x as i32)),
+            (Column::I64(c), Values::U64(v)) => c.extend(v.iter().map(|&x| x as i64)),
+            _ => unreachable!("the sink checks each block's dtype"),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Column::I32(c) => c.len(),
+            Column::I64(c) => c.len(),
+            Column::F32(c) => c.len(),
+            Column::F64(c) => c.len(),
+            Column::Bytes(c) => c.len(),
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Column::I32(c) => c.clear(),
+            Column::I64(c) => c.clear(),
+            Column::F32(c) => c.clear(),
+            Column::F64(c) => c.clear(),
+            Column::Bytes(c) => c.clear(),
+        }
+    }
+
+    /// The label of each index, from a table of labels by index.
+    fn labels(&self, table: &[ByteArray]) -> Column {
+        Column::Bytes(match self {
+            Column::I32(c) => c.iter().map(|&k| table[k as usize].clone()).collect(),
+            Column::I64(c) => c.iter().map(|&k| table[k as usize].clone()).collect(),
+            _ => unreachable!("index columns are integers"),
+        })
+    }
+}
+
+/// The COO layout's writer: a row group's records are gathered column by column, and each
+/// column chunk is encoded and compressed on its own thread when the group closes.
+#[derive(Debug)]
+struct CooWriter {
+    file: SerializedFileWriter<BufWriter<File>>,
+    descr: SchemaDescPtr,
+    props: WriterPropertiesPtr,
+    rows: Column,
+    cols: Column,
+    values: Column,
+    row_labels: Option<Vec<ByteArray>>,
+    col_labels: Option<Vec<ByteArray>>,
+    /// Encoded column chunks, one buffer per column, kept from one row group to the next.
+    bufs: Vec<Vec<u8>>,
+}
+
+impl CooWriter {
+    /// Rows `k0..k1` of the block, whose entries are `values`.
+    fn append(&mut self, b: &RowBlock, k0: usize, k1: usize, values: Values<'_>) {
+        let (s, e) = (b.indptr[k0] as usize, b.indptr[k1] as usize);
+        for k in k0..k1 {
+            self.rows
+                .extend_repeated(b.rows[k], (b.indptr[k + 1] - b.indptr[k]) as usize);
+        }
+        self.cols.extend_indices(b.indices[s..e].iter().copied());
+        self.values.extend_values(values);
+    }
+
+    /// Writes the gathered records as a row group.
+    fn flush_group(&mut self) -> std::result::Result<(), ParquetError> {
+        if self.rows.len() == 0 {
+            return Ok(());
+        }
+        let mut extra = Vec::new();
+        if let Some(t) = &self.row_labels {
+            extra.push(self.rows.labels(t));
+        }
+        if let Some(t) = &self.col_labels {
+            extra.push(self.cols.labels(t));
+        }
+        let columns: Vec<&Column> = [&self.rows, &self.cols, &self.values]
+            .into_iter()
+            .chain(&extra)
+            .collect();
+        self.bufs.resize_with(columns.len(), Vec::new);
+        let jobs: Vec<_> = columns
+            .iter()
+            .zip(self.bufs.iter_mut())
+            .enumerate()
+            .map(|(i, (&col, buf))| (self.descr.column(i), col, std::mem::take(buf)))
+            .collect();
+        let props = &self.props;
+        let encoded = std::thread::scope(|s| {
+            let mut jobs = jobs.into_iter();
+            let first = jobs.next();
+            let handles: Vec<_> = jobs
+                .map(|(descr, col, buf)| {
+                    let props = props.clone();
+                    std::thread::Builder::new()
+                        .name("vecfmt-parquet".into())
+                        .spawn_scoped(s, move || encode_column(descr, props, col, buf))
+                        .map_err(|e| ParquetError::General(format!("cannot start an encoding thread: {e}")))
+                })
+                .collect();
+            let mut out = Vec::with_capacity(handles.len() + 1);
+            if let Some((descr, col, buf)) = first {
+                out.push(encode_column(descr, props.clone(), col, buf));
+            }
+            for h in handles {
+                out.push(h.and_then(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(ParquetError::General("an encoding thread panicked".into())))
+                }));
+            }
+            out
+        });
+        let mut group = self.file.next_row_group()?;
+        for (k, r) in encoded.into_iter().enumerate() {
+            let (buf, close) = r?;
+            let bytes = bytes::Bytes::from(buf);
+            group.append_column(&bytes, close)?;
+            self.bufs[k] = Vec::from(bytes);
+        }
+        group.close()?;
+        for c in [&mut self.rows, &mut self.cols, &mut self.values] {
+            c.clear();
+        }
+        Ok(())
+    }
+}
+
+/// One column chunk, encoded and compressed into `buf` (emptied first).
+fn encode_column(
+    descr: ColumnDescPtr,
+    props: WriterPropertiesPtr,
+    col: &Column,
+    mut buf: Vec<u8>,
+) -> std::result::Result<(Vec<u8>, ColumnCloseResult), ParquetError> {
+    buf.clear();
+    let mut sink = TrackedWrite::new(buf);
+    let close = {
+        let w = get_column_writer(descr, props, Box::new(SerializedPageWriter::new(&mut sink)));
+        match (w, col) {
+            (ColumnWriter::Int32ColumnWriter(mut w), Column::I32(v)) => {
+                w.write_batch(v, None, None)?;
+                w.close()?
+            }
+            (ColumnWriter::Int64ColumnWriter(mut w), Column::I64(v)) => {
+                w.write_batch(v, None, None)?;
+                w.close()?
+            }
+            (ColumnWriter::FloatColumnWriter(mut w), Column::F32(v)) => {
+                w.write_batch(v, None, None)?;
+                w.close()?
+            }
+            (ColumnWriter::DoubleColumnWriter(mut w), Column::F64(v)) => {
+                w.write_batch(v, None, None)?;
+                w.close()?
+            }
+            (ColumnWriter::ByteArrayColumnWriter(mut w), Column::Bytes(v)) => {
+                w.write_batch(v, None, None)?;
+                w.close()?
+            }
+            _ => {
+                return Err(ParquetError::General(
+                    "a column's type does not match the schema".into(),
+                ))
+            }
+        }
+    };
+    Ok((sink.into_inner()?, close))
 }
 
 /// A label as a JSON string.
@@ -528,20 +775,6 @@ fn index_type_for(len: u64) -> DataType {
         DataType::Int32
     } else {
         DataType::Int64
-    }
-}
-
-/// An index column of `n` values in the type [`index_type_for`] chose; the sink has checked
-/// every index against the shape, so the casts are exact.
-fn index_array(t: &DataType, n: usize, values: impl Iterator<Item = u64>) -> ArrayRef {
-    if t == &DataType::Int32 {
-        let mut v = Vec::with_capacity(n);
-        v.extend(values.map(|x| x as i32));
-        Arc::new(Int32Array::from(v))
-    } else {
-        let mut v = Vec::with_capacity(n);
-        v.extend(values.map(|x| x as i64));
-        Arc::new(Int64Array::from(v))
     }
 }
 
