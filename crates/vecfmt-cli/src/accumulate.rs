@@ -927,13 +927,15 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
     let secs = start.elapsed().as_secs_f64();
     let t = toks.load(Ordering::Relaxed);
     note!(
-        "vecfmt: wrote {}: {n} words, {} pairs, {t} tokens in {secs:.1} s ({:.2} M tokens/s; pairs pass done at {:.1} s); {} evictions, {} chunk reloads, peak memory {} of {}{}",
+        "vecfmt: wrote {}: {n} words, {} pairs, {t} tokens in {secs:.1} s ({:.2} M tokens/s; pairs pass done at {:.1} s); {} evictions ({} spilled as runs), {} chunk reloads, {} commits, peak memory {} of {}{}",
         out.display(),
         s.nnz,
         t as f64 / secs.max(1e-9) / 1e6,
         pass2.as_secs_f64(),
         stats.evictions,
+        stats.spills,
         stats.reloads,
+        stats.commits,
         crate::human_bytes(stats.memory_peak),
         crate::human_bytes(memory),
         match invalid.load(Ordering::Relaxed) {

@@ -447,3 +447,97 @@ fn reading_back_a_chunk_past_the_decoded_size_cap_is_an_error() {
     acc.finish().unwrap();
     assert_eq!(Matrix::open(&path).unwrap().get(0, 0).unwrap().to_f64(), 2.0);
 }
+
+#[test]
+fn spilled_runs_merge_exactly_and_only_commits_survive() {
+    // Once parts have chunks, an eviction writes the pending sums as a run instead of
+    // rewriting the chunks; the runs are merged at the next commit. Integer sums must come out
+    // exact (the runs hold i128), and runs written after the last commit are not in the file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.vfm");
+    let opts = || {
+        AccumulatorOptions::new(DType::I64)
+            .memory(4 << 20)
+            .chunk_bytes(16 << 10)
+            .dense_block(0)
+    };
+    let acc = Accumulator::create(&path, opts()).unwrap();
+    let mut model = Model::new();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    let mut p = acc.producer();
+    let mut add = |p: &mut vecfmt::Producer, model: &mut Model, n: usize, rng: &mut rand::rngs::StdRng| {
+        for _ in 0..n {
+            let (r, c) = (zipf(rng, 4_000), rng.random_range(0..60_000));
+            let v = rng.random_range(1..1_000_000_000i64);
+            p.add_int(r, c, v).unwrap();
+            *model.entry((r, c)).or_default() += v as f64;
+        }
+    };
+    add(&mut p, &mut model, 300_000, &mut rng);
+    p.flush().unwrap();
+    acc.commit().unwrap();
+    let before = acc.stats();
+    add(&mut p, &mut model, 600_000, &mut rng);
+    p.flush().unwrap();
+    let mid = acc.stats();
+    assert!(mid.spills > before.spills, "the budget should force spills: {mid:?}");
+    acc.commit().unwrap();
+    let committed = model.clone();
+    let mut lost = model.clone();
+    add(&mut p, &mut lost, 400_000, &mut rng);
+    p.flush().unwrap();
+    assert!(acc.stats().spills > mid.spills, "{:?}", acc.stats());
+    drop(p);
+    drop(acc);
+    assert_same(&contents(&path), &committed, 0.0);
+    // The build goes on from that commit.
+    let acc = Accumulator::open(&path, opts()).unwrap();
+    let mut p = acc.producer();
+    add(&mut p, &mut model, 300_000, &mut rng);
+    p.flush().unwrap();
+    drop(p);
+    acc.finish().unwrap();
+    assert_same(&contents(&path), &model, 0.0);
+}
+
+#[test]
+fn overflow_across_spilled_runs_is_an_error() {
+    // Two runs of the same cell, each within i32, whose sum is not: the merge must refuse it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.vfm");
+    let acc = Accumulator::create(
+        &path,
+        AccumulatorOptions::new(DType::I32)
+            .memory(4 << 20)
+            .chunk_bytes(16 << 10)
+            .dense_block(0),
+    )
+    .unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut p = acc.producer();
+    for _ in 0..200_000 {
+        p.add_int(rng.random_range(0..2_000), rng.random_range(0..50_000), 1)
+            .unwrap();
+    }
+    p.flush().unwrap();
+    acc.commit().unwrap();
+    let mut failed = None;
+    for round in 0..40 {
+        let r = (|| -> vecfmt::Result<()> {
+            p.add_int(7, 7, i32::MAX / 4 + 1)?;
+            for _ in 0..60_000 {
+                p.add_int(rng.random_range(0..2_000), rng.random_range(0..50_000), 1)?;
+            }
+            p.flush()
+        })();
+        if let Err(e) = r.and_then(|_| if round == 39 { acc.commit().map(|_| ()) } else { Ok(()) }) {
+            failed = Some(e);
+            break;
+        }
+    }
+    assert!(acc.stats().spills > 0, "{:?}", acc.stats());
+    match failed {
+        Some(Error::Overflow { row: 7, col: 7 }) => {}
+        other => panic!("expected an overflow at (7, 7), got {other:?}"),
+    }
+}

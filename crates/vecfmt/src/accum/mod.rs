@@ -201,8 +201,11 @@ pub fn default_memory_budget() -> u64 {
 /// Counters of the cache's work so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AccumulatorStats {
-    /// Parts merged into the file because memory ran out.
+    /// Parts whose pending sums left memory because it ran out: merged into their chunks,
+    /// or spilled as a run (counted in `spills` too).
     pub evictions: u64,
+    /// Pending sums written to the file as a sorted run, to be merged at the next commit.
+    pub spills: u64,
     /// Rounds of eviction.
     pub eviction_rounds: u64,
     /// Chunks read back from disk to merge new sums into them.
@@ -248,12 +251,31 @@ struct Part<V> {
     tail: Vec<Entry<V>>,
     /// The content of `chunks`, decoded, when kept in memory.
     cached: Option<Vec<Entry<V>>>,
+    /// Pending sums spilled to free space in the file when memory was needed, oldest first;
+    /// merged into `chunks` at the next commit, or sooner (see [`Shared::evict_part`]).
+    runs: Vec<Run>,
     heat: u64,
     last_use: u64,
     accounted: i64,
 }
 
 const PART_OVERHEAD: usize = 256;
+
+/// A part's pending sums, written sorted to space no commit references: `nnz` records of a
+/// little-endian key (u64) and value ([`Val::BYTES`]), with their CRC-32C.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    offset: u64,
+    len: u64,
+    nnz: u64,
+    crc: u32,
+}
+
+/// At most this many spilled runs per part: one more and the part is merged into its chunks.
+const MAX_RUNS: usize = 16;
+
+/// Entries of a spilled run read or written at a time.
+const RUN_BLOCK: usize = 8192;
 
 /// A part with its row range readable without its lock (the range changes only while the
 /// parts list is held exclusively).
@@ -284,6 +306,7 @@ impl<V: Val> Part<V> {
             pending: Vec::new(),
             tail: Vec::new(),
             cached: None,
+            runs: Vec::new(),
             heat: 0,
             last_use: 0,
             accounted: 0,
@@ -292,6 +315,7 @@ impl<V: Val> Part<V> {
     fn mem(&self) -> i64 {
         ((self.pending.capacity() + self.tail.capacity() + self.cached.as_ref().map_or(0, |c| c.capacity()))
             * std::mem::size_of::<Entry<V>>()
+            + self.runs.capacity() * std::mem::size_of::<Run>()
             + PART_OVERHEAD) as i64
     }
     fn pending_bytes(&self) -> usize {
@@ -303,8 +327,22 @@ impl<V: Val> Part<V> {
             .map(|c| c.nnz * std::mem::size_of::<Entry<V>>() as u64)
             .sum()
     }
+    /// Whether the part holds sums its chunks lack (in memory or in spilled runs).
     fn has_pending(&self) -> bool {
-        !self.pending.is_empty() || !self.tail.is_empty()
+        !self.pending.is_empty() || !self.tail.is_empty() || !self.runs.is_empty()
+    }
+    fn chunk_nnz(&self) -> u64 {
+        self.chunks.iter().map(|c| c.nnz).sum()
+    }
+    fn run_nnz(&self) -> u64 {
+        self.runs.iter().map(|r| r.nnz).sum()
+    }
+    /// Whether freeing the pending sums should merge them into the chunks rather than spill
+    /// them: when the runs would hold as many entries as the chunks (which bounds the
+    /// rewriting to about twice what was spilled), or reach [`MAX_RUNS`].
+    fn merge_due(&self) -> bool {
+        self.runs.len() >= MAX_RUNS
+            || self.run_nnz() + (self.pending.len() + self.tail.len()) as u64 >= self.chunk_nnz()
     }
     /// Folds the tail into the sorted pending sums.
     fn compact(&mut self) -> Result<()> {
@@ -353,6 +391,7 @@ struct Shared<V> {
     rounds: AtomicU64,
     reloads: AtomicU64,
     cache_drops: AtomicU64,
+    spills: AtomicU64,
     commits: AtomicU64,
     entries_per_chunk: usize,
 }
@@ -642,6 +681,7 @@ impl Accumulator {
                     rounds: AtomicU64::new(0),
                     reloads: AtomicU64::new(0),
                     cache_drops: AtomicU64::new(0),
+                    spills: AtomicU64::new(0),
                     commits: AtomicU64::new(0),
                     entries_per_chunk,
                     opts,
@@ -1202,7 +1242,7 @@ impl<V: Val> Shared<V> {
             // that its compactions stay small (a new file starts as one part for all rows).
             // A thirty-second: compacting it briefly needs about three times that.
             if p.pending_bytes() as i64 > (self.budget / 32).max(1 << 20) {
-                let r = self.flush_part(&mut p, false);
+                let r = self.evict_part(&mut p, false);
                 self.poison(r)?;
                 self.evictions.fetch_add(1, Ordering::Relaxed);
                 if p.chunks.len() > 1 {
@@ -1268,10 +1308,11 @@ impl<V: Val> Shared<V> {
         Ok(())
     }
 
-    /// Merges a part's pending sums into its chunks, writing new chunks copy-on-write.
+    /// Merges a part's pending sums and spilled runs into its chunks, writing new chunks
+    /// copy-on-write.
     fn flush_part(&self, p: &mut Part<V>, keep_cache: bool) -> Result<()> {
         p.compact()?;
-        if p.pending.is_empty() {
+        if p.pending.is_empty() && p.runs.is_empty() {
             if !keep_cache && p.cached.take().is_some() {
                 self.cache_drops.fetch_add(1, Ordering::Relaxed);
             }
@@ -1279,31 +1320,41 @@ impl<V: Val> Shared<V> {
             return Ok(());
         }
         let pend = std::mem::take(&mut p.pending);
-        let mut out = ChunkOut::new(self, keep_cache);
-        if let Some(cache) = p.cached.take() {
+        let cache = p.cached.take();
+        if let Some(c) = &cache {
             self.cache_bytes.fetch_sub(
-                (cache.capacity() * std::mem::size_of::<Entry<V>>()) as i64,
+                (c.capacity() * std::mem::size_of::<Entry<V>>()) as i64,
                 Ordering::Relaxed,
             );
-            merge_into(&mut out, &cache, &pend)?;
-        } else {
-            let mut pi = 0;
-            let mut base = Vec::new();
-            for (ci, c) in p.chunks.iter().enumerate() {
-                base.clear();
-                self.load_chunk(c, ci, &mut base)?;
-                let pj = match p.chunks.get(ci + 1) {
-                    Some(n) => pi + pend[pi..].partition_point(|e| (row_of(e.key) as u64) < n.row_start),
-                    None => pend.len(),
-                };
-                merge_into(&mut out, &base, &pend[pi..pj])?;
-                pi = pj;
-            }
-            merge_into(&mut out, &[], &pend[pi..])?;
         }
+        let mut srcs = Vec::with_capacity(p.runs.len() + 2);
+        srcs.push(match &cache {
+            Some(c) => Source::Slice(c),
+            None => Source::Chunks {
+                list: &p.chunks,
+                next: 0,
+                buf: Vec::new(),
+                pos: 0,
+            },
+        });
+        srcs.extend(p.runs.iter().map(|&run| Source::Run {
+            run,
+            read: 0,
+            crc: 0,
+            bytes: Vec::new(),
+            buf: Vec::new(),
+            pos: 0,
+        }));
+        srcs.push(Source::Slice(&pend));
+        let mut out = ChunkOut::new(self, keep_cache);
+        merge_sources(self, &mut out, &mut srcs)?;
+        drop(srcs);
         let (chunks, kept) = out.finish()?;
         for c in std::mem::replace(&mut p.chunks, chunks) {
             self.store.release(c.offset, c.stored_len);
+        }
+        for r in std::mem::take(&mut p.runs) {
+            self.store.release(r.offset, r.len);
         }
         if let Some(k) = &kept {
             self.cache_bytes.fetch_add(
@@ -1317,6 +1368,66 @@ impl<V: Val> Shared<V> {
         Ok(())
     }
 
+    /// Writes a part's pending sums, sorted, to free space as a new run and frees them. No
+    /// chunk is read or rewritten: that waits for the merge at the next commit.
+    fn spill_part(&self, p: &mut Part<V>) -> Result<()> {
+        p.compact()?;
+        if p.pending.is_empty() {
+            return Ok(());
+        }
+        let rec = 8 + V::BYTES;
+        let len = (p.pending.len() * rec) as u64;
+        let offset = self.store.reserve(len);
+        let mut crc = 0;
+        let mut buf = Vec::with_capacity(RUN_BLOCK.min(p.pending.len()) * rec);
+        let mut at = offset;
+        for block in p.pending.chunks(RUN_BLOCK) {
+            buf.clear();
+            for e in block {
+                buf.extend_from_slice(&e.key.to_le_bytes());
+                e.v.put(&mut buf);
+            }
+            crc = crc32c::crc32c_append(crc, &buf);
+            if let Err(e) = self.store.write_reserved(&buf, at) {
+                self.store.release(offset, len);
+                return Err(e);
+            }
+            at += buf.len() as u64;
+        }
+        p.runs.push(Run {
+            offset,
+            len,
+            nnz: p.pending.len() as u64,
+            crc,
+        });
+        p.pending = Vec::new();
+        p.tail = Vec::new();
+        self.spills.fetch_add(1, Ordering::Relaxed);
+        self.reaccount(p);
+        Ok(())
+    }
+
+    /// Frees a part's pending sums for the eviction: spills them as a run, or merges them
+    /// and the runs into the chunks when [`Part::merge_due`]. A decoded copy is kept only
+    /// with `keep_cache` (a spill reads nothing, so it never makes one).
+    fn evict_part(&self, p: &mut Part<V>, keep_cache: bool) -> Result<()> {
+        if p.merge_due() {
+            return self.flush_part(p, keep_cache);
+        }
+        self.spill_part(p)?;
+        if !keep_cache {
+            if let Some(c) = p.cached.take() {
+                self.cache_bytes.fetch_sub(
+                    (c.capacity() * std::mem::size_of::<Entry<V>>()) as i64,
+                    Ordering::Relaxed,
+                );
+                self.cache_drops.fetch_add(1, Ordering::Relaxed);
+                self.reaccount(p);
+            }
+        }
+        Ok(())
+    }
+
     /// Splits parts that hold more than one chunk into one part per chunk, so that later
     /// merges rewrite less. Needs the parts list exclusively.
     fn split_parts(&self, parts: &mut Vec<Arc<Slot<V>>>) -> Result<()> {
@@ -1327,6 +1438,10 @@ impl<V: Val> Shared<V> {
                 drop(p);
                 out.push(arc);
                 continue;
+            }
+            if !p.runs.is_empty() {
+                // A run can't be cut at a row without reading it: merge it in first.
+                self.flush_part(&mut p, false)?;
             }
             p.compact()?;
             let chunks = std::mem::take(&mut p.chunks);
@@ -1449,6 +1564,7 @@ impl<V: Val> Shared<V> {
                 pending: usize,
                 cached: usize,
                 disk: u64,
+                spills: bool,
                 heat: u64,
                 last: u64,
             }
@@ -1464,6 +1580,7 @@ impl<V: Val> Shared<V> {
                         .as_ref()
                         .map_or(0, |c| c.capacity() * std::mem::size_of::<Entry<V>>()),
                     disk: p.disk_bytes(),
+                    spills: !p.merge_due(),
                     heat: p.heat,
                     last: p.last_use,
                 });
@@ -1487,7 +1604,7 @@ impl<V: Val> Shared<V> {
                             continue;
                         }
                         let mut p = parts[c.i].lock();
-                        self.flush_part(&mut p, false)?;
+                        self.evict_part(&mut p, false)?;
                         self.evictions.fetch_add(1, Ordering::Relaxed);
                         needs_split |= p.chunks.len() > 1;
                     }
@@ -1512,8 +1629,12 @@ impl<V: Val> Shared<V> {
                     }
                     // Then the merges that free the most memory per byte rewritten.
                     let score = |c: &Cand| {
-                        let read = if c.cached > 0 { 0 } else { c.disk };
-                        c.pending as f64 / (c.pending as u64 + c.disk + read + 4096) as f64
+                        let cost = match (c.spills, c.cached > 0) {
+                            (true, _) => 0,
+                            (false, true) => c.disk,
+                            (false, false) => 2 * c.disk,
+                        };
+                        c.pending as f64 / (c.pending as u64 + cost + 4096) as f64
                     };
                     let mut flush: Vec<&Cand> = cands.iter().filter(|c| c.pending > 0).collect();
                     flush.sort_by(|a, b| score(b).total_cmp(&score(a)));
@@ -1527,7 +1648,7 @@ impl<V: Val> Shared<V> {
                             && self.cache_bytes.load(Ordering::Relaxed) + (c.disk as i64 + c.pending as i64)
                                 < cache_cap;
                         let mut p = parts[c.i].lock();
-                        self.flush_part(&mut p, keep)?;
+                        self.evict_part(&mut p, keep)?;
                         self.evictions.fetch_add(1, Ordering::Relaxed);
                         needs_split |= p.chunks.len() > 1;
                     }
@@ -1645,6 +1766,7 @@ impl<V: Val> Shared<V> {
             eviction_rounds: self.rounds.load(Ordering::Relaxed),
             reloads: self.reloads.load(Ordering::Relaxed),
             cache_drops: self.cache_drops.load(Ordering::Relaxed),
+            spills: self.spills.load(Ordering::Relaxed),
             bytes_written: self.store.bytes_written.load(Ordering::Relaxed),
             commits: self.commits.load(Ordering::Relaxed),
             memory_used: self.used.load(Ordering::Relaxed).max(0) as u64,
@@ -1655,33 +1777,138 @@ impl<V: Val> Shared<V> {
     }
 }
 
-/// Merges two sorted runs into a chunk stream, summing equal keys.
-fn merge_into<V: Val>(out: &mut ChunkOut<'_, V>, a: &[Entry<V>], b: &[Entry<V>]) -> Result<()> {
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        let (x, y) = (a[i], b[j]);
-        if x.key < y.key {
-            out.push(x)?;
-            i += 1;
-        } else if y.key < x.key {
-            out.push(y)?;
-            j += 1;
-        } else {
-            out.push(Entry {
-                key: x.key,
-                v: x.v.add(y.v).ok_or_else(|| pending::overflow(x.key))?,
-            })?;
-            i += 1;
-            j += 1;
+/// One sorted, duplicate-free input of a part's merge, read a block at a time.
+enum Source<'a, V> {
+    /// Entries in memory (pending sums, a decoded copy), consumed from the front.
+    Slice(&'a [Entry<V>]),
+    /// The part's chunks, decoded one at a time.
+    Chunks {
+        list: &'a [ChunkEntry],
+        next: usize,
+        buf: Vec<Entry<V>>,
+        pos: usize,
+    },
+    /// A spilled run, read [`RUN_BLOCK`] entries at a time; its checksum is checked when
+    /// its last block is read.
+    Run {
+        run: Run,
+        read: u64,
+        crc: u32,
+        bytes: Vec<u8>,
+        buf: Vec<Entry<V>>,
+        pos: usize,
+    },
+}
+
+impl<V: Val> Source<'_, V> {
+    /// The entries not yet consumed of the current block, reading the next block when it is
+    /// used up; empty when the source is.
+    fn block(&mut self, sh: &Shared<V>) -> Result<&[Entry<V>]> {
+        match self {
+            Source::Slice(s) => Ok(s),
+            Source::Chunks { list, next, buf, pos } => {
+                while *pos == buf.len() && *next < list.len() {
+                    buf.clear();
+                    *pos = 0;
+                    sh.load_chunk(&list[*next], *next, buf)?;
+                    *next += 1;
+                }
+                Ok(&buf[*pos..])
+            }
+            Source::Run {
+                run,
+                read,
+                crc,
+                bytes,
+                buf,
+                pos,
+            } => {
+                if *pos == buf.len() && *read < run.nnz {
+                    let rec = 8 + V::BYTES;
+                    let n = (run.nnz - *read).min(RUN_BLOCK as u64) as usize;
+                    bytes.resize(n * rec, 0);
+                    sh.store.read_reserved(bytes, run.offset + *read * rec as u64)?;
+                    *crc = crc32c::crc32c_append(*crc, bytes);
+                    *read += n as u64;
+                    if *read == run.nnz && *crc != run.crc {
+                        return Err(Error::Io {
+                            path: sh.store.path.clone(),
+                            op: "read spilled sums",
+                            error: std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!(
+                                    "the run of {} pending sums at offset {} fails its checksum \
+                                     (stored {:08x}, computed {:08x}): the file changed under the build",
+                                    run.nnz, run.offset, run.crc, *crc
+                                ),
+                            ),
+                        });
+                    }
+                    buf.clear();
+                    buf.extend(bytes.chunks_exact(rec).map(|r| Entry {
+                        key: u64::from_le_bytes(r[..8].try_into().expect("8 bytes")),
+                        v: V::take(&r[8..]),
+                    }));
+                    *pos = 0;
+                }
+                Ok(&buf[*pos..])
+            }
         }
     }
-    for &e in &a[i..] {
-        out.push(e)?;
+
+    fn consume(&mut self, n: usize) {
+        match self {
+            Source::Slice(s) => *s = &s[n..],
+            Source::Chunks { pos, .. } | Source::Run { pos, .. } => *pos += n,
+        }
     }
-    for &e in &b[j..] {
-        out.push(e)?;
+}
+
+/// Merges sorted, duplicate-free sources into a chunk stream, summing equal keys. Takes the
+/// longest stretch of the source with the smallest key that stays below every other
+/// source's next key, so that a merge dominated by one source copies in bulk.
+fn merge_sources<V: Val>(sh: &Shared<V>, out: &mut ChunkOut<'_, V>, srcs: &mut [Source<'_, V>]) -> Result<()> {
+    loop {
+        let (mut m, mut min, mut bound) = (usize::MAX, u64::MAX, u64::MAX);
+        for (i, s) in srcs.iter_mut().enumerate() {
+            if let Some(e) = s.block(sh)?.first() {
+                if e.key < min {
+                    bound = min;
+                    min = e.key;
+                    m = i;
+                } else if e.key < bound {
+                    bound = e.key;
+                }
+            }
+        }
+        if m == usize::MAX {
+            return Ok(());
+        }
+        if bound > min {
+            let b = srcs[m].block(sh)?;
+            let n = b.partition_point(|e| e.key < bound);
+            for &e in &b[..n] {
+                out.push(e)?;
+            }
+            srcs[m].consume(n);
+        } else {
+            let mut sum: Option<V> = None;
+            for s in srcs.iter_mut() {
+                let Some(&e) = s.block(sh)?.first() else { continue };
+                if e.key == min {
+                    sum = Some(match sum {
+                        None => e.v,
+                        Some(a) => a.add(e.v).ok_or_else(|| pending::overflow(min))?,
+                    });
+                    s.consume(1);
+                }
+            }
+            out.push(Entry {
+                key: min,
+                v: sum.expect("the smallest key has a value"),
+            })?;
+        }
     }
-    Ok(())
 }
 
 /// Chunks written by a [`ChunkOut`], and the entries kept as a decoded copy.

@@ -27,6 +27,12 @@ pub(crate) trait Val: Plain + Send + Sync + PartialEq + std::fmt::Debug + 'stati
     fn from_scalar(s: Scalar) -> Option<Self>;
     /// Appends the value to a buffer of the working dtype; `None` if it does not fit.
     fn push_to(self, out: &mut ValueVec) -> Option<()>;
+    /// Bytes of the value in a spilled run (little-endian).
+    const BYTES: usize;
+    /// Appends the value's bytes to a spilled run.
+    fn put(self, out: &mut Vec<u8>);
+    /// Reads a value from the first [`Self::BYTES`] bytes of `b`.
+    fn take(b: &[u8]) -> Self;
 }
 
 impl Val for f64 {
@@ -44,6 +50,13 @@ impl Val for f64 {
             _ => return None,
         }
         Some(())
+    }
+    const BYTES: usize = 8;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn take(b: &[u8]) -> f64 {
+        f64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
     }
 }
 
@@ -70,6 +83,13 @@ impl Val for i128 {
             _ => return None,
         }
         Some(())
+    }
+    const BYTES: usize = 16;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn take(b: &[u8]) -> i128 {
+        i128::from_le_bytes(b[..16].try_into().expect("16 bytes"))
     }
 }
 

@@ -336,6 +336,26 @@ impl Store {
         Ok(off)
     }
 
+    /// Allocates `len` bytes for data no commit will reference (a spilled run of pending
+    /// sums), to be filled with [`Store::write_reserved`] and given back with
+    /// [`Store::release`] before the next commit.
+    pub(crate) fn reserve(&self, len: u64) -> u64 {
+        self.alloc(len)
+    }
+
+    /// Writes part of a [`Store::reserve`]d extent.
+    pub(crate) fn write_reserved(&self, bytes: &[u8], offset: u64) -> Result<()> {
+        self.write_at(bytes, offset, "write spilled sums")?;
+        self.bytes_written
+            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reads part of a [`Store::reserve`]d extent back.
+    pub(crate) fn read_reserved(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.read_at(buf, offset, "read spilled sums")
+    }
+
     /// Encodes and writes one chunk to new space.
     pub(crate) fn write_chunk(&self, b: &ChunkBuilder) -> Result<ChunkEntry> {
         let enc = chunk::encode(b, self.codec, self.zstd_level).map_err(self.err("encode chunk"))?;
