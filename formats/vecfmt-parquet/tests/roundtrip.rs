@@ -162,6 +162,69 @@ fn row_groups_close_at_block_boundaries_with_statistics_and_zstd() {
 }
 
 #[test]
+fn repeating_values_are_dictionary_encoded_per_row_group_bit_for_bit() {
+    use parquet::basic::Encoding;
+    let dir = tempfile::tempdir().unwrap();
+    for dtype in [DType::F32, DType::F64, DType::I64, DType::U32] {
+        let path = dir.path().join(format!("{dtype}.parquet"));
+        let (n_rows, per_row) = (400u64, 25u64);
+        let header = MatrixHeader::new(dtype, n_rows, 1000);
+        // Two blocks of 5,000 entries: the first repeats 7 numbers (with -0.0, 0.0 and a NaN
+        // with a payload among the floats), the second holds distinct numbers.
+        let bl: Vec<RowBlock> = (0..2u64)
+            .map(|half| {
+                let mut b = RowBlock::new(dtype);
+                let mut k = Vec::new();
+                for r in half * n_rows / 2..(half + 1) * n_rows / 2 {
+                    b.rows.push(r);
+                    for j in 0..per_row {
+                        b.indices.push(j * 37 + r % 7);
+                        k.push(if half == 0 { (r + j) % 7 } else { r * per_row + j + 7 });
+                    }
+                    b.indptr.push(b.indices.len() as u64);
+                }
+                let f = |k: u64| match k {
+                    0 => -0.0,
+                    1 => 0.0,
+                    2 => f64::from_bits(0x7ff8_0000_0000_0abc),
+                    k => k as f64 * 0.25,
+                };
+                b.values = match dtype {
+                    DType::F32 => ValueVec::F32(
+                        k.iter()
+                            .map(|&k| {
+                                if k == 2 {
+                                    f32::from_bits(0x7fc0_0abc)
+                                } else {
+                                    f(k) as f32
+                                }
+                            })
+                            .collect(),
+                    ),
+                    DType::F64 => ValueVec::F64(k.iter().map(|&k| f(k)).collect()),
+                    DType::I64 => ValueVec::I64(k.iter().map(|&k| k as i64 * -1_000_000_007).collect()),
+                    _ => ValueVec::U32(k.iter().map(|&k| u32::MAX - k as u32).collect()),
+                };
+                b
+            })
+            .collect();
+        let opts = WriteOptions {
+            row_group_entries: 5000,
+            ..WriteOptions::default()
+        };
+        write(&path, &header, &bl, &opts);
+        let reader = SerializedFileReader::new(fs::File::open(&path).unwrap()).unwrap();
+        let groups = reader.metadata().row_groups();
+        assert_eq!(groups.len(), 2, "{dtype}");
+        let dict = |g: usize| groups[g].column(2).encodings().any(|e| e == Encoding::RLE_DICTIONARY);
+        assert!(dict(0), "{dtype}: repeating values are dictionary-encoded");
+        assert!(!dict(1), "{dtype}: distinct values are not");
+        assert!(!groups[0].column(1).encodings().any(|e| e == Encoding::RLE_DICTIONARY));
+        assert_same(&path, &header, &bl);
+    }
+}
+
+#[test]
 fn an_unfinished_sink_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.parquet");
