@@ -211,7 +211,7 @@ impl NpyDtype {
 }
 
 /// Turns runs of numpy elements into vecfmt values.
-pub(crate) trait Decoder: Send {
+pub(crate) trait Decoder: Send + Sync {
     /// Appends every element of `bytes` whose bit pattern is not all zero, with its position
     /// plus `base` as the column. Only all-zero bits are dropped, so `-0.0` and NaN stay.
     fn push_nonzero(&self, bytes: &[u8], base: u64, cols: &mut Vec<u64>, values: &mut ValueVec);

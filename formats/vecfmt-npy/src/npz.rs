@@ -29,6 +29,8 @@ const FORMAT: &str = "npz";
 const MAX_MEMBERS: usize = 64;
 /// Largest `format`, `shape` or `_is_array` member we read.
 const MAX_SMALL_MEMBER: u64 = 4096;
+/// Blocks of at least this many entries read their indices and values on two threads.
+const PARALLEL_MEMBERS_FROM: u64 = 1 << 16;
 /// Deflate cannot expand data by more than this (a 258-byte match in about two bits).
 const MAX_DEFLATE_RATIO: u64 = 1032;
 
@@ -811,9 +813,23 @@ impl NpzSource {
         // vectors grow with the data read.
         let cap = n.min(budget) as usize;
         let mut idx = Vec::with_capacity(cap);
-        indices.next_indices(p, n, &mut idx)?;
         let mut values = ValueVec::with_capacity(self.header.dtype, cap);
-        self.data.next_values(p, n, self.decoder.as_ref(), &mut values)?;
+        let (data, decoder) = (&mut self.data, self.decoder.as_ref());
+        if n >= PARALLEL_MEMBERS_FROM {
+            // The indices and the values are separate deflate streams: inflated side by side.
+            std::thread::scope(|s| {
+                let vals = std::thread::Builder::new()
+                    .name("vecfmt-npz".into())
+                    .spawn_scoped(s, || data.next_values(p, n, decoder, &mut values))
+                    .map_err(io_err(p, "start a reading thread"))?;
+                let idx_read = indices.next_indices(p, n, &mut idx);
+                let vals_read = vals.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+                idx_read.and(vals_read)
+            })?;
+        } else {
+            indices.next_indices(p, n, &mut idx)?;
+            data.next_values(p, n, decoder, &mut values)?;
+        }
         Ok(Some(Lines {
             first,
             ptr: line_ptr,

@@ -322,3 +322,40 @@ fn corrupt_member_data_is_caught() {
     assert!(e.contains("a.npz") && e.contains("CRC"), "{e}");
     assert!(!out.exists());
 }
+
+#[test]
+fn large_blocks_read_indices_and_values_side_by_side() {
+    // Blocks of 64 Ki entries or more inflate indices.npy and data.npy on two threads.
+    let dir = tempfile::tempdir().unwrap();
+    for dtype in [DType::F32, DType::I64] {
+        let a = dir.path().join(format!("{dtype}.vfm"));
+        sample(&a, dtype, 40_000, 5000);
+        let npz = dir.path().join(format!("{dtype}.npz"));
+        let mut src = VfmSource::open(&a).unwrap();
+        assert!(src.header().n_rows == 40_000);
+        let sink = NpzSink::create(&npz, src.header(), &quiet_write()).unwrap();
+        let s = pump(&mut src, Box::new(sink), 1 << 30).unwrap();
+        assert!(s.nnz > 1 << 16, "{} entries", s.nnz);
+        let b = dir.path().join(format!("{dtype}.back.vfm"));
+        back_to_vfm(NpzSource::open(&npz, &quiet_read(8 << 20)).unwrap(), &b);
+        assert_eq!(dump(&a), dump(&b), "{dtype}");
+
+        // A damaged value in the second half of data.npy: caught by the values' thread.
+        let mut bytes = std::fs::read(&npz).unwrap();
+        let data_at = bytes.windows(8).position(|w| w == b"data.npy").unwrap();
+        let next = bytes[data_at..]
+            .windows(4)
+            .position(|w| w == b"PK\x03\x04")
+            .map_or(bytes.len(), |k| data_at + k);
+        let at = data_at + (next - data_at) * 3 / 4;
+        bytes[at] ^= 0x5a;
+        let bad = dir.path().join(format!("{dtype}.bad.npz"));
+        std::fs::write(&bad, bytes).unwrap();
+        let out = dir.path().join(format!("{dtype}.bad.vfm"));
+        let mut src = NpzSource::open(&bad, &quiet_read(8 << 20)).unwrap();
+        let sink = VfmSink::create(&out, src.header(), Codec::Zstd).unwrap();
+        let e = pump(&mut src, Box::new(sink), 64 << 20).unwrap_err().to_string();
+        assert!(e.contains(&format!("{dtype}.bad.npz")) && e.contains("data"), "{e}");
+        assert!(!out.exists());
+    }
+}
