@@ -118,7 +118,9 @@ pub struct WriteOptions {
     pub force: bool,
     /// `.npz`: deflate the members (as `save_npz(compressed=True)`, the default).
     pub compressed: bool,
-    /// `.npz`: deflate level 0-9.
+    /// `.npz`: deflate level 0-9; 4 by default. numpy deflates at 6; zlib-rs at 4 takes 37%
+    /// less time and, on M1, still gives a smaller file than numpy's (29.6 MB against
+    /// 29.8 MB; level 6: 28.3 MB, level 3: 30.5 MB).
     pub level: u32,
     /// `.npz`: load as `csr_array` instead of `csr_matrix` (writes the `_is_array` member).
     pub sparse_array: bool,
@@ -134,7 +136,7 @@ impl Default for WriteOptions {
             dense_limit: DENSE_LIMIT,
             force: false,
             compressed: true,
-            level: 6,
+            level: 4,
             sparse_array: false,
             spill_dir: None,
             notify: stderr_notes(),
