@@ -1309,10 +1309,19 @@ impl<V: Val> Shared<V> {
     }
 
     /// Merges a part's pending sums and spilled runs into its chunks, writing new chunks
-    /// copy-on-write.
+    /// copy-on-write. The runs are read back and summed into the pending sums first: together
+    /// they hold fewer entries than the chunks (see [`Part::merge_due`]), or at most
+    /// [`MAX_RUNS`] evictions' worth.
     fn flush_part(&self, p: &mut Part<V>, keep_cache: bool) -> Result<()> {
         p.compact()?;
-        if p.pending.is_empty() && p.runs.is_empty() {
+        if !p.runs.is_empty() {
+            let mut buf = Vec::new();
+            for r in &p.runs {
+                self.read_run(r, &mut buf)?;
+                merge_add_into(&mut p.pending, &buf)?;
+            }
+        }
+        if p.pending.is_empty() {
             if !keep_cache && p.cached.take().is_some() {
                 self.cache_drops.fetch_add(1, Ordering::Relaxed);
             }
@@ -1320,35 +1329,28 @@ impl<V: Val> Shared<V> {
             return Ok(());
         }
         let pend = std::mem::take(&mut p.pending);
-        let cache = p.cached.take();
-        if let Some(c) = &cache {
+        let mut out = ChunkOut::new(self, keep_cache);
+        if let Some(cache) = p.cached.take() {
             self.cache_bytes.fetch_sub(
-                (c.capacity() * std::mem::size_of::<Entry<V>>()) as i64,
+                (cache.capacity() * std::mem::size_of::<Entry<V>>()) as i64,
                 Ordering::Relaxed,
             );
+            merge_into(&mut out, &cache, &pend)?;
+        } else {
+            let mut pi = 0;
+            let mut base = Vec::new();
+            for (ci, c) in p.chunks.iter().enumerate() {
+                base.clear();
+                self.load_chunk(c, ci, &mut base)?;
+                let pj = match p.chunks.get(ci + 1) {
+                    Some(n) => pi + pend[pi..].partition_point(|e| (row_of(e.key) as u64) < n.row_start),
+                    None => pend.len(),
+                };
+                merge_into(&mut out, &base, &pend[pi..pj])?;
+                pi = pj;
+            }
+            merge_into(&mut out, &[], &pend[pi..])?;
         }
-        let mut srcs = Vec::with_capacity(p.runs.len() + 2);
-        srcs.push(match &cache {
-            Some(c) => Source::Slice(c),
-            None => Source::Chunks {
-                list: &p.chunks,
-                next: 0,
-                buf: Vec::new(),
-                pos: 0,
-            },
-        });
-        srcs.extend(p.runs.iter().map(|&run| Source::Run {
-            run,
-            read: 0,
-            crc: 0,
-            bytes: Vec::new(),
-            buf: Vec::new(),
-            pos: 0,
-        }));
-        srcs.push(Source::Slice(&pend));
-        let mut out = ChunkOut::new(self, keep_cache);
-        merge_sources(self, &mut out, &mut srcs)?;
-        drop(srcs);
         let (chunks, kept) = out.finish()?;
         for c in std::mem::replace(&mut p.chunks, chunks) {
             self.store.release(c.offset, c.stored_len);
@@ -1365,6 +1367,41 @@ impl<V: Val> Shared<V> {
         p.cached = kept;
         p.tail = Vec::new();
         self.reaccount(p);
+        Ok(())
+    }
+
+    /// Reads a spilled run back into `out` (replacing its content), checking its checksum.
+    fn read_run(&self, r: &Run, out: &mut Vec<Entry<V>>) -> Result<()> {
+        let rec = 8 + V::BYTES;
+        out.clear();
+        out.reserve_exact(r.nnz as usize);
+        let mut bytes = vec![0u8; RUN_BLOCK.min(r.nnz as usize) * rec];
+        let (mut read, mut crc) = (0u64, 0u32);
+        while read < r.nnz {
+            let n = (r.nnz - read).min(RUN_BLOCK as u64) as usize;
+            let b = &mut bytes[..n * rec];
+            self.store.read_reserved(b, r.offset + read * rec as u64)?;
+            crc = crc32c::crc32c_append(crc, b);
+            out.extend(b.chunks_exact(rec).map(|x| Entry {
+                key: u64::from_le_bytes(x[..8].try_into().expect("8 bytes")),
+                v: V::take(&x[8..]),
+            }));
+            read += n as u64;
+        }
+        if crc != r.crc {
+            return Err(Error::Io {
+                path: self.store.path.clone(),
+                op: "read spilled sums",
+                error: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "the run of {} pending sums at offset {} fails its checksum (stored {:08x}, computed \
+                         {crc:08x}): the file was changed under the build",
+                        r.nnz, r.offset, r.crc
+                    ),
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -1777,138 +1814,33 @@ impl<V: Val> Shared<V> {
     }
 }
 
-/// One sorted, duplicate-free input of a part's merge, read a block at a time.
-enum Source<'a, V> {
-    /// Entries in memory (pending sums, a decoded copy), consumed from the front.
-    Slice(&'a [Entry<V>]),
-    /// The part's chunks, decoded one at a time.
-    Chunks {
-        list: &'a [ChunkEntry],
-        next: usize,
-        buf: Vec<Entry<V>>,
-        pos: usize,
-    },
-    /// A spilled run, read [`RUN_BLOCK`] entries at a time; its checksum is checked when
-    /// its last block is read.
-    Run {
-        run: Run,
-        read: u64,
-        crc: u32,
-        bytes: Vec<u8>,
-        buf: Vec<Entry<V>>,
-        pos: usize,
-    },
-}
-
-impl<V: Val> Source<'_, V> {
-    /// The entries not yet consumed of the current block, reading the next block when it is
-    /// used up; empty when the source is.
-    fn block(&mut self, sh: &Shared<V>) -> Result<&[Entry<V>]> {
-        match self {
-            Source::Slice(s) => Ok(s),
-            Source::Chunks { list, next, buf, pos } => {
-                while *pos == buf.len() && *next < list.len() {
-                    buf.clear();
-                    *pos = 0;
-                    sh.load_chunk(&list[*next], *next, buf)?;
-                    *next += 1;
-                }
-                Ok(&buf[*pos..])
-            }
-            Source::Run {
-                run,
-                read,
-                crc,
-                bytes,
-                buf,
-                pos,
-            } => {
-                if *pos == buf.len() && *read < run.nnz {
-                    let rec = 8 + V::BYTES;
-                    let n = (run.nnz - *read).min(RUN_BLOCK as u64) as usize;
-                    bytes.resize(n * rec, 0);
-                    sh.store.read_reserved(bytes, run.offset + *read * rec as u64)?;
-                    *crc = crc32c::crc32c_append(*crc, bytes);
-                    *read += n as u64;
-                    if *read == run.nnz && *crc != run.crc {
-                        return Err(Error::Io {
-                            path: sh.store.path.clone(),
-                            op: "read spilled sums",
-                            error: std::io::Error::new(
-                                std::io::ErrorKind::InvalidData,
-                                format!(
-                                    "the run of {} pending sums at offset {} fails its checksum \
-                                     (stored {:08x}, computed {:08x}): the file changed under the build",
-                                    run.nnz, run.offset, run.crc, *crc
-                                ),
-                            ),
-                        });
-                    }
-                    buf.clear();
-                    buf.extend(bytes.chunks_exact(rec).map(|r| Entry {
-                        key: u64::from_le_bytes(r[..8].try_into().expect("8 bytes")),
-                        v: V::take(&r[8..]),
-                    }));
-                    *pos = 0;
-                }
-                Ok(&buf[*pos..])
-            }
-        }
-    }
-
-    fn consume(&mut self, n: usize) {
-        match self {
-            Source::Slice(s) => *s = &s[n..],
-            Source::Chunks { pos, .. } | Source::Run { pos, .. } => *pos += n,
-        }
-    }
-}
-
-/// Merges sorted, duplicate-free sources into a chunk stream, summing equal keys. Takes the
-/// longest stretch of the source with the smallest key that stays below every other
-/// source's next key, so that a merge dominated by one source copies in bulk.
-fn merge_sources<V: Val>(sh: &Shared<V>, out: &mut ChunkOut<'_, V>, srcs: &mut [Source<'_, V>]) -> Result<()> {
-    loop {
-        let (mut m, mut min, mut bound) = (usize::MAX, u64::MAX, u64::MAX);
-        for (i, s) in srcs.iter_mut().enumerate() {
-            if let Some(e) = s.block(sh)?.first() {
-                if e.key < min {
-                    bound = min;
-                    min = e.key;
-                    m = i;
-                } else if e.key < bound {
-                    bound = e.key;
-                }
-            }
-        }
-        if m == usize::MAX {
-            return Ok(());
-        }
-        if bound > min {
-            let b = srcs[m].block(sh)?;
-            let n = b.partition_point(|e| e.key < bound);
-            for &e in &b[..n] {
-                out.push(e)?;
-            }
-            srcs[m].consume(n);
+/// Merges two sorted runs into a chunk stream, summing equal keys.
+fn merge_into<V: Val>(out: &mut ChunkOut<'_, V>, a: &[Entry<V>], b: &[Entry<V>]) -> Result<()> {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (x, y) = (a[i], b[j]);
+        if x.key < y.key {
+            out.push(x)?;
+            i += 1;
+        } else if y.key < x.key {
+            out.push(y)?;
+            j += 1;
         } else {
-            let mut sum: Option<V> = None;
-            for s in srcs.iter_mut() {
-                let Some(&e) = s.block(sh)?.first() else { continue };
-                if e.key == min {
-                    sum = Some(match sum {
-                        None => e.v,
-                        Some(a) => a.add(e.v).ok_or_else(|| pending::overflow(min))?,
-                    });
-                    s.consume(1);
-                }
-            }
             out.push(Entry {
-                key: min,
-                v: sum.expect("the smallest key has a value"),
+                key: x.key,
+                v: x.v.add(y.v).ok_or_else(|| pending::overflow(x.key))?,
             })?;
+            i += 1;
+            j += 1;
         }
     }
+    for &e in &a[i..] {
+        out.push(e)?;
+    }
+    for &e in &b[j..] {
+        out.push(e)?;
+    }
+    Ok(())
 }
 
 /// Chunks written by a [`ChunkOut`], and the entries kept as a decoded copy.
