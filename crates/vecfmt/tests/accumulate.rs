@@ -465,7 +465,7 @@ fn spilled_runs_merge_exactly_and_only_commits_survive() {
     let mut model = Model::new();
     let mut rng = rand::rngs::StdRng::seed_from_u64(21);
     let mut p = acc.producer();
-    let mut add = |p: &mut vecfmt::Producer, model: &mut Model, n: usize, rng: &mut rand::rngs::StdRng| {
+    let add = |p: &mut vecfmt::Producer, model: &mut Model, n: usize, rng: &mut rand::rngs::StdRng| {
         for _ in 0..n {
             let (r, c) = (zipf(rng, 4_000), rng.random_range(0..60_000));
             let v = rng.random_range(1..1_000_000_000i64);
