@@ -388,6 +388,22 @@ fn symmetric_builds_equal_both_orientations() {
     // A finished (full) file does not take symmetric updates.
     let e = Accumulator::open(&path, opts).unwrap_err();
     assert!(e.to_string().contains("symmetric updates"), "{e}");
+
+    // The same with an f32 result: the spilled runs hold f32 values (12-byte records).
+    let path = dir.path().join("interrupted-f32.vfm");
+    let acc = Accumulator::create(
+        &path,
+        AccumulatorOptions::new(DType::F32).memory(2 << 20).symmetric(true),
+    )
+    .unwrap();
+    for &(r, c, v) in &updates {
+        acc.add(r, c, v).unwrap();
+    }
+    acc.commit().unwrap();
+    drop(acc);
+    vecfmt::accum::compact_with_memory(&path, vecfmt::Codec::Zstd, 3, 256 << 10).unwrap();
+    assert_eq!(Matrix::open(&path).unwrap().dtype(), DType::F32);
+    assert_same(&contents(&path), &want, 1e-6);
 }
 
 /// Many commits of a file reopened each time, under a budget that forces evictions: the

@@ -40,19 +40,53 @@ fn scalar_of(dtype: DType, b: u64) -> Scalar {
     }
 }
 
-/// A sorted run of transposed entries: in memory, or in a spill file.
+/// The value of a stored scalar in `dtype`, or `None` when it does not fit (the rules of
+/// [`cast_push`]).
+fn cast_scalar(s: Scalar, dtype: DType) -> Option<Scalar> {
+    let int = |s: Scalar| -> Option<i128> {
+        Some(match s {
+            Scalar::I32(x) => x as i128,
+            Scalar::I64(x) => x as i128,
+            Scalar::U32(x) => x as i128,
+            Scalar::U64(x) => x as i128,
+            Scalar::F32(_) | Scalar::F64(_) => return None,
+        })
+    };
+    Some(match dtype {
+        DType::F32 => {
+            let x = s.to_f64();
+            let y = x as f32;
+            if !(y.is_finite() || !x.is_finite()) {
+                return None;
+            }
+            Scalar::F32(y)
+        }
+        DType::F64 => Scalar::F64(s.to_f64()),
+        DType::I32 => Scalar::I32(i32::try_from(int(s)?).ok()?),
+        DType::I64 => Scalar::I64(i64::try_from(int(s)?).ok()?),
+        DType::U32 => Scalar::U32(u32::try_from(int(s)?).ok()?),
+        DType::U64 => Scalar::U64(u64::try_from(int(s)?).ok()?),
+    })
+}
+
+/// A sorted run of transposed entries: in memory, or in a spill file of records of the key
+/// (8 bytes) and the value in the target dtype (`rec - 8` bytes), little-endian.
 enum Run {
     Memory(std::vec::IntoIter<Entry<u64>>),
-    File(BufReader<File>, std::path::PathBuf),
+    File {
+        r: BufReader<File>,
+        path: std::path::PathBuf,
+        rec: usize,
+    },
 }
 
 impl Run {
     fn next(&mut self) -> Result<Option<Entry<u64>>> {
         match self {
             Run::Memory(it) => Ok(it.next()),
-            Run::File(r, path) => {
+            Run::File { r, path, rec } => {
                 let mut b = [0u8; 16];
-                match r.read_exact(&mut b) {
+                match r.read_exact(&mut b[..*rec]) {
                     Ok(()) => Ok(Some(Entry {
                         key: u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
                         v: u64::from_le_bytes(b[8..].try_into().expect("8 bytes")),
@@ -74,7 +108,7 @@ pub(crate) struct SymmetricStats {
 
 /// Replaces the upper-triangle working file at `path` by the full symmetric matrix in
 /// `dtype` and `codec`, through a temporary file renamed into place when complete. Memory:
-/// about half of `memory` for runs of transposed entries while one is sorted.
+/// about half of `memory` for runs of transposed entries (one filled while another is sorted and written).
 pub(crate) fn rewrite_symmetric(
     path: &Path,
     dtype: DType,
@@ -90,38 +124,66 @@ pub(crate) fn rewrite_symmetric(
             detail: format!("{}: {n} rows; ids must be below 2^32 - 1", path.display()),
         });
     }
-    let wdt = m.dtype();
     let entry = std::mem::size_of::<Entry<u64>>() as u64;
-    // A quarter of the budget for the run being filled: sorting it takes as much again, and
-    // the rest is for the pages of the file being read and the chunks being written.
-    let cap = ((memory / 4 / entry) as usize).max(1 << 12);
+    // A sixth of the budget for each of the run being filled, the run being sorted on the
+    // spilling thread and that sort's scratch; the rest is for the pages of the file being
+    // read and the chunks being written.
+    let cap = ((memory / 6 / entry) as usize).max(1 << 12);
+    let rec = 8 + dtype.size();
     let mut stats = SymmetricStats::default();
 
-    // Pass 1: the entries below the diagonal, (c, r) for each (r, c) of U with c > r.
+    // Pass 1: the entries below the diagonal, (c, r) for each (r, c) of U with c > r, with
+    // their values in the target dtype. A full run is sorted and written by a second thread
+    // while this one fills the next.
     let mut buf: Vec<Entry<u64>> = Vec::new();
-    let mut runs: Vec<Run> = Vec::new();
-    let mut spill_dir: Option<tempfile::TempDir> = None;
-    for row in m.iter_rows() {
-        let row = row?;
-        let r = row.id();
-        let (ix, vals) = (row.indices(), row.values());
-        for k in 0..ix.len() {
-            let c = ix.get(k);
-            if c > r {
-                if buf.capacity() == 0 {
-                    buf.reserve_exact(cap.min(1 << 20));
-                }
-                buf.push(Entry {
-                    key: key(c as u32, r as u32),
-                    v: bits_of(vals.get(k)),
-                });
-                if buf.len() >= cap {
-                    runs.push(spill(path, &mut spill_dir, &mut buf)?);
-                    stats.spilled_runs += 1;
+    let mut spare: Option<Vec<Entry<u64>>> = None;
+    let (mut runs, spill_dir) = std::thread::scope(|sc| -> Result<(Vec<Run>, Option<tempfile::TempDir>)> {
+        let (to_spill, full) = std::sync::mpsc::sync_channel::<Vec<Entry<u64>>>(0);
+        let (to_fill, empty) = std::sync::mpsc::sync_channel::<Vec<Entry<u64>>>(1);
+        let spiller = sc.spawn(move || -> Result<(Vec<Run>, Option<tempfile::TempDir>)> {
+            let (mut runs, mut dir) = (Vec::new(), None);
+            for mut b in full {
+                runs.push(spill(path, &mut dir, &mut b, rec)?);
+                let _ = to_fill.send(b);
+            }
+            Ok((runs, dir))
+        });
+        let mut fill = || -> Result<()> {
+            for row in m.iter_rows() {
+                let row = row?;
+                let r = row.id();
+                let (ix, vals) = (row.indices(), row.values());
+                for k in 0..ix.len() {
+                    let c = ix.get(k);
+                    if c > r {
+                        let v = cast_scalar(vals.get(k), dtype).ok_or(Error::Overflow { row: c, col: r })?;
+                        if buf.capacity() == 0 {
+                            buf = spare.take().unwrap_or_else(|| Vec::with_capacity(cap.min(1 << 20)));
+                        }
+                        buf.push(Entry {
+                            key: key(c as u32, r as u32),
+                            v: bits_of(v),
+                        });
+                        if buf.len() >= cap {
+                            if to_spill.send(std::mem::take(&mut buf)).is_err() {
+                                // The spilling thread stopped on an error: it reports it.
+                                return Ok(());
+                            }
+                            stats.spilled_runs += 1;
+                            spare = empty.try_recv().ok();
+                        }
+                    }
                 }
             }
-        }
-    }
+            Ok(())
+        };
+        let filled = fill();
+        drop(to_spill);
+        let spilled = spiller.join().expect("the spilling thread does not panic");
+        filled?;
+        spilled
+    })?;
+    drop(spare);
     if !buf.is_empty() {
         radix_sort(&mut buf);
         runs.push(Run::Memory(std::mem::take(&mut buf).into_iter()));
@@ -167,7 +229,7 @@ pub(crate) fn rewrite_symmetric(
             below.sort_unstable_by_key(|&(c, _)| c);
         }
         for &(c, v) in &below {
-            if !cast_push(scalar_of(wdt, v), &mut vals) {
+            if !cast_push(scalar_of(dtype, v), &mut vals) {
                 return Err(Error::Overflow { row: r, col: c });
             }
             idx.push(c);
@@ -192,8 +254,8 @@ pub(crate) fn rewrite_symmetric(
     Ok((w.finish()?, stats))
 }
 
-/// Sorts the run being filled and writes it to a new spill file.
-fn spill(path: &Path, dir: &mut Option<tempfile::TempDir>, buf: &mut Vec<Entry<u64>>) -> Result<Run> {
+/// Sorts a full run and writes it to a new spill file, records of `rec` bytes.
+fn spill(path: &Path, dir: &mut Option<tempfile::TempDir>, buf: &mut Vec<Entry<u64>>, rec: usize) -> Result<Run> {
     radix_sort(buf);
     if dir.is_none() {
         let parent = match path.parent() {
@@ -213,16 +275,23 @@ fn spill(path: &Path, dir: &mut Option<tempfile::TempDir>, buf: &mut Vec<Entry<u
         .keep()
         .map_err(|e| io_err(d.path(), "create spill file")(e.error))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    for e in buf.iter() {
-        let mut b = [0u8; 16];
-        b[..8].copy_from_slice(&e.key.to_le_bytes());
-        b[8..].copy_from_slice(&e.v.to_le_bytes());
-        out.write_all(&b).map_err(io_err(&fpath, "write spill file"))?;
+    let mut block = Vec::with_capacity(4096 * rec);
+    for part in buf.chunks(4096) {
+        block.clear();
+        for e in part {
+            block.extend_from_slice(&e.key.to_le_bytes());
+            block.extend_from_slice(&e.v.to_le_bytes()[..rec - 8]);
+        }
+        out.write_all(&block).map_err(io_err(&fpath, "write spill file"))?;
     }
     let mut file = out
         .into_inner()
         .map_err(|e| io_err(&fpath, "write spill file")(e.into_error()))?;
     buf.clear();
     file.rewind().map_err(io_err(&fpath, "read spill file"))?;
-    Ok(Run::File(BufReader::with_capacity(1 << 20, file), fpath))
+    Ok(Run::File {
+        r: BufReader::with_capacity(1 << 20, file),
+        path: fpath,
+        rec,
+    })
 }
