@@ -56,7 +56,7 @@ fn cast_scalar(s: Scalar, dtype: DType) -> Option<Scalar> {
         DType::F32 => {
             let x = s.to_f64();
             let y = x as f32;
-            if !(y.is_finite() || !x.is_finite()) {
+            if !y.is_finite() && x.is_finite() {
                 return None;
             }
             Scalar::F32(y)
