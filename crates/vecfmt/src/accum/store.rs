@@ -94,21 +94,34 @@ struct Space {
     fresh: HashSet<u64>,
 }
 
-/// Free extents, `(length, freed_generation)` keyed by offset, also indexed by length: a
-/// long build frees tens of thousands of slivers, and a first-fit scan over them in offset
-/// order took 7% of a C1-1GB build.
+/// Free extents, `(length, freed_generation)` keyed by offset; the reusable ones are also
+/// indexed by length: a long build frees tens of thousands of slivers, and a first-fit scan
+/// over them in offset order took 7% of a C1-1GB build. Extents freed at the last commit
+/// can't be reused yet and stay out of that index: scanning past them took two thirds of a
+/// build at `--memory 256M`, whose many small allocations each walked the whole old copy.
 #[derive(Debug, Default)]
 struct FreeList {
     by_off: BTreeMap<u64, (u64, u64)>,
     by_len: std::collections::BTreeSet<(u64, u64)>,
+    /// Extents of a generation at or past this one are not reusable (the committed
+    /// generation when the list was built; see [`Store::alloc`]).
+    horizon: u64,
 }
 
 impl FreeList {
+    fn new(horizon: u64) -> FreeList {
+        FreeList {
+            horizon,
+            ..FreeList::default()
+        }
+    }
     fn insert(&mut self, off: u64, (len, gen): (u64, u64)) {
         if let Some((l, _)) = self.by_off.insert(off, (len, gen)) {
             self.by_len.remove(&(l, off));
         }
-        self.by_len.insert((len, off));
+        if gen == 0 || gen < self.horizon {
+            self.by_len.insert((len, off));
+        }
     }
     fn remove(&mut self, off: &u64) -> Option<(u64, u64)> {
         let r = self.by_off.remove(off);
@@ -132,12 +145,12 @@ impl FreeList {
     fn len(&self) -> usize {
         self.by_off.len()
     }
-    /// The smallest extent that holds `need` bytes at `align` and passes `usable`: best
-    /// fit, so that large extents stay whole for large chunks.
-    fn best_fit(&self, need: u64, align: u64, usable: impl Fn(u64) -> bool) -> Option<(u64, u64, u64)> {
+    /// The smallest reusable extent that holds `need` bytes at `align`: best fit, so that
+    /// large extents stay whole for large chunks.
+    fn best_fit(&self, need: u64, align: u64) -> Option<(u64, u64, u64)> {
         self.by_len.range((need, 0)..).find_map(|&(l, o)| {
             let g = self.by_off[&o].1;
-            (align_up(o, align) + need <= o + l && usable(g)).then_some((o, l, g))
+            (align_up(o, align) + need <= o + l).then_some((o, l, g))
         })
     }
 }
@@ -208,6 +221,7 @@ impl Store {
     ) -> Store {
         let mut space = Space {
             end: commit.data_end.max(SUPERBLOCK_SIZE),
+            free: FreeList::new(commit.generation),
             ..Space::default()
         };
         for (off, len, gen) in free {
@@ -284,9 +298,9 @@ impl Store {
         // the next section. Alignment is found inside an extent instead; the bytes before
         // the aligned start stay free, and so does the gap to the next aligned allocation.
         let need = len.max(1);
-        let committed = self.commit.lock().expect("commit lock").generation;
         let mut s = self.space.lock().expect("space lock");
-        let found = s.free.best_fit(need, CHUNK_ALIGN, |g| g == 0 || g < committed);
+        debug_assert_eq!(s.free.horizon, self.commit.lock().expect("commit lock").generation);
+        let found = s.free.best_fit(need, CHUNK_ALIGN);
         let off = match found {
             Some((o, l, g)) => {
                 s.free.remove(&o);
@@ -526,7 +540,7 @@ impl Store {
         let limbo = std::mem::take(&mut s.limbo);
         // Space freed before this generation is reusable from now on: mark it 0 and
         // coalesce it, so that neighbours freed at different commits make one extent.
-        let old = std::mem::take(&mut s.free);
+        let old = std::mem::replace(&mut s.free, FreeList::new(generation));
         for (o, (l, g)) in old {
             insert_free(&mut s.free, o, l, if g < generation { 0 } else { g });
         }
