@@ -1038,10 +1038,10 @@ fn trim_heap_now() {
     }
 }
 
-/// Appends a stored value converted to the buffer's dtype: f64 to f32 rounds once (an
-/// overflow to infinity fails); integers must fit exactly. `false` when it cannot.
-pub(crate) fn cast_push(s: crate::Scalar, out: &mut crate::ValueVec) -> bool {
-    use crate::{Scalar, ValueVec};
+/// A stored value converted to `dtype`: f64 to f32 rounds once (an overflow to infinity
+/// fails); integers must fit exactly. `None` when it cannot.
+pub(crate) fn cast_scalar(s: crate::Scalar, dtype: DType) -> Option<crate::Scalar> {
+    use crate::Scalar;
     let int = |s: Scalar| -> Option<i128> {
         Some(match s {
             Scalar::I32(x) => x as i128,
@@ -1051,22 +1051,38 @@ pub(crate) fn cast_push(s: crate::Scalar, out: &mut crate::ValueVec) -> bool {
             Scalar::F32(_) | Scalar::F64(_) => return None,
         })
     };
-    match out {
-        ValueVec::F32(v) => {
+    Some(match dtype {
+        DType::F32 => {
             let x = s.to_f64();
             let y = x as f32;
-            v.push(y);
-            y.is_finite() || !x.is_finite()
+            if !y.is_finite() && x.is_finite() {
+                return None;
+            }
+            Scalar::F32(y)
         }
-        ValueVec::F64(v) => {
-            v.push(s.to_f64());
-            true
-        }
-        ValueVec::I32(v) => int(s).and_then(|i| i32::try_from(i).ok()).map(|i| v.push(i)).is_some(),
-        ValueVec::I64(v) => int(s).and_then(|i| i64::try_from(i).ok()).map(|i| v.push(i)).is_some(),
-        ValueVec::U32(v) => int(s).and_then(|i| u32::try_from(i).ok()).map(|i| v.push(i)).is_some(),
-        ValueVec::U64(v) => int(s).and_then(|i| u64::try_from(i).ok()).map(|i| v.push(i)).is_some(),
+        DType::F64 => Scalar::F64(s.to_f64()),
+        DType::I32 => Scalar::I32(i32::try_from(int(s)?).ok()?),
+        DType::I64 => Scalar::I64(i64::try_from(int(s)?).ok()?),
+        DType::U32 => Scalar::U32(u32::try_from(int(s)?).ok()?),
+        DType::U64 => Scalar::U64(u64::try_from(int(s)?).ok()?),
+    })
+}
+
+/// Appends a stored value converted to the buffer's dtype ([`cast_scalar`]); `false` when it
+/// cannot.
+pub(crate) fn cast_push(s: crate::Scalar, out: &mut crate::ValueVec) -> bool {
+    use crate::{Scalar, ValueVec};
+    let cast = cast_scalar(s, out.dtype());
+    match (out, cast) {
+        (ValueVec::F32(v), Some(Scalar::F32(x))) => v.push(x),
+        (ValueVec::F64(v), Some(Scalar::F64(x))) => v.push(x),
+        (ValueVec::I32(v), Some(Scalar::I32(x))) => v.push(x),
+        (ValueVec::I64(v), Some(Scalar::I64(x))) => v.push(x),
+        (ValueVec::U32(v), Some(Scalar::U32(x))) => v.push(x),
+        (ValueVec::U64(v), Some(Scalar::U64(x))) => v.push(x),
+        _ => return false,
     }
+    true
 }
 
 impl<V: Val> Shared<V> {

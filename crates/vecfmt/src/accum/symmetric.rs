@@ -13,7 +13,7 @@ use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
 use super::pending::{key, radix_sort, Entry};
-use super::{cast_push, start_rewrite};
+use super::{cast_push, cast_scalar, start_rewrite};
 use crate::error::io_err;
 use crate::{Codec, DType, Error, Indices, Matrix, Result, Scalar, ValueVec};
 
@@ -38,35 +38,6 @@ fn scalar_of(dtype: DType, b: u64) -> Scalar {
         DType::U32 => Scalar::U32(b as u32),
         DType::U64 => Scalar::U64(b),
     }
-}
-
-/// The value of a stored scalar in `dtype`, or `None` when it does not fit (the rules of
-/// [`cast_push`]).
-fn cast_scalar(s: Scalar, dtype: DType) -> Option<Scalar> {
-    let int = |s: Scalar| -> Option<i128> {
-        Some(match s {
-            Scalar::I32(x) => x as i128,
-            Scalar::I64(x) => x as i128,
-            Scalar::U32(x) => x as i128,
-            Scalar::U64(x) => x as i128,
-            Scalar::F32(_) | Scalar::F64(_) => return None,
-        })
-    };
-    Some(match dtype {
-        DType::F32 => {
-            let x = s.to_f64();
-            let y = x as f32;
-            if !y.is_finite() && x.is_finite() {
-                return None;
-            }
-            Scalar::F32(y)
-        }
-        DType::F64 => Scalar::F64(s.to_f64()),
-        DType::I32 => Scalar::I32(i32::try_from(int(s)?).ok()?),
-        DType::I64 => Scalar::I64(i64::try_from(int(s)?).ok()?),
-        DType::U32 => Scalar::U32(u32::try_from(int(s)?).ok()?),
-        DType::U64 => Scalar::U64(u64::try_from(int(s)?).ok()?),
-    })
 }
 
 /// A sorted run of transposed entries: in memory, or in a spill file of records of the key
