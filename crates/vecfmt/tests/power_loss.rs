@@ -84,16 +84,24 @@ fn power_loss(index: usize) {
     }
 
     let seeds = seeds();
-    let (mut images, mut unopened, mut in_flight) = (0u64, 0u64, 0u64);
+    let (mut images, mut unopened, mut in_flight, mut finished) = (0u64, 0u64, 0u64, 0u64);
     for n in 0..ops {
         let disk = SimDisk::new();
         disk.crash_at(n);
         let d = disk.clone();
         let out = run(w, &|| Box::new(d.clone()));
-        if !disk.crashed() && out.error.is_none() && n + 2 >= ops {
-            // This run made fewer operations than the reference run: chunks are written in
-            // parallel, and the order they take space in can leave a commit's free list
-            // empty, which saves its write. It finished: its image must be the last state.
+        if !disk.crashed() && out.error.is_none() {
+            // This run made fewer operations than the reference run: commits merge parts in
+            // parallel, and the order their chunks take space in changes which extents are
+            // free, which can leave a commit's free list empty (saving its write) or change
+            // how many writes a commit's sections need. It finished: its image must be the
+            // last state. (CI saw runs 3 operations shorter than the reference.)
+            finished += 1;
+            assert!(
+                finished <= (ops / 20).max(2),
+                "{}: {finished} of {ops} cuts did not stop the run",
+                w.name
+            );
             assert_eq!(
                 check_image(&disk.durable(), &file, w, &out, false, w.name),
                 Some(out.states.len() - 1),
