@@ -321,11 +321,9 @@ impl<V: Val> Part<V> {
     fn pending_bytes(&self) -> usize {
         (self.pending.capacity() + self.tail.capacity()) * std::mem::size_of::<Entry<V>>()
     }
+    /// The chunks' entries, sized as decoded entries.
     fn disk_bytes(&self) -> u64 {
-        self.chunks
-            .iter()
-            .map(|c| c.nnz * std::mem::size_of::<Entry<V>>() as u64)
-            .sum()
+        self.chunk_nnz() * std::mem::size_of::<Entry<V>>() as u64
     }
     /// Whether the part holds sums its chunks lack (in memory or in spilled runs).
     fn has_pending(&self) -> bool {
