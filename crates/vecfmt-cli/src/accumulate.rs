@@ -840,6 +840,9 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
             "inputs": inputs.iter().map(Input::name).collect::<Vec<_>>(),
         }),
     );
+    // Commit the labels while the cache is empty: serialising a million of them takes tens
+    // of MB for a moment, which at the first checkpoint would come on top of a full cache.
+    acc.commit()?;
     let weights: Vec<f64> = (0..=args.window)
         .map(|d| match args.weighting {
             Weighting::Harmonic => 1.0 / d.max(1) as f64,
@@ -923,11 +926,14 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
     .with_context(|| format!("{} keeps its last commit", out.display()))?;
     let stats = acc.stats();
     let pass2 = start.elapsed();
+    // The word table is done with: its memory goes to the finish.
+    acc.hold_external(-(map.heap_bytes() as i64));
+    drop(map);
     let s = acc.finish()?;
     let secs = start.elapsed().as_secs_f64();
     let t = toks.load(Ordering::Relaxed);
     note!(
-        "vecfmt: wrote {}: {n} words, {} pairs, {t} tokens in {secs:.1} s ({:.2} M tokens/s; pairs pass done at {:.1} s); {} evictions ({} spilled as runs), {} chunk reloads, {} commits, peak memory {} of {}{}",
+        "vecfmt: wrote {}: {n} words, {} pairs, {t} tokens in {secs:.1} s ({:.2} M tokens/s; pairs pass done at {:.1} s); {} evictions ({} spilled as runs), {} chunk reloads, {} commit{}, peak memory {} of {}{}",
         out.display(),
         s.nnz,
         t as f64 / secs.max(1e-9) / 1e6,
@@ -936,6 +942,7 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
         stats.spills,
         stats.reloads,
         stats.commits,
+        if stats.commits == 1 { "" } else { "s" },
         crate::human_bytes(stats.memory_peak),
         crate::human_bytes(memory),
         match invalid.load(Ordering::Relaxed) {

@@ -31,8 +31,16 @@ fn slots_for(count: u64) -> u64 {
 
 /// Serialises a labels section. Fails on a duplicate label.
 pub(crate) fn build<S: AsRef<str>>(labels: &[S], axis: Axis) -> Result<Vec<u8>> {
-    let count = labels.len() as u64;
-    let bytes_len: u64 = labels.iter().map(|s| s.as_ref().len() as u64).sum();
+    build_with(labels.len(), |i| labels[i].as_ref(), axis)
+}
+
+/// Serialises a labels section of `count` labels, label `i` being `label(i)`. Apart from the
+/// section itself it allocates only the hash slots, 4 bytes per slot below 2^32 - 1 labels
+/// (a million labels: 8 MB besides the section).
+pub(crate) fn build_with<'a>(count: usize, label: impl Fn(usize) -> &'a str, axis: Axis) -> Result<Vec<u8>> {
+    let n = count;
+    let count = count as u64;
+    let bytes_len: u64 = (0..n).map(|i| label(i).len() as u64).sum();
     let n_slots = slots_for(count);
     let sw = slot_width(count);
     let mut out = Vec::with_capacity((LABELS_HEADER_SIZE + (count + 1) * 8 + bytes_len + 8 + n_slots * sw) as usize);
@@ -42,29 +50,46 @@ pub(crate) fn build<S: AsRef<str>>(labels: &[S], axis: Axis) -> Result<Vec<u8>> 
     out.extend_from_slice(&n_slots.to_le_bytes());
     let mut off = 0u64;
     out.extend_from_slice(&off.to_le_bytes());
-    for s in labels {
-        off += s.as_ref().len() as u64;
+    for i in 0..n {
+        off += label(i).len() as u64;
         out.extend_from_slice(&off.to_le_bytes());
     }
-    for s in labels {
-        out.extend_from_slice(s.as_ref().as_bytes());
+    for i in 0..n {
+        out.extend_from_slice(label(i).as_bytes());
     }
     while !out.len().is_multiple_of(8) {
         out.push(0);
     }
-    let mut slots = vec![0u64; n_slots as usize];
+    if sw == 4 {
+        let slots = fill_slots::<u32>(n, n_slots, &label, axis)?;
+        out.extend(slots.iter().flat_map(|v| v.to_le_bytes()));
+    } else {
+        let slots = fill_slots::<u64>(n, n_slots, &label, axis)?;
+        out.extend(slots.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    Ok(out)
+}
+
+/// The hash slots of a labels section: `id + 1` of the label that hashes there (linear
+/// probing), 0 when empty. Fails on a duplicate label.
+fn fill_slots<'a, T: Copy + Default + PartialEq + TryFrom<u64> + Into<u64>>(
+    n: usize,
+    n_slots: u64,
+    label: &impl Fn(usize) -> &'a str,
+    axis: Axis,
+) -> Result<Vec<T>> {
+    let mut slots = vec![T::default(); n_slots as usize];
     let mask = n_slots - 1;
-    for (id, s) in labels.iter().enumerate() {
-        let s = s.as_ref();
+    for id in 0..n {
+        let s = label(id);
         let mut i = fnv1a64(s.as_bytes()) & mask;
         loop {
-            let v = slots[i as usize];
+            let v: u64 = slots[i as usize].into();
             if v == 0 {
-                slots[i as usize] = id as u64 + 1;
+                slots[i as usize] = T::try_from(id as u64 + 1).ok().expect("slot width fits the count");
                 break;
             }
-            let other = labels[(v - 1) as usize].as_ref();
-            if other == s {
+            if label((v - 1) as usize) == s {
                 return Err(Error::DuplicateLabel {
                     axis,
                     label: s.to_string(),
@@ -75,14 +100,7 @@ pub(crate) fn build<S: AsRef<str>>(labels: &[S], axis: Axis) -> Result<Vec<u8>> 
             i = (i + 1) & mask;
         }
     }
-    for v in slots {
-        if sw == 4 {
-            out.extend_from_slice(&(v as u32).to_le_bytes());
-        } else {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-    Ok(out)
+    Ok(slots)
 }
 
 /// A labels section inside a mapped file, checked for size at open.
