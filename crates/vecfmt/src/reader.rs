@@ -911,7 +911,7 @@ impl<'a> RowIter<'a> {
             let c = self.next_chunk;
             if c > 0 {
                 self.m.release_chunk_pages(c - 1);
-                if c.is_multiple_of(256) {
+                if c.is_multiple_of(16) {
                     self.m.release_all_pages();
                 }
             }

@@ -133,8 +133,8 @@ pub struct MatrixWriter {
     in_flight: usize,
     max_in_flight: usize,
     ready: BTreeMap<u64, std::io::Result<EncodedChunk>>,
-    row_labels: Option<Vec<String>>,
-    col_labels: Option<Vec<String>>,
+    row_labels: Option<labels::LabelList>,
+    col_labels: Option<labels::LabelList>,
     metadata: Option<serde_json::Value>,
 }
 
@@ -202,12 +202,12 @@ impl MatrixWriter {
 
     /// Sets the row labels: one unique string per row.
     pub fn set_row_labels<S: Into<String>>(&mut self, labels: impl IntoIterator<Item = S>) -> &mut Self {
-        self.row_labels = Some(labels.into_iter().map(Into::into).collect());
+        self.row_labels = Some(labels.into_iter().map(Into::<String>::into).collect());
         self
     }
     /// Sets the column labels: one unique string per column.
     pub fn set_col_labels<S: Into<String>>(&mut self, labels: impl IntoIterator<Item = S>) -> &mut Self {
-        self.col_labels = Some(labels.into_iter().map(Into::into).collect());
+        self.col_labels = Some(labels.into_iter().map(Into::<String>::into).collect());
         self
     }
     /// Sets user metadata, which must be a JSON object.
@@ -449,7 +449,7 @@ impl MatrixWriter {
                         got: l.len() as u64,
                     });
                 }
-                let bytes = labels::build(&l, axis)?;
+                let bytes = l.build(axis)?;
                 let s = self.write_section(&bytes)?;
                 match axis {
                     Axis::Row => catalog.row_labels = s,

@@ -835,7 +835,10 @@ impl Accumulator {
     /// Commits, then writes the finished file: the target dtype, the final codec, chunks
     /// laid out densely. Producers must have been flushed and dropped.
     pub fn finish(self) -> Result<FinishSummary> {
-        self.commit()?;
+        if let Some(p) = self.local.lock().expect("local producer lock").as_mut() {
+            p.flush()?;
+        }
+        dispatch!(&self.inner, s => s.commit_keeping(false))?;
         drop(self.local.lock().expect("local producer lock").take());
         if dispatch!(&self.inner, s => Arc::strong_count(s)) > 1 {
             return Err(Error::Io {
@@ -974,14 +977,11 @@ fn start_rewrite(
             .codec(codec)
             .zstd_level(zstd_level),
     )?;
-    let collect = |l: Option<crate::Labels<'_>>| -> Option<Vec<String>> {
-        l.map(|l| l.iter().map(|s| s.unwrap_or_default().to_owned()).collect())
-    };
-    if let Some(l) = collect(m.row_labels()) {
-        w.set_row_labels(l);
+    if let Some(l) = m.row_labels() {
+        w.set_row_labels(l.iter().map(|s| s.unwrap_or_default()));
     }
-    if let Some(l) = collect(m.col_labels()) {
-        w.set_col_labels(l);
+    if let Some(l) = m.col_labels() {
+        w.set_col_labels(l.iter().map(|s| s.unwrap_or_default()));
     }
     let mut meta = match m.metadata() {
         Some(serde_json::Value::Object(o)) => o.clone(),
@@ -1770,12 +1770,19 @@ impl<V: Val> Shared<V> {
     }
 
     fn commit(&self) -> Result<Commit> {
+        self.commit_keeping(true)
+    }
+
+    /// Commits; `keep_caches` lets hot parts keep a decoded copy of their new chunks (not
+    /// worth it for the last commit before `finish`).
+    fn commit_keeping(&self, keep_caches: bool) -> Result<Commit> {
         self.check()?;
-        let r = self.commit_inner();
+        let r = self.commit_inner(keep_caches);
+        trim_heap_now();
         self.poison(r)
     }
 
-    fn commit_inner(&self) -> Result<Commit> {
+    fn commit_inner(&self, keep_caches: bool) -> Result<Commit> {
         let _evict = self.evict_lock.lock().expect("evict lock");
         let mut parts = self.parts.write().expect("parts lock");
         let threshold = self.heat_threshold.load(Ordering::Relaxed);
@@ -1784,8 +1791,10 @@ impl<V: Val> Shared<V> {
             let mut p = a.lock();
             if p.has_pending() {
                 let size = (p.disk_bytes() + p.pending_bytes() as u64) as i64;
-                let keep =
-                    p.heat >= threshold && p.heat > 0 && self.cache_bytes.load(Ordering::Relaxed) + size < cache_cap;
+                let keep = keep_caches
+                    && p.heat >= threshold
+                    && p.heat > 0
+                    && self.cache_bytes.load(Ordering::Relaxed) + size < cache_cap;
                 self.flush_part(&mut p, keep)?;
             }
             Ok(())
@@ -1807,7 +1816,7 @@ impl<V: Val> Shared<V> {
             if !v.is_dirty() {
                 return Ok(None);
             }
-            Ok(Some(crate::labels::build_with(v.len(), |i| v.name(i), axis)?))
+            Ok(Some(v.names().build(axis)?))
         };
         let row_l = labels_bytes(Axis::Row)?;
         let col_l = labels_bytes(Axis::Col)?;

@@ -6,15 +6,12 @@
 //! 100 MB (two allocations per label, each with the allocator's overhead), which at
 //! `vecfmt cooccur --memory 256M` left little room for the sums themselves.
 
-use crate::labels::fnv1a64;
+use crate::labels::{fnv1a64, LabelList};
 
 /// Labels of one axis, ids in order of first appearance.
 #[derive(Debug)]
 pub(crate) struct Vocab {
-    /// All labels' bytes, one after another.
-    text: String,
-    /// Where each label ends in `text`.
-    ends: Vec<u64>,
+    names: LabelList,
     /// Open addressing, linear probing: `id + 1` per slot, 0 when empty. A power of two
     /// in length, at most half full.
     slots: Vec<u32>,
@@ -27,8 +24,7 @@ pub(crate) struct Vocab {
 impl Default for Vocab {
     fn default() -> Self {
         Vocab {
-            text: String::new(),
-            ends: Vec::new(),
+            names: LabelList::default(),
             slots: vec![0; 16],
             committed: 0,
             frozen: false,
@@ -43,23 +39,25 @@ impl Vocab {
         for l in labels {
             v.insert(&l);
         }
-        v.committed = v.ends.len();
+        v.committed = v.names.len();
         v
     }
 
     /// Room for `n` more labels of `bytes` bytes in all.
     pub(crate) fn reserve(&mut self, n: usize, bytes: usize) {
-        self.text.reserve_exact(bytes);
-        self.ends.reserve_exact(n);
-        let want = ((self.ends.len() + n) * 2).next_power_of_two().max(16);
+        self.names.reserve(n, bytes);
+        let want = ((self.names.len() + n) * 2).next_power_of_two().max(16);
         if want > self.slots.len() {
             self.rehash(want);
         }
     }
 
     pub(crate) fn name(&self, id: usize) -> &str {
-        let start = if id == 0 { 0 } else { self.ends[id - 1] as usize };
-        &self.text[start..self.ends[id] as usize]
+        self.names.get(id)
+    }
+
+    pub(crate) fn names(&self) -> &LabelList {
+        &self.names
     }
 
     /// The slot holding `label`, or the empty slot where it would go.
@@ -78,7 +76,7 @@ impl Vocab {
     fn rehash(&mut self, len: usize) {
         let mut slots = vec![0u32; len];
         let mask = len - 1;
-        for id in 0..self.ends.len() {
+        for id in 0..self.names.len() {
             let mut i = fnv1a64(self.name(id).as_bytes()) as usize & mask;
             while slots[i] != 0 {
                 i = (i + 1) & mask;
@@ -98,28 +96,27 @@ impl Vocab {
         if found.is_some() {
             return found;
         }
-        let id = u32::try_from(self.ends.len()).ok().filter(|&i| i < u32::MAX)?;
-        if (self.ends.len() + 1) * 2 > self.slots.len() {
+        let id = u32::try_from(self.names.len()).ok().filter(|&i| i < u32::MAX)?;
+        if (self.names.len() + 1) * 2 > self.slots.len() {
             self.rehash(self.slots.len() * 2);
             slot = self.find(label).0;
         }
-        self.text.push_str(label);
-        self.ends.push(self.text.len() as u64);
+        self.names.push(label);
         self.slots[slot] = id + 1;
         Some(id)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.ends.len()
+        self.names.len()
     }
 
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.text.capacity() + self.ends.capacity() * 8 + self.slots.capacity() * 4
+        self.names.heap_bytes() + self.slots.capacity() * 4
     }
 
     pub(crate) fn is_dirty(&self) -> bool {
-        self.committed != self.ends.len()
+        self.committed != self.names.len()
     }
 }
 
