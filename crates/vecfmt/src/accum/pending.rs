@@ -187,6 +187,19 @@ pub(crate) fn radix_sort<V: Plain>(v: &mut [Entry<V>]) {
     }
 }
 
+/// [`radix_sort`] with the caller's scratch, grown to `v.len()` and kept: sorting many large
+/// runs, a fresh scratch each time costs a page fault per 4 KiB.
+pub(crate) fn radix_sort_in<V: Plain>(v: &mut [Entry<V>], scratch: &mut Vec<Entry<V>>) {
+    if v.len() < 256 {
+        v.sort_unstable_by_key(|e| e.key);
+        return;
+    }
+    if scratch.len() < v.len() {
+        scratch.resize(v.len(), Entry::default());
+    }
+    radix_with(v, &mut scratch[..v.len()]);
+}
+
 fn radix_with<V: Plain>(v: &mut [Entry<V>], buf: &mut [Entry<V>]) {
     const BITS: u32 = 11;
     const MASK: u64 = (1 << BITS) - 1;
