@@ -73,15 +73,10 @@ impl<S: AsRef<str>> FromIterator<S> for LabelList {
     }
 }
 
-/// Serialises a labels section. Fails on a duplicate label.
-pub(crate) fn build<S: AsRef<str>>(labels: &[S], axis: Axis) -> Result<Vec<u8>> {
-    build_with(labels.len(), |i| labels[i].as_ref(), axis)
-}
-
 /// Serialises a labels section of `count` labels, label `i` being `label(i)`. Apart from the
 /// section itself it allocates only the hash slots, 4 bytes per slot below 2^32 - 1 labels
 /// (a million labels: 8 MB besides the section).
-pub(crate) fn build_with<'a>(count: usize, label: impl Fn(usize) -> &'a str, axis: Axis) -> Result<Vec<u8>> {
+fn build_with<'a>(count: usize, label: impl Fn(usize) -> &'a str, axis: Axis) -> Result<Vec<u8>> {
     let n = count;
     let count = count as u64;
     let bytes_len: u64 = (0..n).map(|i| label(i).len() as u64).sum();

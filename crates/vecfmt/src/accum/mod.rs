@@ -546,7 +546,7 @@ impl Accumulator {
         let working = pending::working_dtype(opts.dtype);
         let empty = |yes: bool, fixed: Option<u64>, axis: Axis| -> Result<Option<Vec<u8>>> {
             (yes && fixed.is_none())
-                .then(|| crate::labels::build(&Vec::<String>::new(), axis))
+                .then(|| crate::labels::LabelList::default().build(axis))
                 .transpose()
         };
         let row_labels = empty(opts.row_labels, opts.n_rows, Axis::Row)?;

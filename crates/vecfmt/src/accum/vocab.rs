@@ -52,10 +52,6 @@ impl Vocab {
         }
     }
 
-    pub(crate) fn name(&self, id: usize) -> &str {
-        self.names.get(id)
-    }
-
     pub(crate) fn names(&self) -> &LabelList {
         &self.names
     }
@@ -67,7 +63,7 @@ impl Vocab {
         loop {
             match self.slots[i] {
                 0 => return (i, None),
-                s if self.name(s as usize - 1) == label => return (i, Some(s - 1)),
+                s if self.names.get(s as usize - 1) == label => return (i, Some(s - 1)),
                 _ => i = (i + 1) & mask,
             }
         }
@@ -77,7 +73,7 @@ impl Vocab {
         let mut slots = vec![0u32; len];
         let mask = len - 1;
         for id in 0..self.names.len() {
-            let mut i = fnv1a64(self.name(id).as_bytes()) as usize & mask;
+            let mut i = fnv1a64(self.names.get(id).as_bytes()) as usize & mask;
             while slots[i] != 0 {
                 i = (i + 1) & mask;
             }
@@ -134,12 +130,12 @@ mod tests {
         for (i, w) in words.iter().enumerate() {
             assert_eq!(v.insert(w), Some(i as u32), "a known label keeps its id");
             assert_eq!(v.get(w), Some(i as u32));
-            assert_eq!(v.name(i), w);
+            assert_eq!(v.names().get(i), w);
         }
         assert_eq!(v.get("absent"), None);
         assert_eq!(v.get(""), None);
         assert_eq!(v.insert(""), Some(5000), "the empty label is a label");
-        assert_eq!(v.name(5000), "");
+        assert_eq!(v.names().get(5000), "");
         assert_eq!(v.len(), 5001);
         assert!(v.slots.len() >= 2 * v.len());
     }
@@ -149,6 +145,6 @@ mod tests {
         let v = Vocab::from_labels(vec!["b".into(), "a".into(), "é".into()]);
         assert!(!v.is_dirty());
         assert_eq!(v.get("é"), Some(2));
-        assert_eq!(v.name(1), "a");
+        assert_eq!(v.names().get(1), "a");
     }
 }
