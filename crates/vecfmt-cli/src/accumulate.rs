@@ -36,6 +36,11 @@ pub struct AccumArgs {
     /// Codec of the finished file: raw, lz4 or zstd.
     #[arg(long, default_value = "zstd")]
     pub codec: String,
+    /// zstd level of the finished file (1 is fastest; 3 is about 2% smaller on word
+    /// co-occurrences and takes 40% longer to write; up to 22).
+    #[arg(long, value_name = "N", default_value_t = vecfmt::accum::FINISH_ZSTD_LEVEL,
+          value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub zstd_level: i32,
     /// Replace OUTPUT if it exists.
     #[arg(long)]
     pub force: bool,
@@ -298,6 +303,7 @@ pub fn build(args: BuildArgs) -> Result<ExitCode> {
         .memory(memory)
         .whole_process(true)
         .codec(args.acc.codec()?)
+        .zstd_level(args.acc.zstd_level)
         .row_labels(args.row_labels)
         .col_labels(args.col_labels);
     if let Some(n) = args.n_rows {
@@ -815,6 +821,7 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
         .memory(memory)
         .whole_process(true)
         .codec(args.acc.codec()?)
+        .zstd_level(args.acc.zstd_level)
         .shared_labels(true)
         .symmetric(symmetric)
         // Pairs of words ranked below 362 by product (k² ≈ 131K): a 6 MB table per thread,

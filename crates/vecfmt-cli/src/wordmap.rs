@@ -7,6 +7,8 @@
 //! reading one slot, with no pointer to follow. Longer words compare their remaining bytes in
 //! an arena.
 
+use vecfmt::accum::HugeBuf;
+
 /// One slot: 32 bytes, two to a cache line.
 #[derive(Clone, Copy)]
 #[repr(C, align(32))]
@@ -38,7 +40,8 @@ impl Default for Slot {
 
 #[derive(Default)]
 pub struct WordMap {
-    slots: Vec<Slot>,
+    /// In huge pages where the kernel allows: each token's lookup reads a random slot.
+    slots: HugeBuf<Slot>,
     mask: usize,
     arena: Vec<u8>,
     len: usize,
@@ -87,7 +90,7 @@ impl WordMap {
         let n = words.len();
         let cap = (n * 2).next_power_of_two().max(16);
         let mut m = WordMap {
-            slots: vec![Slot::default(); cap],
+            slots: HugeBuf::new(cap, Slot::default()),
             mask: cap - 1,
             arena: Vec::new(),
             len: 0,
@@ -184,7 +187,7 @@ impl WordMap {
 
     /// Bytes the table holds.
     pub fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot>() + self.arena.capacity()
+        self.slots.allocated_bytes() + self.arena.capacity()
     }
 
     #[cfg(test)]

@@ -236,6 +236,27 @@ fn cooccur_follows_the_definition() {
 }
 
 #[test]
+fn the_zstd_level_changes_the_bytes_not_the_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = p(dir.path(), "c.txt");
+    let corpus: String = (0..400)
+        .map(|i| format!("w{} w{} w{} w{}\n", i % 7, i % 13, i % 29, i % 61))
+        .collect();
+    std::fs::write(&input, corpus).unwrap();
+    let (fast, small) = (p(dir.path(), "fast.vfm"), p(dir.path(), "small.vfm"));
+    ok(&["cooccur", &input, "-o", &fast]);
+    ok(&["cooccur", &input, "-o", &small, "--zstd-level", "19"]);
+    assert_eq!(entries(Path::new(&fast)), entries(Path::new(&small)));
+    assert!(Matrix::open(&small).unwrap().verify().is_clean());
+    // A bad level is bad usage (exit 2), refused before any output.
+    let o = vecfmt(&["cooccur", &input, "-o", &p(dir.path(), "x.vfm"), "--zstd-level", "0"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--zstd-level"), "{err}");
+    assert!(!Path::new(&p(dir.path(), "x.vfm")).exists());
+}
+
+#[test]
 fn shards_plus_merge_equal_one_build() {
     let dir = tempfile::tempdir().unwrap();
     let corpus =
