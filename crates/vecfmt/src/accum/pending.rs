@@ -187,20 +187,31 @@ pub(crate) fn radix_sort<V: Plain>(v: &mut [Entry<V>]) {
     }
 }
 
-/// [`radix_sort`] with the caller's scratch, grown to `v.len()` and kept: sorting many large
-/// runs, a fresh scratch each time costs a page fault per 4 KiB.
-pub(crate) fn radix_sort_in<V: Plain>(v: &mut [Entry<V>], scratch: &mut Vec<Entry<V>>) {
+/// Sorts entries by the high 32 bits of their keys (the row), keeping the order of entries
+/// with the same row: entries already in order of their low 32 bits come out sorted by key,
+/// in half the passes of [`radix_sort`]. Uses the caller's scratch, grown to `v.len()` and
+/// kept: sorting many large runs, a fresh scratch each time costs a page fault per 4 KiB.
+pub(crate) fn radix_sort_rows_in<V: Plain>(v: &mut [Entry<V>], scratch: &mut Vec<Entry<V>>) {
+    debug_assert!(
+        v.windows(2).all(|w| w[0].key as u32 <= w[1].key as u32),
+        "low halves in order"
+    );
     if v.len() < 256 {
-        v.sort_unstable_by_key(|e| e.key);
+        v.sort_by_key(|e| e.key >> 32);
         return;
     }
     if scratch.len() < v.len() {
         scratch.resize(v.len(), Entry::default());
     }
-    radix_with(v, &mut scratch[..v.len()]);
+    radix_bits(v, &mut scratch[..v.len()], !0u64 << 32);
 }
 
 fn radix_with<V: Plain>(v: &mut [Entry<V>], buf: &mut [Entry<V>]) {
+    radix_bits(v, buf, u64::MAX)
+}
+
+/// A stable LSD radix sort on the key bits in `mask`.
+fn radix_bits<V: Plain>(v: &mut [Entry<V>], buf: &mut [Entry<V>], mask: u64) {
     const BITS: u32 = 11;
     const MASK: u64 = (1 << BITS) - 1;
     let (mut or, mut and) = (0u64, u64::MAX);
@@ -208,7 +219,7 @@ fn radix_with<V: Plain>(v: &mut [Entry<V>], buf: &mut [Entry<V>]) {
         or |= e.key;
         and &= e.key;
     }
-    let varying = or ^ and;
+    let varying = (or ^ and) & mask;
     if varying == 0 {
         return;
     }

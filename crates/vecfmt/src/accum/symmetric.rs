@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
-use super::pending::{key, radix_sort, radix_sort_in, Entry};
+use super::pending::{key, radix_sort_rows_in, Entry};
 use super::{cast_push, cast_scalar, start_rewrite};
 use crate::error::io_err;
 use crate::{Codec, DType, Error, Indices, Matrix, Result, Scalar, ValueVec, Values};
@@ -42,16 +42,54 @@ fn scalar_of(dtype: DType, b: u64) -> Scalar {
 
 /// A sorted run of transposed entries: in memory, or in a spill file (see [`spill`]).
 enum Run {
-    Memory(std::vec::IntoIter<Entry<u64>>),
+    Memory { entries: Vec<Entry<u64>>, at: usize },
     File(SpillReader),
 }
 
 impl Run {
+    /// The entries not taken yet, from the next one on: the rest of the run in memory, or of
+    /// the block decoded from the file. Empty at the end of the run.
     #[inline]
-    fn next(&mut self) -> Result<Option<Entry<u64>>> {
+    fn ahead(&mut self) -> Result<&[Entry<u64>]> {
         match self {
-            Run::Memory(it) => Ok(it.next()),
-            Run::File(f) => f.next(),
+            Run::Memory { entries, at } => Ok(&entries[*at..]),
+            Run::File(f) => {
+                if f.at == f.block.len() && f.left > 0 {
+                    f.refill()?;
+                }
+                Ok(&f.block[f.at..])
+            }
+        }
+    }
+
+    /// The row of the next entry.
+    fn next_row(&mut self) -> Result<Option<u64>> {
+        Ok(self.ahead()?.first().map(|e| e.key >> 32))
+    }
+
+    /// Hands the run's entries of row `r`, its next row, to `take`, a slice at a time.
+    fn take_row(&mut self, r: u64, mut take: impl FnMut(&[Entry<u64>]) -> Result<()>) -> Result<()> {
+        loop {
+            let ahead = self.ahead()?;
+            // The row's entries are a prefix, usually short or empty, of a run of millions:
+            // gallop from the front (a binary search over the whole run missed the cache
+            // at each probe, for every row and run).
+            let (mut n, mut step) = (0, 1);
+            while n + step <= ahead.len() && ahead[n + step - 1].key >> 32 <= r {
+                n += step;
+                step *= 2;
+            }
+            let end = (n + step).min(ahead.len());
+            n += ahead[n..end].partition_point(|e| e.key >> 32 <= r);
+            let rest = ahead.len() - n;
+            take(&ahead[..n])?;
+            match self {
+                Run::Memory { at, .. } => *at += n,
+                Run::File(f) => f.at += n,
+            }
+            if n == 0 || rest > 0 {
+                return Ok(());
+            }
         }
     }
 }
@@ -73,18 +111,6 @@ struct SpillReader {
 }
 
 impl SpillReader {
-    #[inline]
-    fn next(&mut self) -> Result<Option<Entry<u64>>> {
-        if self.at == self.block.len() {
-            if self.left == 0 {
-                return Ok(None);
-            }
-            self.refill()?;
-        }
-        self.at += 1;
-        Ok(Some(self.block[self.at - 1]))
-    }
-
     fn refill(&mut self) -> Result<()> {
         let bad = |path: &Path, detail: String| Error::Io {
             path: path.to_path_buf(),
@@ -189,6 +215,7 @@ pub(crate) fn rewrite_symmetric(
     // while this one fills the next.
     let mut buf: Vec<Entry<u64>> = Vec::new();
     let mut spare: Option<Vec<Entry<u64>>> = None;
+    let mut scratch: Vec<Entry<u64>> = Vec::new();
     let (spilled, spill_dir) = std::thread::scope(|sc| -> Result<(Vec<Spilled>, Option<tempfile::TempDir>)> {
         let (to_spill, full) = std::sync::mpsc::sync_channel::<Vec<Entry<u64>>>(0);
         let (to_fill, empty) = std::sync::mpsc::sync_channel::<Vec<Entry<u64>>>(1);
@@ -203,8 +230,9 @@ pub(crate) fn rewrite_symmetric(
         // This thread fills a run and sorts it; the spilling thread encodes and writes the
         // previous one. (With the sort on the spilling thread, that thread was the whole
         // first pass on C1-1GB: sort 31% and the kernel's copy 22% of its samples, this one
-        // mostly waiting.)
-        let mut scratch: Vec<Entry<u64>> = Vec::new();
+        // mostly waiting.) U's rows come in order, so a run is filled in order of its keys'
+        // low halves (U's row, the transposed column), and sorting it by row alone (stable)
+        // sorts it: half the passes of a full sort.
         let mut fill = || -> Result<()> {
             for row in m.iter_rows() {
                 let row = row?;
@@ -252,7 +280,7 @@ pub(crate) fn rewrite_symmetric(
                     }
                     k = end;
                     if buf.len() >= cap {
-                        radix_sort_in(&mut buf, &mut scratch);
+                        radix_sort_rows_in(&mut buf, &mut scratch);
                         if to_spill.send(std::mem::take(&mut buf)).is_err() {
                             // The spilling thread stopped on an error: it reports it.
                             return Ok(());
@@ -289,25 +317,30 @@ pub(crate) fn rewrite_symmetric(
         })
         .collect();
     if !buf.is_empty() {
-        radix_sort(&mut buf);
-        runs.push(Run::Memory(std::mem::take(&mut buf).into_iter()));
+        radix_sort_rows_in(&mut buf, &mut scratch);
+        runs.push(Run::Memory {
+            entries: std::mem::take(&mut buf),
+            at: 0,
+        });
     }
+    drop(scratch);
 
     // Pass 2: U's rows in order, each preceded by its transposed entries (all of them in
     // columns below the row, so they come first). Each run holds a row's transposed entries
-    // contiguously; with several runs, a row's pieces are sorted by column.
-    let mut heads: Vec<Option<Entry<u64>>> = Vec::with_capacity(runs.len());
-    for run in runs.iter_mut() {
-        heads.push(run.next()?);
-    }
+    // contiguously, and the runs hold consecutive ranges of U's rows (the transposed
+    // columns) in order: taken run after run, a row's pieces come sorted by column.
     let mut w = start_rewrite(&m, path, dtype, (n, n), codec, zstd_level, None)?;
     let mut rows = m.iter_rows();
     let mut next_u = rows.next().transpose()?;
     let mut idx: Vec<u32> = Vec::new();
     let mut vals = ValueVec::new(dtype);
-    let mut below: Vec<(u64, u64)> = Vec::new();
     loop {
-        let t_row = heads.iter().flatten().map(|e| e.key >> 32).min();
+        let mut t_row: Option<u64> = None;
+        for run in runs.iter_mut() {
+            if let Some(x) = run.next_row()? {
+                t_row = Some(t_row.map_or(x, |t| t.min(x)));
+            }
+        }
         let u_row = next_u.as_ref().map(|r| r.id());
         let r = match (t_row, u_row) {
             (None, None) => break,
@@ -316,33 +349,25 @@ pub(crate) fn rewrite_symmetric(
         };
         idx.clear();
         vals.clear();
-        below.clear();
-        let mut pieces = 0;
-        for (run, head) in runs.iter_mut().zip(heads.iter_mut()) {
-            let before = below.len();
-            while let Some(e) = *head {
-                if e.key >> 32 != r {
-                    break;
-                }
-                below.push((e.key & 0xFFFF_FFFF, e.v));
-                *head = run.next()?;
-            }
-            pieces += usize::from(below.len() > before);
-        }
-        if pieces > 1 {
-            below.sort_unstable_by_key(|&(c, _)| c);
-        }
         // Ids are below 2^32 (checked above). The transposed values are already in `dtype`.
-        if let ValueVec::F32(out) = &mut vals {
-            out.extend(below.iter().map(|&(_, v)| f32::from_bits(v as u32)));
-        } else {
-            for &(c, v) in &below {
-                if !cast_push(scalar_of(dtype, v), &mut vals) {
-                    return Err(Error::Overflow { row: r, col: c });
+        for run in runs.iter_mut() {
+            run.take_row(r, |es| {
+                idx.extend(es.iter().map(|e| e.key as u32));
+                if let ValueVec::F32(out) = &mut vals {
+                    out.extend(es.iter().map(|e| f32::from_bits(e.v as u32)));
+                } else {
+                    for e in es {
+                        if !cast_push(scalar_of(dtype, e.v), &mut vals) {
+                            return Err(Error::Overflow {
+                                row: r,
+                                col: e.key & 0xFFFF_FFFF,
+                            });
+                        }
+                    }
                 }
-            }
+                Ok(())
+            })?;
         }
-        idx.extend(below.iter().map(|&(c, _)| c as u32));
         if u_row == Some(r) {
             let row = next_u.take().expect("peeked");
             match (row.indices(), row.values(), &mut vals) {
@@ -447,6 +472,18 @@ fn spill(path: &Path, dir: &mut Option<tempfile::TempDir>, buf: &mut Vec<Entry<u
 mod tests {
     use super::*;
 
+    /// Every entry of a run, taken row by row as the finish does.
+    fn take_all(run: &mut Run) -> Result<Vec<Entry<u64>>> {
+        let mut out = Vec::new();
+        while let Some(r) = run.next_row()? {
+            run.take_row(r, |es| {
+                out.extend_from_slice(es);
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+
     fn reader(s: Spilled, rec: usize) -> SpillReader {
         SpillReader {
             r: BufReader::with_capacity(1 << 12, s.file),
@@ -475,15 +512,11 @@ mod tests {
             key: u64::MAX - 1,
             v: 7,
         });
-        let mut buf = want.clone();
-        radix_sort(&mut buf);
-        let mut d = None;
-        let mut r = reader(spill(&path, &mut d, &mut buf, 12).unwrap(), 12);
         want.sort_by_key(|e| e.key);
-        let mut got = Vec::new();
-        while let Some(e) = r.next().unwrap() {
-            got.push((e.key, e.v));
-        }
+        let mut buf = want.clone();
+        let mut d = None;
+        let mut r = Run::File(reader(spill(&path, &mut d, &mut buf, 12).unwrap(), 12));
+        let got: Vec<(u64, u64)> = take_all(&mut r).unwrap().iter().map(|e| (e.key, e.v)).collect();
         assert_eq!(got, want.iter().map(|e| (e.key, e.v)).collect::<Vec<_>>());
     }
 
@@ -501,18 +534,13 @@ mod tests {
             bytes[at] = byte;
             std::fs::write(&s.path, &bytes).unwrap();
             let p = s.path.clone();
-            let mut r = reader(s, 16);
-            let mut seen = 0;
-            let err = loop {
-                match r.next() {
-                    Ok(Some(_)) => seen += 1,
-                    Ok(None) => break None,
-                    Err(e) => break Some(e),
-                }
-            };
+            let mut r = Run::File(reader(s, 16));
             // A damaged length or count or delta is refused; a changed value byte would
             // not be seen (the file is ours and short-lived: no checksum).
-            let e = err.unwrap_or_else(|| panic!("byte {at} changed to {byte:#x}: {seen} entries read, no error"));
+            let e = match take_all(&mut r) {
+                Ok(got) => panic!("byte {at} changed to {byte:#x}: {} entries read, no error", got.len()),
+                Err(e) => e,
+            };
             assert!(e.to_string().contains(&p.display().to_string()), "{e}");
         }
     }
