@@ -1713,6 +1713,7 @@ impl<V: Val> Shared<V> {
                     let cache_cap = self.soft_budget() / 3;
                     // Spilled sums are gathered and written together, one extent per batch.
                     let mut batch = SpillBatch::default();
+                    let mut written = Vec::new();
                     for c in flush {
                         if !over(self) {
                             break;
@@ -1725,6 +1726,10 @@ impl<V: Val> Shared<V> {
                         if p.merge_due() {
                             self.flush_part(&mut p, keep)?;
                         } else {
+                            if !batch.fits(&p) {
+                                // Placed once this part's lock is dropped.
+                                written = batch.write(self)?;
+                            }
                             batch.take(c.i, &mut p)?;
                             if !keep {
                                 self.drop_cached(&mut p);
@@ -1734,6 +1739,7 @@ impl<V: Val> Shared<V> {
                         self.evictions.fetch_add(1, Ordering::Relaxed);
                         needs_split |= p.chunks.len() > 1;
                         drop(p);
+                        self.place_runs(&parts, std::mem::take(&mut written));
                         if batch.buf.len() >= SPILL_BATCH {
                             self.place_runs(&parts, batch.write(self)?);
                         }
@@ -1916,7 +1922,12 @@ impl SpillBatch {
             return Ok(false);
         }
         let start = self.buf.len();
-        self.buf.reserve(p.pending.len() * (8 + V::BYTES));
+        let need = p.pending.len() * (8 + V::BYTES);
+        if start + need > self.buf.capacity() {
+            // The batch's size at once (or this part's, when larger), never by doubling: the
+            // buffer is transient room outside the budget, and doubling took it to 16 MiB.
+            self.buf.reserve_exact(SPILL_BATCH.max(start + need) - start);
+        }
         for e in &p.pending {
             self.buf.extend_from_slice(&e.key.to_le_bytes());
             e.v.put(&mut self.buf);
@@ -1926,6 +1937,12 @@ impl SpillBatch {
         p.pending = Vec::new();
         p.tail = Vec::new();
         Ok(true)
+    }
+
+    /// Whether the part's sums still fit the batch (or the batch is empty): otherwise the
+    /// batch is written first, so the buffer stays at [`SPILL_BATCH`] or one part's size.
+    fn fits<V: Val>(&self, p: &Part<V>) -> bool {
+        self.buf.is_empty() || self.buf.len() + (p.pending.len() + p.tail.len()) * (8 + V::BYTES) <= SPILL_BATCH
     }
 
     /// Writes the batch to one new extent and empties it; returns the runs by part id.

@@ -108,6 +108,10 @@ struct SpillReader {
     block: Vec<Entry<u64>>,
     at: usize,
     bytes: Vec<u8>,
+    /// The last key decoded: keys strictly increase through the file (the finish takes a
+    /// row's entries as a prefix of what is ahead, so an out-of-order key would land in the
+    /// wrong row).
+    last: Option<u64>,
 }
 
 impl SpillReader {
@@ -136,8 +140,8 @@ impl SpillReader {
         self.block.clear();
         self.at = 0;
         let (b, vb) = (&self.bytes[..], self.value_bytes);
-        let (mut pos, mut key) = (0usize, 0u64);
-        for _ in 0..n {
+        let (mut pos, mut key, mut last) = (0usize, 0u64, self.last);
+        for i in 0..n {
             let mut d = 0u64;
             let mut shift = 0;
             loop {
@@ -154,7 +158,11 @@ impl SpillReader {
                     break;
                 }
             }
-            key = key.wrapping_add(d);
+            key = match if i == 0 { Some(d) } else { key.checked_add(d) } {
+                Some(k) if last.is_none_or(|l| k > l) => k,
+                _ => return Err(bad(&self.path, "its keys are out of order".into())),
+            };
+            last = Some(key);
             let Some(v) = b.get(pos..pos + vb) else {
                 return Err(bad(&self.path, "a block ends inside an entry".into()));
             };
@@ -173,6 +181,7 @@ impl SpillReader {
             ));
         }
         self.left -= n as u64;
+        self.last = last;
         Ok(())
     }
 }
@@ -313,6 +322,7 @@ pub(crate) fn rewrite_symmetric(
                 block: Vec::with_capacity(SPILL_BLOCK),
                 at: 0,
                 bytes: Vec::new(),
+                last: None,
             })
         })
         .collect();
@@ -493,6 +503,7 @@ mod tests {
             block: Vec::new(),
             at: 0,
             bytes: Vec::new(),
+            last: None,
         }
     }
 
@@ -527,7 +538,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.vfm");
         let mk = || -> Vec<Entry<u64>> { (0..5000u64).map(|i| Entry { key: i * 3, v: i }).collect() };
-        for (at, byte) in [(0usize, 0xffu8), (4, 0xff), (8, 0x80)] {
+        // The second block starts at 8 + 4,096 × (1 + 8) bytes; its first key, 12,288, is
+        // LEB128 [0x80, 0x60]: [0x80, 0x01] is 128, below the first block's last key.
+        let second = 8 + SPILL_BLOCK * 9 + 8;
+        for (at, byte) in [(0usize, 0xffu8), (4, 0xff), (8, 0x80), (second + 1, 0x01)] {
             let mut d = None;
             let s = spill(&path, &mut d, &mut mk(), 16).unwrap();
             let mut bytes = std::fs::read(&s.path).unwrap();
