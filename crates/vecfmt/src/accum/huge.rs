@@ -9,10 +9,10 @@ const HUGE_PAGE: usize = 2 << 20;
 /// A fixed-length buffer for a large table that is read and written at random (a producer's
 /// dense sums, `cooccur`'s word table), aligned to 2 MiB and marked for transparent huge
 /// pages before its first touch (`madvise(MADV_HUGEPAGE)`; most kernels only give huge pages
-/// to memory that asks for them). With 4 KiB pages, each random access to a table of
-/// several MB also missed the TLB: on C1-1GB the load of a dense sum was half the samples of
-/// the tokenising worker, and the prefetch of a word's slot a fifth. Below 2 MiB, or where
-/// the kernel declines, it is an ordinary allocation.
+/// to memory that asks for them). With 4 KiB pages, a random access to a table of several MB
+/// also misses the TLB: on C1-1GB the prefetch of a word's slot was 23% of the tokenising
+/// worker's samples, and 7% in huge pages (the load of a dense sum, a cache miss, stayed
+/// about half). Below 2 MiB, or where the kernel declines, it is an ordinary allocation.
 pub struct HugeBuf<T> {
     ptr: NonNull<T>,
     len: usize,
