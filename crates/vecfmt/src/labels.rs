@@ -57,9 +57,36 @@ impl LabelList {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.text.capacity() + self.ends.capacity() * 8
     }
-    /// Serialises the labels as a section. Fails on a duplicate label.
+    /// Serialises the labels as a section (the text and its offsets are this list's own).
+    /// Besides the section it allocates only the hash slots, 4 bytes per slot below 2^32 - 1
+    /// labels (a million labels: 8 MB). Fails on a duplicate label.
     pub(crate) fn build(&self, axis: Axis) -> Result<Vec<u8>> {
-        build_with(self.len(), |i| self.get(i), axis)
+        let count = self.len() as u64;
+        let bytes_len = self.text.len() as u64;
+        let n_slots = slots_for(count);
+        let sw = slot_width(count);
+        let mut out =
+            Vec::with_capacity((LABELS_HEADER_SIZE + (count + 1) * 8 + bytes_len + 8 + n_slots * sw) as usize);
+        out.extend_from_slice(&LABELS_MAGIC);
+        out.extend_from_slice(&count.to_le_bytes());
+        out.extend_from_slice(&bytes_len.to_le_bytes());
+        out.extend_from_slice(&n_slots.to_le_bytes());
+        out.extend_from_slice(&0u64.to_le_bytes());
+        for &end in &self.ends {
+            out.extend_from_slice(&end.to_le_bytes());
+        }
+        out.extend_from_slice(self.text.as_bytes());
+        while !out.len().is_multiple_of(8) {
+            out.push(0);
+        }
+        if sw == 4 {
+            let slots = fill_slots::<u32>(self, n_slots, axis)?;
+            out.extend(slots.iter().flat_map(|v| v.to_le_bytes()));
+        } else {
+            let slots = fill_slots::<u64>(self, n_slots, axis)?;
+            out.extend(slots.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        Ok(out)
     }
 }
 
@@ -73,54 +100,17 @@ impl<S: AsRef<str>> FromIterator<S> for LabelList {
     }
 }
 
-/// Serialises a labels section of `count` labels, label `i` being `label(i)`. Apart from the
-/// section itself it allocates only the hash slots, 4 bytes per slot below 2^32 - 1 labels
-/// (a million labels: 8 MB besides the section).
-fn build_with<'a>(count: usize, label: impl Fn(usize) -> &'a str, axis: Axis) -> Result<Vec<u8>> {
-    let n = count;
-    let count = count as u64;
-    let bytes_len: u64 = (0..n).map(|i| label(i).len() as u64).sum();
-    let n_slots = slots_for(count);
-    let sw = slot_width(count);
-    let mut out = Vec::with_capacity((LABELS_HEADER_SIZE + (count + 1) * 8 + bytes_len + 8 + n_slots * sw) as usize);
-    out.extend_from_slice(&LABELS_MAGIC);
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(&bytes_len.to_le_bytes());
-    out.extend_from_slice(&n_slots.to_le_bytes());
-    let mut off = 0u64;
-    out.extend_from_slice(&off.to_le_bytes());
-    for i in 0..n {
-        off += label(i).len() as u64;
-        out.extend_from_slice(&off.to_le_bytes());
-    }
-    for i in 0..n {
-        out.extend_from_slice(label(i).as_bytes());
-    }
-    while !out.len().is_multiple_of(8) {
-        out.push(0);
-    }
-    if sw == 4 {
-        let slots = fill_slots::<u32>(n, n_slots, &label, axis)?;
-        out.extend(slots.iter().flat_map(|v| v.to_le_bytes()));
-    } else {
-        let slots = fill_slots::<u64>(n, n_slots, &label, axis)?;
-        out.extend(slots.iter().flat_map(|v| v.to_le_bytes()));
-    }
-    Ok(out)
-}
-
 /// The hash slots of a labels section: `id + 1` of the label that hashes there (linear
 /// probing), 0 when empty. Fails on a duplicate label.
-fn fill_slots<'a, T: Copy + Default + PartialEq + TryFrom<u64> + Into<u64>>(
-    n: usize,
+fn fill_slots<T: Copy + Default + PartialEq + TryFrom<u64> + Into<u64>>(
+    labels: &LabelList,
     n_slots: u64,
-    label: &impl Fn(usize) -> &'a str,
     axis: Axis,
 ) -> Result<Vec<T>> {
     let mut slots = vec![T::default(); n_slots as usize];
     let mask = n_slots - 1;
-    for id in 0..n {
-        let s = label(id);
+    for id in 0..labels.len() {
+        let s = labels.get(id);
         let mut i = fnv1a64(s.as_bytes()) & mask;
         loop {
             let v: u64 = slots[i as usize].into();
@@ -128,7 +118,7 @@ fn fill_slots<'a, T: Copy + Default + PartialEq + TryFrom<u64> + Into<u64>>(
                 slots[i as usize] = T::try_from(id as u64 + 1).ok().expect("slot width fits the count");
                 break;
             }
-            if label((v - 1) as usize) == s {
+            if labels.get((v - 1) as usize) == s {
                 return Err(Error::DuplicateLabel {
                     axis,
                     label: s.to_string(),

@@ -1085,20 +1085,20 @@ pub(crate) fn cast_scalar(s: crate::Scalar, dtype: DType) -> Option<crate::Scala
         })
     };
     Some(match dtype {
-        DType::F32 => {
-            let x = s.to_f64();
-            let y = x as f32;
-            if !y.is_finite() && x.is_finite() {
-                return None;
-            }
-            Scalar::F32(y)
-        }
+        DType::F32 => Scalar::F32(f32_of(s.to_f64())?),
         DType::F64 => Scalar::F64(s.to_f64()),
         DType::I32 => Scalar::I32(i32::try_from(int(s)?).ok()?),
         DType::I64 => Scalar::I64(i64::try_from(int(s)?).ok()?),
         DType::U32 => Scalar::U32(u32::try_from(int(s)?).ok()?),
         DType::U64 => Scalar::U64(u64::try_from(int(s)?).ok()?),
     })
+}
+
+/// A sum rounded to f32, once; `None` when a finite value overflows to infinity.
+#[inline]
+pub(crate) fn f32_of(x: f64) -> Option<f32> {
+    let y = x as f32;
+    (y.is_finite() || !x.is_finite()).then_some(y)
 }
 
 /// Appends a stored value converted to the buffer's dtype ([`cast_scalar`]); `false` when it
@@ -1713,7 +1713,6 @@ impl<V: Val> Shared<V> {
                     let cache_cap = self.soft_budget() / 3;
                     // Spilled sums are gathered and written together, one extent per batch.
                     let mut batch = SpillBatch::default();
-                    let mut written = Vec::new();
                     for c in flush {
                         if !over(self) {
                             break;
@@ -1722,14 +1721,13 @@ impl<V: Val> Shared<V> {
                             && c.heat > 0
                             && self.cache_bytes.load(Ordering::Relaxed) + (c.disk as i64 + c.pending as i64)
                                 < cache_cap;
+                        if !batch.fits(c.pending) {
+                            self.place_runs(&parts, batch.write(self)?);
+                        }
                         let mut p = parts[c.i].lock();
                         if p.merge_due() {
                             self.flush_part(&mut p, keep)?;
                         } else {
-                            if !batch.fits(&p) {
-                                // Placed once this part's lock is dropped.
-                                written = batch.write(self)?;
-                            }
                             batch.take(c.i, &mut p)?;
                             if !keep {
                                 self.drop_cached(&mut p);
@@ -1739,10 +1737,6 @@ impl<V: Val> Shared<V> {
                         self.evictions.fetch_add(1, Ordering::Relaxed);
                         needs_split |= p.chunks.len() > 1;
                         drop(p);
-                        self.place_runs(&parts, std::mem::take(&mut written));
-                        if batch.buf.len() >= SPILL_BATCH {
-                            self.place_runs(&parts, batch.write(self)?);
-                        }
                     }
                     self.place_runs(&parts, batch.write(self)?);
                     // Last resort: every decoded copy.
@@ -1939,10 +1933,11 @@ impl SpillBatch {
         Ok(true)
     }
 
-    /// Whether the part's sums still fit the batch (or the batch is empty): otherwise the
-    /// batch is written first, so the buffer stays at [`SPILL_BATCH`] or one part's size.
-    fn fits<V: Val>(&self, p: &Part<V>) -> bool {
-        self.buf.is_empty() || self.buf.len() + (p.pending.len() + p.tail.len()) * (8 + V::BYTES) <= SPILL_BATCH
+    /// Whether `bytes` more (a part's pending bytes when it was picked) still fit the batch,
+    /// or the batch is empty: otherwise it is written first, so the buffer stays at about
+    /// [`SPILL_BATCH`] or one part's size.
+    fn fits(&self, bytes: usize) -> bool {
+        self.buf.is_empty() || self.buf.len() + bytes <= SPILL_BATCH
     }
 
     /// Writes the batch to one new extent and empties it; returns the runs by part id.

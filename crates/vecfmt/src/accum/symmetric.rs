@@ -13,7 +13,7 @@ use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
 use super::pending::{key, radix_sort_rows_in, Entry};
-use super::{cast_push, cast_scalar, start_rewrite};
+use super::{cast_push, cast_scalar, f32_of, start_rewrite};
 use crate::error::io_err;
 use crate::{Codec, DType, Error, Indices, Matrix, Result, Scalar, ValueVec, Values};
 
@@ -115,6 +115,19 @@ struct SpillReader {
 }
 
 impl SpillReader {
+    fn new(s: Spilled, value_bytes: usize, buffer: usize) -> SpillReader {
+        SpillReader {
+            r: BufReader::with_capacity(buffer, s.file),
+            path: s.path,
+            value_bytes,
+            left: s.entries,
+            block: Vec::with_capacity(SPILL_BLOCK),
+            at: 0,
+            bytes: Vec::new(),
+            last: None,
+        }
+    }
+
     fn refill(&mut self) -> Result<()> {
         let bad = |path: &Path, detail: String| Error::Io {
             path: path.to_path_buf(),
@@ -265,11 +278,8 @@ pub(crate) fn rewrite_symmetric(
                         // per entry through `Scalar`.
                         (Indices::U32(ix), Values::F64(v)) if dtype == DType::F32 => {
                             for j in k..end {
-                                let (c, x) = (ix[j], v[j]);
-                                let y = x as f32;
-                                if !y.is_finite() && x.is_finite() {
-                                    return Err(Error::Overflow { row: c as u64, col: r });
-                                }
+                                let c = ix[j];
+                                let y = f32_of(v[j]).ok_or(Error::Overflow { row: c as u64, col: r })?;
                                 buf.push(Entry {
                                     key: key(c, r as u32),
                                     v: y.to_bits() as u64,
@@ -313,18 +323,7 @@ pub(crate) fn rewrite_symmetric(
     let read_buf = (memory as usize / 8 / spilled.len().max(1)).clamp(16 << 10, 1 << 20);
     let mut runs: Vec<Run> = spilled
         .into_iter()
-        .map(|s| {
-            Run::File(SpillReader {
-                r: BufReader::with_capacity(read_buf, s.file),
-                path: s.path,
-                value_bytes: rec - 8,
-                left: s.entries,
-                block: Vec::with_capacity(SPILL_BLOCK),
-                at: 0,
-                bytes: Vec::new(),
-                last: None,
-            })
-        })
+        .map(|s| Run::File(SpillReader::new(s, rec - 8, read_buf)))
         .collect();
     if !buf.is_empty() {
         radix_sort_rows_in(&mut buf, &mut scratch);
@@ -385,11 +384,7 @@ pub(crate) fn rewrite_symmetric(
                 // through `Scalar`.
                 (Indices::U32(ix), Values::F64(src), ValueVec::F32(out)) => {
                     for (&c, &x) in ix.iter().zip(src) {
-                        let y = x as f32;
-                        if !y.is_finite() && x.is_finite() {
-                            return Err(Error::Overflow { row: r, col: c as u64 });
-                        }
-                        out.push(y);
+                        out.push(f32_of(x).ok_or(Error::Overflow { row: r, col: c as u64 })?);
                     }
                     idx.extend_from_slice(ix);
                 }
@@ -495,16 +490,7 @@ mod tests {
     }
 
     fn reader(s: Spilled, rec: usize) -> SpillReader {
-        SpillReader {
-            r: BufReader::with_capacity(1 << 12, s.file),
-            path: s.path,
-            value_bytes: rec - 8,
-            left: s.entries,
-            block: Vec::new(),
-            at: 0,
-            bytes: Vec::new(),
-            last: None,
-        }
+        SpillReader::new(s, rec - 8, 1 << 12)
     }
 
     /// Keys far apart and close together, over several blocks, come back sorted with their
