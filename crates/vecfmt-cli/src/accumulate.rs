@@ -987,6 +987,10 @@ pub struct MergeArgs {
     /// Value dtype of the result (default: the inputs' dtype, which must agree).
     #[arg(long)]
     pub dtype: Option<String>,
+    /// zstd level of the result (1 is fastest, up to 22).
+    #[arg(long, value_name = "N", default_value_t = vecfmt::consts::DEFAULT_ZSTD_LEVEL,
+          value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub zstd_level: i32,
     /// Replace OUTPUT if it exists.
     #[arg(long)]
     pub force: bool,
@@ -1067,6 +1071,7 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
             &args.output,
             dtype,
             codec,
+            args.zstd_level,
             row_l.swap_remove(0),
             col_l.swap_remove(0),
         )?;
@@ -1091,6 +1096,7 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
             .memory(memory)
             .whole_process(true)
             .codec(codec)
+            .zstd_level(args.zstd_level)
             .row_labels(true)
             .col_labels(true),
     )?;
@@ -1149,11 +1155,18 @@ fn merge_aligned(
     out: &Path,
     dtype: DType,
     codec: Codec,
+    zstd_level: i32,
     row_labels: Option<Vec<String>>,
     col_labels: Option<Vec<String>>,
 ) -> Result<u64> {
     let (n_rows, n_cols) = ms[0].shape();
-    let mut w = MatrixWriter::create(out, WriterOptions::new(dtype, n_cols).n_rows(n_rows).codec(codec))?;
+    let mut w = MatrixWriter::create(
+        out,
+        WriterOptions::new(dtype, n_cols)
+            .n_rows(n_rows)
+            .codec(codec)
+            .zstd_level(zstd_level),
+    )?;
     if let Some(l) = row_labels {
         w.set_row_labels(l);
     }
@@ -1253,6 +1266,10 @@ pub struct CompactArgs {
     /// Codec of the result: raw, lz4 or zstd.
     #[arg(long, default_value = "zstd")]
     pub codec: String,
+    /// zstd level of the result (1 is fastest, up to 22).
+    #[arg(long, value_name = "N", default_value_t = vecfmt::consts::DEFAULT_ZSTD_LEVEL,
+          value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub zstd_level: i32,
     /// Memory budget (used when finishing an interrupted symmetric build such as `cooccur`;
     /// default: half of the available memory).
     #[arg(long, value_name = "BYTES")]
@@ -1267,7 +1284,7 @@ pub fn compact(args: CompactArgs) -> Result<ExitCode> {
         Some(m) => crate::parse_bytes(m)?,
         None => vecfmt::accum::default_memory_budget(),
     };
-    let s = vecfmt::accum::compact_with_memory(&args.file, args.codec.parse()?, 3, memory)?;
+    let s = vecfmt::accum::compact_with_memory(&args.file, args.codec.parse()?, args.zstd_level, memory)?;
     note!(
         "vecfmt: compacted {}: {} → {} bytes",
         args.file.display(),

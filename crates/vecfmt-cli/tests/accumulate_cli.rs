@@ -248,12 +248,27 @@ fn the_zstd_level_changes_the_bytes_not_the_values() {
     ok(&["cooccur", &input, "-o", &small, "--zstd-level", "19"]);
     assert_eq!(entries(Path::new(&fast)), entries(Path::new(&small)));
     assert!(Matrix::open(&small).unwrap().verify().is_clean());
+    let size = |f: &str| std::fs::metadata(f).unwrap().len();
+    assert!(size(&small) < size(&fast), "{} vs {}", size(&small), size(&fast));
+    // `merge` and `compact` take the level too (their default is the writer's, 3).
+    let (m1, m19) = (p(dir.path(), "m1.vfm"), p(dir.path(), "m19.vfm"));
+    ok(&["merge", &fast, &small, "-o", &m1, "--zstd-level", "1"]);
+    ok(&["merge", &fast, &small, "-o", &m19, "--zstd-level", "19"]);
+    assert_eq!(entries(Path::new(&m1)), entries(Path::new(&m19)));
+    assert!(size(&m19) < size(&m1), "{} vs {}", size(&m19), size(&m1));
+    let before = entries(Path::new(&fast));
+    ok(&["compact", &fast, "--zstd-level", "19"]);
+    assert_eq!(entries(Path::new(&fast)), before);
+    assert!(size(&fast) < size(&m1), "{} vs {}", size(&fast), size(&m1));
     // A bad level is bad usage (exit 2), refused before any output.
-    let o = vecfmt(&["cooccur", &input, "-o", &p(dir.path(), "x.vfm"), "--zstd-level", "0"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("--zstd-level"), "{err}");
-    assert!(!Path::new(&p(dir.path(), "x.vfm")).exists());
+    let x = p(dir.path(), "x.vfm");
+    for cmd in [&["cooccur", &input][..], &["merge", &fast, &small]] {
+        let o = vecfmt(&[cmd, &["-o", &x, "--zstd-level", "0"]].concat());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("--zstd-level"), "{err}");
+        assert!(!Path::new(&x).exists());
+    }
 }
 
 #[test]

@@ -31,6 +31,9 @@ pub const LABELS_MAGIC: [u8; 8] = *b"VFMLABEL";
 /// Size of the labels section's fixed header.
 pub const LABELS_HEADER_SIZE: u64 = 32;
 
+/// zstd level a [`crate::MatrixWriter`] compresses at unless told otherwise.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
 /// Every chunk starts at a multiple of this (FORMAT.md §4), so that raw chunks can be viewed
 /// in place as `&[u32]`/`&[f64]` from a page-aligned map.
 pub const CHUNK_ALIGN: u64 = 64;

@@ -35,7 +35,7 @@ impl WriterOptions {
             n_rows: None,
             codec: Codec::Raw,
             chunk_bytes: None,
-            zstd_level: 3,
+            zstd_level: crate::consts::DEFAULT_ZSTD_LEVEL,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
@@ -56,7 +56,7 @@ impl WriterOptions {
         self.chunk_bytes = Some(bytes.max(1));
         self
     }
-    /// zstd compression level (default 3).
+    /// zstd compression level (default [`crate::consts::DEFAULT_ZSTD_LEVEL`], 3).
     pub fn zstd_level(mut self, level: i32) -> Self {
         self.zstd_level = level;
         self
