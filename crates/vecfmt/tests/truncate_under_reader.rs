@@ -9,14 +9,14 @@
 //! Trials alternate raw chunks (read in place from the map) and zstd chunks (decoded).
 //! `VECFMT_TRUNCATE_TRIALS` sets the number of trials (100 by default).
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::FileExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vecfmt::{Codec, DType, Matrix, MatrixWriter, WriterOptions};
+
+#[path = "common/under_reader.rs"]
+mod under_reader;
 
 const CHILD_ENV: &str = "VECFMT_TRUNCATE_CHILD";
 
@@ -56,50 +56,11 @@ fn digest(m: &Matrix) -> vecfmt::Result<(u64, f64)> {
     Ok((n, s))
 }
 
-/// The child: opens the file, says READY, then reads it whole until a pass fails or the
-/// parent asks it to stop (stdin closed) and one more pass is done. Prints one line per pass.
+/// The child: opens the file, says READY, then reads it whole, pass after pass.
 #[test]
 fn child_reader() {
     let Ok(path) = std::env::var(CHILD_ENV) else { return };
-    let want: (u64, f64) = {
-        let v = std::env::var("VECFMT_TRUNCATE_WANT").unwrap();
-        let (a, b) = v.split_once(' ').unwrap();
-        (a.parse().unwrap(), b.parse().unwrap())
-    };
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s = stop.clone();
-    std::thread::spawn(move || {
-        let mut buf = String::new();
-        let _ = std::io::stdin().read_line(&mut buf);
-        s.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
-    let mut out = std::io::stdout().lock();
-    let m = match Matrix::open(&path) {
-        Ok(m) => m,
-        Err(e) => {
-            writeln!(out, "@@ OPENERR {e}").unwrap();
-            return;
-        }
-    };
-    writeln!(out, "@@ READY").unwrap();
-    out.flush().unwrap();
-    let mut last = false;
-    for _ in 0..10_000 {
-        last |= stop.load(std::sync::atomic::Ordering::SeqCst);
-        match digest(&m) {
-            Ok(d) if d == want => writeln!(out, "@@ OK").unwrap(),
-            Ok(d) => writeln!(out, "@@ WRONG {d:?}, want {want:?}").unwrap(),
-            Err(e) => {
-                writeln!(out, "@@ SIGBUS {}", vecfmt::guard::absorbed()).unwrap();
-                writeln!(out, "@@ ERR {e}").unwrap();
-                return;
-            }
-        }
-        out.flush().unwrap();
-        if last {
-            return;
-        }
-    }
+    under_reader::child(|| Matrix::open(&path), digest);
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -123,7 +84,6 @@ fn truncated_or_rewritten_under_a_reader_gives_an_error_not_a_signal() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut files = Vec::new();
     for (i, codec) in [Codec::Raw, Codec::Zstd].into_iter().enumerate() {
         let p = dir.path().join(format!("m{i}.vfm"));
@@ -138,13 +98,7 @@ fn truncated_or_rewritten_under_a_reader_gives_an_error_not_a_signal() {
     digest(&Matrix::open(dir.path().join("m0.vfm")).unwrap()).unwrap();
     let pass = t.elapsed().as_micros().max(1000) as u64;
 
-    let mut x = 0x5DEE_CE66_D1CE_4E5Bu64;
-    let mut rng = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = under_reader::xorshift(0x5DEE_CE66_D1CE_4E5B);
     let (mut errors, mut passes_ok, mut sigbus, mut readers_faulted) = (0, 0, 0, 0);
     let mut by_change = [0usize; 3];
     for trial in 0..trials {
@@ -161,73 +115,39 @@ fn truncated_or_rewritten_under_a_reader_gives_an_error_not_a_signal() {
             .unwrap()
             .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
             .unwrap();
-        let mut child = Command::new(&exe)
-            .args(["--exact", "child_reader", "--nocapture", "--test-threads", "1"])
-            .env(CHILD_ENV, &path)
-            .env("VECFMT_TRUNCATE_WANT", format!("{} {}", want.0, want.1))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // The test harness prints its own text around the child's lines (marked "@@ ").
-        let mut lines = BufReader::new(child.stdout.take().unwrap())
-            .lines()
-            .map(|l| l.unwrap())
-            .filter_map(|l| l.split_once("@@ ").map(|(_, m)| m.to_string()));
-        let first = lines.next().expect("child output");
-        assert_eq!(first, "READY", "trial {trial}: {first}");
         // Within the first three passes, sometimes at once.
-        std::thread::sleep(Duration::from_micros(rng() % (3 * pass)));
-        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let delay = Duration::from_micros(rng() % (3 * pass));
         let len = orig.len() as u64;
-        match change {
-            Change::Truncate => f.set_len(rng() % len).unwrap(),
-            Change::Replace => {
-                f.set_len(0).unwrap();
-                f.write_all_at(other, 0).unwrap();
-            }
-            Change::Overwrite => {
-                // Garbage over a stretch of the chunks (the catalog is read at open only).
-                let at = 8192 + rng() % (len / 2);
-                let junk: Vec<u8> = (0..65536).map(|_| rng() as u8).collect();
-                f.write_all_at(&junk, at).unwrap();
-            }
-        }
-        drop(f);
-        // Ask the child to stop after one more pass.
-        drop(child.stdin.take());
-        let rest: Vec<String> = lines.collect();
-        let status = child.wait().unwrap();
-        assert_eq!(
-            status.signal(),
-            None,
-            "trial {trial} ({change:?}): the reader died from signal {:?}; it said {rest:?}",
-            status.signal()
+        let (cut, at) = (rng() % len, 8192 + rng() % (len / 2));
+        let junk: Vec<u8> = (0..65536).map(|_| rng() as u8).collect();
+        let seen = under_reader::trial(
+            "child_reader",
+            CHILD_ENV,
+            &path,
+            *want,
+            delay,
+            || {
+                let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                match change {
+                    Change::Truncate => f.set_len(cut).unwrap(),
+                    Change::Replace => {
+                        f.set_len(0).unwrap();
+                        f.write_all_at(other, 0).unwrap();
+                    }
+                    // Garbage over a stretch of the chunks (the catalog is read at open only).
+                    Change::Overwrite => f.write_all_at(&junk, at).unwrap(),
+                }
+            },
+            &format!("trial {trial} ({change:?})"),
         );
-        assert!(status.success(), "trial {trial} ({change:?}): {status}; {rest:?}");
-        let mut saw_error = false;
-        for l in &rest {
-            if let Some(n) = l.strip_prefix("SIGBUS ") {
-                sigbus += n.parse::<usize>().unwrap();
-                readers_faulted += usize::from(n != "0");
-            } else if l == "OK" {
-                passes_ok += 1;
-            } else if let Some(e) = l.strip_prefix("ERR ") {
-                assert!(
-                    e.contains("changed or truncated") && e.contains(&*path.to_string_lossy()),
-                    "trial {trial} ({change:?}): the error must say the file changed: {e}"
-                );
-                saw_error = true;
-            } else {
-                panic!("trial {trial} ({change:?}): a pass read wrong data without an error: {l}");
-            }
-        }
-        // The last pass began after the change: it must have failed.
         assert!(
-            saw_error,
-            "trial {trial} ({change:?}): no pass reported the change: {rest:?}"
+            seen.error.contains("changed or truncated"),
+            "trial {trial} ({change:?}): the error must say the file changed: {}",
+            seen.error
         );
+        passes_ok += seen.ok;
+        sigbus += seen.sigbus;
+        readers_faulted += usize::from(seen.sigbus != 0);
         errors += 1;
         std::fs::remove_file(&path).unwrap();
     }
