@@ -17,6 +17,11 @@ use crate::input::{run_pool, Block, Checkpoint, Input, Progress, Shard};
 use crate::wordmap::WordMap;
 
 /// Options every accumulating command shares.
+/// The zstd levels `--zstd-level` accepts (the `.vfm` chunk codec takes 1 to 22).
+fn zstd_levels() -> clap::builder::RangedI64ValueParser<i32> {
+    clap::value_parser!(i32).range(1..=22)
+}
+
 #[derive(clap::Args, Debug)]
 pub struct AccumArgs {
     /// Memory budget: pending sums, cached chunks and vocabulary together (e.g. 512M, 8G).
@@ -39,7 +44,7 @@ pub struct AccumArgs {
     /// zstd level of the finished file (1 is fastest; 3 is about 2% smaller on word
     /// co-occurrences and takes 40% longer to write; up to 22).
     #[arg(long, value_name = "N", default_value_t = vecfmt::accum::FINISH_ZSTD_LEVEL,
-          value_parser = clap::value_parser!(i32).range(1..=22))]
+          value_parser = zstd_levels())]
     pub zstd_level: i32,
     /// Replace OUTPUT if it exists.
     #[arg(long)]
@@ -989,7 +994,7 @@ pub struct MergeArgs {
     pub dtype: Option<String>,
     /// zstd level of the result (1 is fastest, up to 22).
     #[arg(long, value_name = "N", default_value_t = vecfmt::consts::DEFAULT_ZSTD_LEVEL,
-          value_parser = clap::value_parser!(i32).range(1..=22))]
+          value_parser = zstd_levels())]
     pub zstd_level: i32,
     /// Replace OUTPUT if it exists.
     #[arg(long)]
@@ -1268,7 +1273,7 @@ pub struct CompactArgs {
     pub codec: String,
     /// zstd level of the result (1 is fastest, up to 22).
     #[arg(long, value_name = "N", default_value_t = vecfmt::consts::DEFAULT_ZSTD_LEVEL,
-          value_parser = clap::value_parser!(i32).range(1..=22))]
+          value_parser = zstd_levels())]
     pub zstd_level: i32,
     /// Memory budget (used when finishing an interrupted symmetric build such as `cooccur`;
     /// default: half of the available memory).

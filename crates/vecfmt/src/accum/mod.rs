@@ -245,7 +245,8 @@ pub(crate) const WORKING_CODEC: Codec = Codec::Raw;
 /// is large and written once, at the end of a long job, on the cores that just did the job.
 /// Re-encoding the C1-1GB shard result (191 M entries, f32) took 5.95 s of CPU at level 3,
 /// 4.83 s at 2 and 4.17 s at 1, for files of 589.6, 588.8 and 603.1 MB: level 1 saves
-/// 30% of the writing for 2.3% more space. `compact` rewrites at level 3.
+/// 30% of the writing for 2.3% more space. `vecfmt merge` and `vecfmt compact` default to
+/// [`crate::consts::DEFAULT_ZSTD_LEVEL`].
 pub const FINISH_ZSTD_LEVEL: i32 = 1;
 
 /// One part: a row range, its chunks on disk, its pending sums and maybe a decoded copy.
