@@ -101,6 +101,47 @@ fn radix_sort(v: &mut [E], scratch: &mut Vec<E>) {
     }
 }
 
+/// Sorts by key: one pass on the top 11 bits that vary scatters into buckets of a few
+/// thousand entries, each then sorted by [`radix_sort`] while it sits in cache.
+fn sort_keys(v: &mut [E], scratch: &mut Vec<E>, small: &mut Vec<E>) {
+    const BITS: u32 = 11;
+    let (mut or, mut and) = (0u64, u64::MAX);
+    for e in v.iter() {
+        or |= e.key;
+        and &= e.key;
+    }
+    let varying = or ^ and;
+    if varying == 0 {
+        return;
+    }
+    let shift = (64 - varying.leading_zeros()).saturating_sub(BITS);
+    let mask = (1u64 << BITS) - 1;
+    let mut counts = vec![0usize; 1 << BITS];
+    for e in v.iter() {
+        counts[((e.key >> shift) & mask) as usize] += 1;
+    }
+    let mut starts = Vec::with_capacity(counts.len() + 1);
+    let mut sum = 0;
+    for c in counts.iter_mut() {
+        starts.push(sum);
+        let n = *c;
+        *c = sum;
+        sum += n;
+    }
+    starts.push(sum);
+    scratch.clear();
+    scratch.resize(v.len(), E::default());
+    for e in v.iter() {
+        let d = ((e.key >> shift) & mask) as usize;
+        scratch[counts[d]] = *e;
+        counts[d] += 1;
+    }
+    for b in starts.windows(2) {
+        radix_sort(&mut scratch[b[0]..b[1]], small);
+    }
+    v.copy_from_slice(scratch);
+}
+
 fn sum_sorted(v: &mut Vec<E>) {
     if v.is_empty() {
         return;
@@ -162,19 +203,20 @@ fn code_of(v: f64, w: &[f64]) -> u8 {
 fn spill(
     buf: &mut Vec<E>,
     scratch: &mut Vec<E>,
+    small: &mut Vec<E>,
     tr: &mut Vec<E>,
     weights: &[f64],
     dir: &Path,
     runs: &mut Vec<PathBuf>,
 ) -> Result<u64> {
-    radix_sort(buf, scratch);
+    sort_keys(buf, scratch, small);
     sum_sorted(buf);
     tr.clear();
     tr.extend(buf.iter().filter(|e| (e.key >> 32) != (e.key & 0xffff_ffff)).map(|e| E {
         key: ((e.key & 0xffff_ffff) << 32) | (e.key >> 32),
         v: e.v,
     }));
-    radix_sort(tr, scratch);
+    sort_keys(tr, scratch, small);
     let path = dir.join(format!("run-{}", runs.len()));
     let mut w = BufWriter::with_capacity(1 << 20, File::create(&path)?);
     let (mut i, mut j) = (0, 0);
@@ -344,7 +386,7 @@ fn main() -> Result<()> {
     // Buffer, sort scratch and transposed copy: 48 bytes per buffered update.
     let cap = (memory << 20) as usize / 48;
     let mut buf: Vec<E> = Vec::with_capacity(cap);
-    let (mut scratch, mut tr) = (Vec::new(), Vec::new());
+    let (mut scratch, mut small, mut tr) = (Vec::new(), Vec::new(), Vec::new());
     let mut runs = Vec::new();
     let (mut pairs, mut sparse, mut run_entries) = (0u64, 0u64, 0u64);
     let weights: Vec<f64> = (0..=window).map(|d| 1.0 / d.max(1) as f64).collect();
@@ -371,7 +413,7 @@ fn main() -> Result<()> {
                 buf.push(E { key: key(r, c), v });
                 if buf.len() == cap {
                     let s = cpu_secs();
-                    run_entries += spill(&mut buf, &mut scratch, &mut tr, &weights, &dir, &mut runs)?;
+                    run_entries += spill(&mut buf, &mut scratch, &mut small, &mut tr, &weights, &dir, &mut runs)?;
                     spill_cpu += cpu_secs() - s;
                 }
             }
@@ -387,7 +429,7 @@ fn main() -> Result<()> {
             }
         }
     }
-    run_entries += spill(&mut buf, &mut scratch, &mut tr, &weights, &dir, &mut runs)?;
+    run_entries += spill(&mut buf, &mut scratch, &mut small, &mut tr, &weights, &dir, &mut runs)?;
     let (lw, lc) = t.end("last run", sparse);
     println!(
         "{pairs} pairs, {sparse} sparse ({:.1}%), {} runs, {run_entries} run entries ({:.2} GB); of pairs+runs, {spill_cpu:.2} s CPU sorting and writing runs",
@@ -395,7 +437,7 @@ fn main() -> Result<()> {
         runs.len(),
         runs.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum::<u64>() as f64 / 1e9
     );
-    drop((buf, scratch, tr, dense, ids, ends));
+    drop((buf, scratch, small, tr, dense, ids, ends));
 
     // 3: one k-way merge into the writer.
     let t = Stage::start();
