@@ -23,7 +23,9 @@
 //! ```
 //! VOCAB is `cooccur --save-vocab`'s file (`word<TAB>count`, most frequent first).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::binary_heap::PeekMut;
+use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -370,7 +372,7 @@ fn main() -> Result<()> {
     }
     drop(words);
     drop(text);
-    t.end("setup", 1);
+    println!("setup    {:7.2} s wall {:7.2} s CPU", t.t.elapsed().as_secs_f64(), cpu_secs() - t.cpu);
     println!("{tokens} tokens, {} kept, {} lines, {n_words} words", ids.len(), ends.len());
 
     // 1 + 2: pairs, dense table, runs.
@@ -445,8 +447,16 @@ fn main() -> Result<()> {
         .iter()
         .map(|p| Ok(Run { r: BufReader::new(File::open(p)?), block: Vec::new(), at: 0, key: 0, weights: &weights }))
         .collect::<Result<_>>()?;
-    // The runs' next entries; a handful of runs, so the smallest is found by a scan.
-    let mut heads: Vec<Option<E>> = rd.iter_mut().map(|r| r.next()).collect::<Result<_>>()?;
+    // The runs' next entries, smallest key on top; the top is replaced in place, one
+    // sift-down per entry.
+    let mut heads: Vec<f64> = vec![0.0; rd.len()];
+    let mut heap = BinaryHeap::with_capacity(rd.len());
+    for (i, r) in rd.iter_mut().enumerate() {
+        if let Some(e) = r.next()? {
+            heads[i] = e.v;
+            heap.push(Reverse((e.key, i as u32)));
+        }
+    }
     let opts = WriterOptions::new(DType::F32, n_words).n_rows(n_words).codec(Codec::Zstd).zstd_level(1);
     let mut w = MatrixWriter::create(&out, opts)?;
     let (mut row, mut cols, mut vals): (u64, Vec<u32>, Vec<f32>) = (0, Vec::new(), Vec::new());
@@ -462,18 +472,18 @@ fn main() -> Result<()> {
         vals.push(v as f32);
         Ok(())
     };
-    loop {
-        let mut best: Option<(u64, usize)> = None;
-        for (i, h) in heads.iter().enumerate() {
-            if let Some(e) = h {
-                if best.is_none_or(|(k, _)| e.key < k) {
-                    best = Some((e.key, i));
-                }
+    while let Some(mut top) = heap.peek_mut() {
+        let Reverse((k, i)) = *top;
+        let v = heads[i as usize];
+        match rd[i as usize].next()? {
+            Some(e) => {
+                heads[i as usize] = e.v;
+                *top = Reverse((e.key, i));
+            }
+            None => {
+                PeekMut::pop(top);
             }
         }
-        let Some((k, i)) = best else { break };
-        let v = heads[i].map_or(0.0, |e| e.v);
-        heads[i] = rd[i].next()?;
         match cur {
             Some((ck, cv)) if ck == k => cur = Some((k, cv + v)),
             Some((ck, cv)) => {
