@@ -21,7 +21,8 @@
 //! cargo run --release -p vecfmt-benches --bin cooccur_floor -- CORPUS VOCAB \
 //!     [--shard K/N] [--memory MIB] [--window W] [--out OUT.vfm] [--tmp DIR]
 //! ```
-//! VOCAB is `cooccur --save-vocab`'s file (`word<TAB>count`, most frequent first).
+//! VOCAB is `cooccur --save-vocab`'s file (`word<TAB>count`, most frequent first). The
+//! weighting is harmonic (1/d), as in issue 3's benchmark.
 
 use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;
@@ -79,7 +80,11 @@ fn radix_sort(v: &mut [E], scratch: &mut Vec<E>) {
     let mut counts = vec![0usize; 1 << BITS];
     while varying != 0 {
         let shift = varying.trailing_zeros();
-        let (src, dst): (&[E], &mut [E]) = if in_scratch { (&scratch[..], &mut *v) } else { (&*v, &mut scratch[..]) };
+        let (src, dst): (&[E], &mut [E]) = if in_scratch {
+            (&scratch[..], &mut *v)
+        } else {
+            (&*v, &mut scratch[..])
+        };
         counts.iter_mut().for_each(|c| *c = 0);
         for e in src {
             counts[((e.key >> shift) & ((1 << BITS) - 1)) as usize] += 1;
@@ -175,7 +180,10 @@ struct Stage {
 }
 impl Stage {
     fn start() -> Self {
-        Stage { t: Instant::now(), cpu: cpu_secs() }
+        Stage {
+            t: Instant::now(),
+            cpu: cpu_secs(),
+        }
     }
     fn end(&self, name: &str, per: u64) -> (f64, f64) {
         let (wall, cpu) = (self.t.elapsed().as_secs_f64(), cpu_secs() - self.cpu);
@@ -187,21 +195,22 @@ impl Stage {
     }
 }
 
-/// Sorts, sums and writes one buffer as a run holding both triangles.
 /// The one-byte code of `v` when it is a window weight `w[d]` (code `d`) or `2 w[d]` (the
-/// diagonal, code `64 + d`); 0 when it is not.
+/// diagonal, code `64 + d`), for `d` below 64; 0 when it is not.
 fn code_of(v: f64, w: &[f64]) -> u8 {
+    let n = w.len().min(64);
     let d = (1.0 / v).round();
-    if d >= 1.0 && (d as usize) < w.len() && w[d as usize] == v {
+    if d >= 1.0 && (d as usize) < n && w[d as usize] == v {
         return d as u8;
     }
     let d = (2.0 / v).round();
-    if d >= 1.0 && (d as usize) < w.len() && 2.0 * w[d as usize] == v {
+    if d >= 1.0 && (d as usize) < n && 2.0 * w[d as usize] == v {
         return 64 + d as u8;
     }
     0
 }
 
+/// Sorts, sums and writes one buffer as a run holding both triangles; returns its entries.
 fn spill(
     buf: &mut Vec<E>,
     scratch: &mut Vec<E>,
@@ -214,10 +223,14 @@ fn spill(
     sort_keys(buf, scratch, small);
     sum_sorted(buf);
     tr.clear();
-    tr.extend(buf.iter().filter(|e| (e.key >> 32) != (e.key & 0xffff_ffff)).map(|e| E {
-        key: ((e.key & 0xffff_ffff) << 32) | (e.key >> 32),
-        v: e.v,
-    }));
+    tr.extend(
+        buf.iter()
+            .filter(|e| (e.key >> 32) != (e.key & 0xffff_ffff))
+            .map(|e| E {
+                key: ((e.key & 0xffff_ffff) << 32) | (e.key >> 32),
+                v: e.v,
+            }),
+    );
     sort_keys(tr, scratch, small);
     let path = dir.join(format!("run-{}", runs.len()));
     let mut w = BufWriter::with_capacity(1 << 20, File::create(&path)?);
@@ -284,7 +297,11 @@ impl Run<'_> {
         let (mut d, mut shift) = (0u64, 0);
         loop {
             let Some(b) = self.byte()? else {
-                return if shift == 0 { Ok(None) } else { bail!("a run ends inside an entry") };
+                return if shift == 0 {
+                    Ok(None)
+                } else {
+                    bail!("a run ends inside an entry")
+                };
             };
             d |= ((b & 0x7f) as u64) << shift;
             shift += 7;
@@ -321,6 +338,9 @@ fn main() -> Result<()> {
             "--shard" => {
                 let (k, n) = val()?.split_once('/').context("--shard K/N")?;
                 shard = (k.parse()?, n.parse()?);
+                if shard.0 == 0 || shard.0 > shard.1 {
+                    bail!("--shard K/N: K must be between 1 and N");
+                }
             }
             "--memory" => memory = val()?.parse()?,
             "--window" => window = val()?.parse()?,
@@ -330,7 +350,9 @@ fn main() -> Result<()> {
             _ => pos.push(a.clone()),
         }
     }
-    let [corpus, vocab] = &pos[..] else { bail!("usage: cooccur_floor CORPUS VOCAB [options]") };
+    let [corpus, vocab] = &pos[..] else {
+        bail!("usage: cooccur_floor CORPUS VOCAB [options]")
+    };
 
     // Setup: the vocabulary and the shard's lines as word ids.
     let t = Stage::start();
@@ -372,8 +394,16 @@ fn main() -> Result<()> {
     }
     drop(words);
     drop(text);
-    println!("setup    {:7.2} s wall {:7.2} s CPU", t.t.elapsed().as_secs_f64(), cpu_secs() - t.cpu);
-    println!("{tokens} tokens, {} kept, {} lines, {n_words} words", ids.len(), ends.len());
+    println!(
+        "setup    {:7.2} s wall {:7.2} s CPU",
+        t.t.elapsed().as_secs_f64(),
+        cpu_secs() - t.cpu
+    );
+    println!(
+        "{tokens} tokens, {} kept, {} lines, {n_words} words",
+        ids.len(),
+        ends.len()
+    );
 
     // 1 + 2: pairs, dense table, runs.
     let dir = tmp.unwrap_or_else(|| out.with_extension("runs"));
@@ -427,7 +457,10 @@ fn main() -> Result<()> {
     for r in 0..DENSE_K {
         for i in start[r as usize]..start[r as usize + 1] {
             if dense[i as usize] != 0.0 {
-                buf.push(E { key: key(r, r + i - start[r as usize]), v: dense[i as usize] });
+                buf.push(E {
+                    key: key(r, r + i - start[r as usize]),
+                    v: dense[i as usize],
+                });
             }
         }
     }
@@ -445,7 +478,15 @@ fn main() -> Result<()> {
     let t = Stage::start();
     let mut rd: Vec<Run> = runs
         .iter()
-        .map(|p| Ok(Run { r: BufReader::new(File::open(p)?), block: Vec::new(), at: 0, key: 0, weights: &weights }))
+        .map(|p| {
+            Ok(Run {
+                r: BufReader::new(File::open(p)?),
+                block: Vec::new(),
+                at: 0,
+                key: 0,
+                weights: &weights,
+            })
+        })
         .collect::<Result<_>>()?;
     // The runs' next entries, smallest key on top; the top is replaced in place, one
     // sift-down per entry.
@@ -457,7 +498,10 @@ fn main() -> Result<()> {
             heap.push(Reverse((e.key, i as u32)));
         }
     }
-    let opts = WriterOptions::new(DType::F32, n_words).n_rows(n_words).codec(Codec::Zstd).zstd_level(1);
+    let opts = WriterOptions::new(DType::F32, n_words)
+        .n_rows(n_words)
+        .codec(Codec::Zstd)
+        .zstd_level(1);
     let mut w = MatrixWriter::create(&out, opts)?;
     let (mut row, mut cols, mut vals): (u64, Vec<u32>, Vec<f32>) = (0, Vec::new(), Vec::new());
     let mut cur: Option<(u64, f64)> = None;
@@ -501,7 +545,12 @@ fn main() -> Result<()> {
     }
     let s = w.finish()?;
     let (mw, mc) = t.end("merge", sparse);
-    println!("wrote {}: {} nonzeros, {:.2} GB", out.display(), s.nnz, s.bytes_on_disk as f64 / 1e9);
+    println!(
+        "wrote {}: {} nonzeros, {:.2} GB",
+        out.display(),
+        s.nnz,
+        s.bytes_on_disk as f64 / 1e9
+    );
     let (wall, cpu) = (pw + lw + mw, pc + lc + mc);
     println!(
         "floor (pairs, runs, merge): {wall:.2} s wall, {cpu:.2} s CPU; {:.2} M tokens/s per core of CPU, {:.1} ns CPU per pair",
