@@ -9,8 +9,10 @@
 //!    (rank product ≤ 362², f64 sums); every other pair is appended to one big buffer;
 //! 2. **runs**: when the buffer is full it is radix-sorted, equal keys are summed, the
 //!    transposed copy of each off-diagonal entry is made and sorted too, and both are merged
-//!    into one run file of 16-byte entries (key, f64), so that the end needs no transpose;
-//! 3. **merge**: one k-way merge of all runs (and the dense table's cells), summing equal
+//!    into one run file, so that the end needs no transpose. An entry is a varint key delta
+//!    and a one-byte code when its value is one window weight (a pair seen once), else the
+//!    f64: about 3.2 bytes against 16 for a raw (key, f64);
+//! 3. **merge**: one k-way heap merge of all runs (and the dense table's cells), summing equal
 //!    keys, straight into the `.vfm` writer: f32 values, zstd level 1, as `cooccur` writes.
 //!
 //! Tokenising and word lookup run first and are timed on their own (they are not the subject:
@@ -21,6 +23,7 @@
 //! cargo run --release -p vecfmt-benches --bin cooccur_floor -- CORPUS VOCAB \
 //!     [--shard K/N] [--memory MIB] [--window W] [--out OUT.vfm] [--tmp DIR]
 //! ```
+//! The runs go to a new directory in DIR (default: next to OUT), removed at the end.
 //! VOCAB is `cooccur --save-vocab`'s file (`word<TAB>count`, most frequent first). The
 //! weighting is harmonic (1/d), as in issue 3's benchmark.
 
@@ -29,7 +32,7 @@ use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -65,40 +68,53 @@ fn key(r: u64, c: u64) -> u64 {
     (r << 32) | c
 }
 
-/// LSD radix sort on the bits that vary, 11 at a time.
-fn radix_sort(v: &mut [E], scratch: &mut Vec<E>) {
-    const BITS: u32 = 11;
+/// Radix digit width.
+const BITS: u32 = 11;
+
+/// The key bits that are not the same in every entry.
+fn varying(v: &[E]) -> u64 {
     let (mut or, mut and) = (0u64, u64::MAX);
-    for e in v.iter() {
+    for e in v {
         or |= e.key;
         and &= e.key;
     }
-    let mut varying = or ^ and;
+    or ^ and
+}
+
+/// One counting pass: moves `src` into `dst` ordered by the digit at `shift` (stable).
+/// `starts` is left holding where each digit's entries start, plus the end.
+fn scatter(src: &[E], dst: &mut [E], shift: u32, starts: &mut Vec<usize>) {
+    let mask = (1u64 << BITS) - 1;
+    starts.clear();
+    starts.resize((1 << BITS) + 1, 0);
+    for e in src {
+        starts[((e.key >> shift) & mask) as usize + 1] += 1;
+    }
+    for d in 1..starts.len() {
+        starts[d] += starts[d - 1];
+    }
+    // `starts[d]` is digit d's write cursor; afterwards it is where digit d + 1 starts.
+    for e in src {
+        let d = ((e.key >> shift) & mask) as usize;
+        dst[starts[d]] = *e;
+        starts[d] += 1;
+    }
+    starts.rotate_right(1);
+    starts[0] = 0;
+}
+
+/// LSD radix sort on the bits that vary, `BITS` at a time.
+fn radix_sort(v: &mut [E], scratch: &mut Vec<E>, starts: &mut Vec<usize>) {
+    let mut varying = varying(v);
     scratch.clear();
     scratch.resize(v.len(), E::default());
     let mut in_scratch = false;
-    let mut counts = vec![0usize; 1 << BITS];
     while varying != 0 {
         let shift = varying.trailing_zeros();
-        let (src, dst): (&[E], &mut [E]) = if in_scratch {
-            (&scratch[..], &mut *v)
+        if in_scratch {
+            scatter(scratch, v, shift, starts);
         } else {
-            (&*v, &mut scratch[..])
-        };
-        counts.iter_mut().for_each(|c| *c = 0);
-        for e in src {
-            counts[((e.key >> shift) & ((1 << BITS) - 1)) as usize] += 1;
-        }
-        let mut sum = 0;
-        for c in counts.iter_mut() {
-            let n = *c;
-            *c = sum;
-            sum += n;
-        }
-        for e in src {
-            let d = ((e.key >> shift) & ((1 << BITS) - 1)) as usize;
-            dst[counts[d]] = *e;
-            counts[d] += 1;
+            scatter(v, scratch, shift, starts);
         }
         in_scratch = !in_scratch;
         varying &= !(((1u64 << BITS) - 1) << shift);
@@ -108,43 +124,21 @@ fn radix_sort(v: &mut [E], scratch: &mut Vec<E>) {
     }
 }
 
-/// Sorts by key: one pass on the top 11 bits that vary scatters into buckets of a few
+/// Sorts by key: one pass on the top `BITS` bits that vary scatters into buckets of a few
 /// thousand entries, each then sorted by [`radix_sort`] while it sits in cache.
 fn sort_keys(v: &mut [E], scratch: &mut Vec<E>, small: &mut Vec<E>) {
-    const BITS: u32 = 11;
-    let (mut or, mut and) = (0u64, u64::MAX);
-    for e in v.iter() {
-        or |= e.key;
-        and &= e.key;
-    }
-    let varying = or ^ and;
+    let varying = varying(v);
     if varying == 0 {
         return;
     }
     let shift = (64 - varying.leading_zeros()).saturating_sub(BITS);
-    let mask = (1u64 << BITS) - 1;
-    let mut counts = vec![0usize; 1 << BITS];
-    for e in v.iter() {
-        counts[((e.key >> shift) & mask) as usize] += 1;
-    }
-    let mut starts = Vec::with_capacity(counts.len() + 1);
-    let mut sum = 0;
-    for c in counts.iter_mut() {
-        starts.push(sum);
-        let n = *c;
-        *c = sum;
-        sum += n;
-    }
-    starts.push(sum);
     scratch.clear();
     scratch.resize(v.len(), E::default());
-    for e in v.iter() {
-        let d = ((e.key >> shift) & mask) as usize;
-        scratch[counts[d]] = *e;
-        counts[d] += 1;
-    }
-    for b in starts.windows(2) {
-        radix_sort(&mut scratch[b[0]..b[1]], small);
+    let mut buckets = Vec::new();
+    scatter(v, scratch, shift, &mut buckets);
+    let mut starts = Vec::new();
+    for b in buckets.windows(2) {
+        radix_sort(&mut scratch[b[0]..b[1]], small, &mut starts);
     }
     v.copy_from_slice(scratch);
 }
@@ -273,7 +267,7 @@ fn spill(
 }
 
 struct Run<'a> {
-    r: BufReader<File>,
+    r: File,
     block: Vec<u8>,
     at: usize,
     key: u64,
@@ -406,7 +400,8 @@ fn main() -> Result<()> {
     );
 
     // 1 + 2: pairs, dense table, runs.
-    let dir = tmp.unwrap_or_else(|| out.with_extension("runs"));
+    let parent = tmp.unwrap_or_else(|| out.parent().unwrap_or(Path::new(".")).to_path_buf());
+    let dir = parent.join(format!("cooccur-floor-runs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let product = DENSE_K * DENSE_K;
     let mut start = vec![0u64];
@@ -480,7 +475,7 @@ fn main() -> Result<()> {
         .iter()
         .map(|p| {
             Ok(Run {
-                r: BufReader::new(File::open(p)?),
+                r: File::open(p)?,
                 block: Vec::new(),
                 at: 0,
                 key: 0,
