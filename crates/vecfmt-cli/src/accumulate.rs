@@ -16,12 +16,12 @@ use vecfmt::{Accumulator, AccumulatorOptions, Axis, Codec, DType, Matrix, Matrix
 use crate::input::{run_pool, Block, Checkpoint, Input, Progress, Shard};
 use crate::wordmap::WordMap;
 
-/// Options every accumulating command shares.
 /// The zstd levels `--zstd-level` accepts (the `.vfm` chunk codec takes 1 to 22).
 fn zstd_levels() -> clap::builder::RangedI64ValueParser<i32> {
     clap::value_parser!(i32).range(1..=22)
 }
 
+/// Options every accumulating command shares.
 #[derive(clap::Args, Debug)]
 pub struct AccumArgs {
     /// Memory budget: pending sums, cached chunks and vocabulary together (e.g. 512M, 8G).
