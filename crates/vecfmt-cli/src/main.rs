@@ -12,8 +12,10 @@ use vecfmt::{Error, Matrix, RowLayout};
 
 mod accumulate;
 mod convert;
+mod hints;
 mod input;
 mod isolate;
+mod merge;
 mod units;
 mod wordmap;
 
@@ -84,9 +86,9 @@ enum Command {
     /// Count word co-occurrences of a corpus into a word × context .vfm matrix.
     Cooccur(accumulate::CooccurArgs),
     /// Sum matrices (shards of one job), matching rows and columns by label.
-    Merge(accumulate::MergeArgs),
+    Merge(merge::MergeArgs),
     /// Rewrite a file densely; finish an interrupted build.
-    Compact(accumulate::CompactArgs),
+    Compact(merge::CompactArgs),
     /// Convert between .vfm and other formats.
     Convert(convert::ConvertArgs),
     /// Internal: reads an HDF5 file for `convert` in a child process (see isolate.rs).
@@ -149,33 +151,13 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("vecfmt: error: {e:#}");
-            if let Some(hint) = e.downcast_ref::<Error>().and_then(hint) {
+            if let Some(hint) = e.downcast_ref::<Error>().and_then(hints::hint) {
                 eprintln!("hint: {hint}");
             }
-            let damaged = e.downcast_ref::<Error>().is_some_and(is_damage);
+            let damaged = e.downcast_ref::<Error>().is_some_and(hints::is_damage);
             ExitCode::from(if damaged { EXIT_DAMAGED } else { 1 })
         }
     }
-}
-
-fn is_damage(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::NotVfm { .. } | Error::NoValidCommit { .. } | Error::Corrupt { .. } | Error::CorruptChunk { .. }
-    )
-}
-
-fn hint(e: &Error) -> Option<&'static str> {
-    Some(match e {
-        Error::NotVfm { .. } => "is this a .vfm file? `vecfmt convert` brings in HDF5, .npz, .npy, Parquet and .mtx",
-        Error::CorruptChunk { .. } | Error::Corrupt { .. } | Error::NoValidCommit { .. } => {
-            "the file is damaged; `vecfmt verify FILE` lists every bad chunk"
-        }
-        Error::Locked { .. } => "another vecfmt process is updating this file; wait for it to finish",
-        Error::UnsupportedVersion { .. } => "this file was written by a newer vecfmt",
-        Error::NoLabels { .. } => "use a numeric row id instead of --label",
-        _ => return None,
-    })
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -192,8 +174,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Convert(args) => convert::run(args),
         Command::Build(args) => accumulate::build(args),
         Command::Cooccur(args) => accumulate::cooccur(args),
-        Command::Merge(args) => accumulate::merge(args),
-        Command::Compact(args) => accumulate::compact(args),
+        Command::Merge(args) => merge::merge(args),
+        Command::Compact(args) => merge::compact(args),
         Command::ReadHdf5 { memory, dataset, file } => Ok(isolate::serve(&file, dataset, memory)),
         Command::WriteHdf5 {
             memory,
@@ -412,7 +394,7 @@ fn layout_name(l: RowLayout) -> &'static str {
 fn verify(path: &std::path::Path, as_json: bool) -> Result<ExitCode> {
     let m = match Matrix::open(path) {
         Ok(m) => m,
-        Err(e) if is_damage(&e) && as_json => {
+        Err(e) if hints::is_damage(&e) && as_json => {
             out!(
                 "{}",
                 json!({"file": path.display().to_string(), "ok": false, "chunks": null, "problems": [e.to_string()]})

@@ -98,7 +98,7 @@ pub enum Error {
     #[error("integer overflow: the sum at row {row}, column {col} does not fit the dtype")]
     Overflow { row: u64, col: u64 },
     /// An operation needs more memory than its budget allows.
-    #[error("{what} needs {needed} bytes of memory, over the budget of {budget} bytes; raise --memory")]
+    #[error("{what} needs {needed} bytes of memory, over the budget of {budget} bytes")]
     OverBudget {
         what: &'static str,
         needed: u64,
@@ -111,6 +111,25 @@ pub enum Error {
         format: &'static str,
         detail: String,
     },
+    /// A foreign-format file (HDF5, `.npy`/`.npz`, Parquet, Matrix Market) is malformed,
+    /// unsupported, or could not be written. The format crate's own typed error is kept
+    /// whole: its message names the file and the place in it (member, row group, dataset,
+    /// line or byte offset), and [`Error::format_error`] gets it back as its type.
+    #[error(transparent)]
+    Format(Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// A value that the requested dtype cannot hold exactly (or a NaN bound for an integer
+    /// dtype), met while converting between dtypes. Allowing lossy casts converts it anyway
+    /// (except NaN).
+    #[error("{}: dtype conversion: value {value} ({from}) at row {row}, column {col} {} {to}", .path.display(), if *.nan { "is NaN, which has no value in" } else { "is not exactly representable as" })]
+    InexactCast {
+        path: PathBuf,
+        row: u64,
+        col: u64,
+        value: String,
+        from: crate::DType,
+        to: crate::DType,
+        nan: bool,
+    },
     /// A codec or dtype name that vecfmt does not know.
     #[error("unknown {what} {name:?}; expected one of: {expected}")]
     UnknownName {
@@ -118,6 +137,17 @@ pub enum Error {
         name: String,
         expected: &'static str,
     },
+}
+
+impl Error {
+    /// The format crate's typed error inside an [`Error::Format`], when it is of type `E`
+    /// (for example `vecfmt_parquet::Error`).
+    pub fn format_error<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self {
+            Error::Format(e) => e.downcast_ref::<E>(),
+            _ => None,
+        }
+    }
 }
 
 /// Which axis a label belongs to.

@@ -16,7 +16,7 @@ use crate::{Codec, DType, Error, Matrix, MatrixWriter, Result, ValueVec, WriterO
 
 /// How sinks put a finished output in place (sync, rename, directory sync), each step an
 /// error naming the output when it fails; the fault-injection tests fail each step in turn.
-pub use crate::writer::{persist, persist_path};
+pub use crate::publish::{persist, persist_path};
 
 /// What a source knows about its matrix before the first block.
 #[derive(Debug, Clone, PartialEq)]
@@ -440,18 +440,14 @@ impl<S: MatrixSource> CastSource<S> {
             let x = values.get(k);
             let y = cast_scalar(x, to, self.allow_lossy).map_err(|why| {
                 let (row, col) = at(k);
-                Error::Foreign {
+                Error::InexactCast {
                     path: self.path.clone(),
-                    format: "dtype conversion",
-                    detail: format!(
-                        "value {x} ({}) at row {row}, column {col} {why} {to}{}",
-                        values.dtype(),
-                        if why == CAST_NAN {
-                            ""
-                        } else {
-                            "; pass --allow-lossy to convert anyway"
-                        }
-                    ),
+                    row,
+                    col,
+                    value: x.to_string(),
+                    from: values.dtype(),
+                    to,
+                    nan: why == CAST_NAN,
                 }
             })?;
             push_scalar(&mut out, y);
@@ -654,13 +650,31 @@ mod cast_tests {
         b.indptr = vec![0, 1, 3];
         b.indices = vec![0, 4, 7];
         b.values = ValueVec::F64(vec![1.0, 2.0, 2.5]);
+        let b2 = b.clone();
         let src = One(MatrixHeader::new(DType::F64, 9, 9), Some(Block::Rows(b)));
         let mut c = CastSource::new(src, DType::I32, false, "in.npy");
         assert_eq!(c.header().dtype, DType::I32);
         let e = c.next_block().unwrap_err().to_string();
         assert!(
-            e.contains("in.npy") && e.contains("value 2.5 (f64) at row 5, column 7") && e.contains("--allow-lossy"),
+            e.contains("in.npy") && e.contains("value 2.5 (f64) at row 5, column 7") && !e.contains("--"),
             "{e}"
         );
+        let mut c = CastSource::new(
+            One(MatrixHeader::new(DType::F64, 9, 9), Some(Block::Rows(b2))),
+            DType::I32,
+            false,
+            "in.npy",
+        );
+        assert!(matches!(
+            c.next_block().unwrap_err(),
+            Error::InexactCast {
+                row: 5,
+                col: 7,
+                nan: false,
+                from: DType::F64,
+                to: DType::I32,
+                ..
+            }
+        ));
     }
 }

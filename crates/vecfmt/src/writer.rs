@@ -12,6 +12,7 @@ use crate::dtype::{DType, Element, IndexLike, Indices, Values};
 use crate::error::{io_err, Axis, Error, Result};
 use crate::labels;
 use crate::layout::{align_up, Catalog, ChunkEntry, Codec, Commit, SectionRef};
+use crate::publish::faults;
 
 /// How to write a matrix. Built with [`WriterOptions::new`] and its setters.
 #[derive(Debug, Clone)]
@@ -142,24 +143,7 @@ impl MatrixWriter {
     /// Starts a new matrix at `path`. Nothing appears at `path` until `finish`.
     pub fn create(path: impl AsRef<Path>, opts: WriterOptions) -> Result<MatrixWriter> {
         let path = path.as_ref().to_path_buf();
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let prefix = format!(".{name}.");
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).suffix(".tmp");
-        // Temporary files are 0600 by default; the finished file should get the mode any new
-        // file gets (0666 less the umask), like one made by `open`.
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-        let tmp = builder
-            .tempfile_in(&dir)
-            .map_err(io_err(&path, "create temporary file"))?;
+        let tmp = crate::publish::temp_file_for(&path)?;
         let file = tmp.as_file().try_clone().map_err(io_err(&path, "open"))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         // The superblock is written last; reserve its space now.
@@ -498,111 +482,13 @@ impl MatrixWriter {
         let MatrixWriter { tmp, out, .. } = self;
         drop(out);
         // On failure the temporary file is dropped, which deletes it.
-        faults::check(faults::Step::Rename, &path).map_err(io_err(&path, "rename into place"))?;
-        tmp.persist(&path)
-            .map_err(|e| io_err(&path, "rename into place")(e.error))?;
-        sync_dir(&path)?;
+        crate::publish::rename_into_place(tmp, &path)?;
         Ok(WriteSummary {
             n_rows,
             n_cols: commit.n_cols,
             nnz: commit.nnz,
             chunks,
             bytes_on_disk: data_end,
-        })
-    }
-}
-
-/// Syncs the directory holding `path`, so that a rename into it is durable. When this fails
-/// the new file is complete at its path, but the rename may not survive a power loss: the
-/// error names the file and says so.
-pub(crate) fn sync_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    faults::check(faults::Step::SyncDir, path)
-        .and_then(|()| File::open(dir))
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(
-            path,
-            "sync its directory (the new file is in place, but a power loss may undo the rename)",
-        ))
-}
-
-/// Puts a finished output in place: syncs the temporary file `tmp` (written and flushed by
-/// the caller), renames it over `dest` and syncs `dest`'s directory. Every failure is an
-/// error naming `dest`. A failed sync or rename deletes the temporary file and leaves `dest`
-/// as it was (absent, or the old file); a failed directory sync leaves the new file complete
-/// at `dest`, and the error says the rename may not survive a power loss.
-pub fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
-    faults::check(faults::Step::SyncAll, dest)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(io_err(dest, "sync"))?;
-    // On failure `tmp` (or the `PersistError`'s file) is dropped, which deletes it.
-    faults::check(faults::Step::Rename, dest).map_err(io_err(dest, "rename into place"))?;
-    tmp.persist(dest)
-        .map_err(|e| io_err(dest, "rename into place")(e.error))?;
-    sync_dir(dest)
-}
-
-/// [`persist`] for a temporary file known only by its path (one that a library such as HDF5
-/// opened by name and has closed): syncs it, renames it over `dest` and syncs the directory.
-/// A failed sync or rename removes `tmp`.
-pub fn persist_path(tmp: &Path, dest: &Path) -> Result<()> {
-    let put = || -> Result<()> {
-        faults::check(faults::Step::SyncAll, dest)
-            .and_then(|()| File::open(tmp))
-            .and_then(|f| f.sync_all())
-            .map_err(io_err(dest, "sync"))?;
-        faults::check(faults::Step::Rename, dest)
-            .and_then(|()| std::fs::rename(tmp, dest))
-            .map_err(io_err(dest, "rename into place"))
-    };
-    if let Err(e) = put() {
-        let _ = std::fs::remove_file(tmp);
-        return Err(e);
-    }
-    sync_dir(dest)
-}
-
-/// A test seam: makes the syncs and the rename that put a new file in place fail, on the
-/// calling thread only. The fault-injection tests use it; nothing else should.
-#[doc(hidden)]
-pub mod faults {
-    use std::cell::RefCell;
-    use std::io;
-    use std::path::Path;
-
-    /// A step of putting a new file in place.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Step {
-        /// `fdatasync` of the data before the meta page is written.
-        SyncData,
-        /// `fsync` after the meta page; for [`persist`](super::persist), the `fsync` of the
-        /// finished temporary file.
-        SyncAll,
-        /// The rename over the destination.
-        Rename,
-        /// `fsync` of the directory after the rename.
-        SyncDir,
-    }
-
-    type Hook = Box<dyn FnMut(Step, &Path) -> io::Result<()>>;
-
-    thread_local! {
-        static HOOK: RefCell<Option<Hook>> = const { RefCell::new(None) };
-    }
-
-    /// Calls `hook` before each step on this thread (until `None` is set); an error it
-    /// returns is the step's result.
-    pub fn set(hook: Option<Hook>) {
-        HOOK.with(|h| *h.borrow_mut() = hook);
-    }
-
-    pub(crate) fn check(step: Step, path: &Path) -> io::Result<()> {
-        HOOK.with(|h| match h.borrow_mut().as_mut() {
-            Some(f) => f(step, path),
-            None => Ok(()),
         })
     }
 }
