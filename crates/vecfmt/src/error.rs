@@ -137,6 +137,16 @@ pub enum Error {
         name: String,
         expected: &'static str,
     },
+    /// An earlier error stopped the accumulator of this file: it takes no more updates and
+    /// writes nothing more, and the file stays at its last commit; reopen it to go on.
+    /// `cause` is that error, as it was first returned; it is also this error's
+    /// [`source`](std::error::Error::source) (as the `Arc`, which displays as the error).
+    #[error("{}: an earlier error stopped this accumulator, which writes nothing more; the file is at its last commit", .path.display())]
+    Poisoned {
+        path: PathBuf,
+        #[source]
+        cause: std::sync::Arc<Error>,
+    },
 }
 
 impl Error {

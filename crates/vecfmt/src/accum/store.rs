@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::chunk::{self, ChunkBuilder};
 use crate::consts::{CHUNK_ALIGN, FORMAT_VERSION, MAGIC, META_PAGE_SIZE, SUPERBLOCK_SIZE};
@@ -185,9 +185,9 @@ pub(crate) struct Store {
     pub commit: Mutex<Commit>,
     pub sections: Mutex<Sections>,
     pub bytes_written: std::sync::atomic::AtomicU64,
-    /// Set when a sync failed: what failed. The kernel may have dropped the unsynced pages
+    /// Set when a sync failed: that error. The kernel may have dropped the unsynced pages
     /// and a retried sync can succeed without them, so the store writes nothing more.
-    poisoned: Mutex<Option<String>>,
+    poisoned: Mutex<Option<Arc<Error>>>,
 }
 
 /// Section references of the last commit.
@@ -265,35 +265,36 @@ impl Store {
     }
 
     /// An error when an earlier sync failed: nothing may be written after that.
-    fn check(&self, op: &'static str) -> Result<()> {
+    fn check(&self) -> Result<()> {
         match &*self.poisoned.lock().expect("poison lock") {
             None => Ok(()),
-            Some(why) => Err(io_err(&self.path, op)(io::Error::other(format!(
-                "refused: an earlier sync of this file failed ({why}); unsynced writes may be lost, \
-                 so this handle writes nothing more. Reopen the file: it is at its last durable commit"
-            )))),
+            Some(cause) => Err(Error::Poisoned {
+                path: self.path.clone(),
+                cause: cause.clone(),
+            }),
         }
     }
 
     fn write_at(&self, buf: &[u8], offset: u64, op: &'static str) -> Result<()> {
-        self.check(op)?;
+        self.check()?;
         retry(|| self.storage.write_at(buf, offset)).map_err(self.err(op))
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64, op: &'static str) -> Result<()> {
-        self.check(op)?;
+        self.check()?;
         retry(|| self.storage.read_at(buf, offset)).map_err(self.err(op))
     }
 
     /// Syncs; a failure poisons the store.
     fn sync(&self) -> Result<()> {
-        self.check("sync")?;
+        self.check()?;
         retry(|| self.storage.sync()).map_err(|e| {
+            let e = io_err(&self.path, "sync")(e);
             let mut p = self.poisoned.lock().expect("poison lock");
             if p.is_none() {
-                *p = Some(e.to_string());
+                *p = Some(super::shared::poison_cause(&e));
             }
-            io_err(&self.path, "sync")(e)
+            e
         })
     }
 
@@ -420,7 +421,7 @@ impl Store {
     /// Commits: writes the sections and the catalog to new space, syncs, writes the other
     /// meta page with the next generation, and syncs again (FORMAT.md §6.1).
     pub(crate) fn commit(&self, p: CommitParts<'_>) -> Result<Commit> {
-        self.check("commit")?;
+        self.check()?;
         let old = *self.sections.lock().expect("sections lock");
         let mut new = old;
         if let Some(b) = p.row_labels {

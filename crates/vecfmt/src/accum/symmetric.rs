@@ -12,8 +12,8 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
+use super::commit::{cast_push, cast_scalar, f32_of, start_rewrite};
 use super::pending::{key, radix_sort_rows_in, Entry};
-use super::{cast_push, cast_scalar, f32_of, start_rewrite};
 use crate::error::io_err;
 use crate::{Codec, DType, Error, Indices, Matrix, Result, Scalar, ValueVec, Values};
 
