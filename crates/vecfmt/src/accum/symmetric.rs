@@ -1,4 +1,4 @@
-//! Symmetric accumulation ([`AccumulatorOptions::symmetric`]).
+//! Symmetric accumulation ([`AccumulatorOptions::symmetric`](super::AccumulatorOptions::symmetric)).
 //!
 //! A symmetric matrix is accumulated as its upper triangle U, diagonal included: an update of
 //! `(r, c)` is kept once, at `(min, max)`, so the cache holds, sorts, merges and evicts half
