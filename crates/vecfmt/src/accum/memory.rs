@@ -10,12 +10,14 @@ use super::shared::Shared;
 
 impl<V: Val> Shared<V> {
     /// Counts `delta` more bytes held (negative: fewer), and the peak.
+    #[inline]
     pub(super) fn add_used(&self, delta: i64) {
         let now = self.used.fetch_add(delta, Ordering::Relaxed) + delta;
         self.peak.fetch_max(now, Ordering::Relaxed);
     }
 
     /// Brings the count of a part's memory up to date after it changed.
+    #[inline]
     pub(super) fn reaccount(&self, p: &mut Part<V>) {
         let now = p.mem();
         let delta = now - p.accounted;

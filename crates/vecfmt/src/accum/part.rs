@@ -79,6 +79,7 @@ impl<V: Val> Slot<V> {
             part: Mutex::new(p),
         })
     }
+    #[inline]
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Part<V>> {
         self.part.lock().expect("part lock")
     }
@@ -99,12 +100,14 @@ impl<V: Val> Part<V> {
             accounted: 0,
         }
     }
+    #[inline]
     pub(super) fn mem(&self) -> i64 {
         ((self.pending.capacity() + self.tail.capacity() + self.cached.as_ref().map_or(0, |c| c.capacity()))
             * std::mem::size_of::<Entry<V>>()
             + self.runs.capacity() * std::mem::size_of::<Run>()
             + PART_OVERHEAD) as i64
     }
+    #[inline]
     pub(super) fn pending_bytes(&self) -> usize {
         (self.pending.capacity() + self.tail.capacity()) * std::mem::size_of::<Entry<V>>()
     }

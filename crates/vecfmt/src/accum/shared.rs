@@ -56,6 +56,7 @@ pub(super) struct Shared<V> {
 
 impl<V: Val> Shared<V> {
     /// [`Error::Poisoned`] once an earlier error has stopped the cache.
+    #[inline]
     pub(super) fn check(&self) -> Result<()> {
         if self.poisoned.load(Ordering::Relaxed) {
             // The flag is set under the lock that stores the cause, so the cause is there
