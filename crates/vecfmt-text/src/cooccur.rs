@@ -297,7 +297,8 @@ struct PairWorker<'a> {
 /// let m = vecfmt::Matrix::open(&out)?;
 /// assert_eq!(m.row_label(0)?, Some("the")); // the most frequent word first
 /// let (the, sat) = (m.row_id("the")?, m.row_id("sat")?);
-/// assert_eq!(m.get(sat, the)?.to_f64(), 2.0); // "the ? sat" twice, "the dog sat" once at 2
+/// // "sat" has "the" 2 tokens away twice on line 1 (before and after) and once on line 2.
+/// assert_eq!(m.get(sat, the)?.to_f64(), 3.0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions) -> Result<CooccurSummary> {
