@@ -58,8 +58,8 @@ pub(crate) fn text_error(e: vecfmt_text::Error) -> anyhow::Error {
     use vecfmt_text::Error as T;
     match e {
         T::Core(e) => e.into(),
-        T::AtLine { file, line, source } => anyhow::Error::new(source).context(format!("{file}: line {line}")),
-        T::AtRecord { file, record, source } => anyhow::Error::new(source).context(format!("{file}: record {record}")),
+        T::AtLine { file, line, source } => anyhow::Error::new(*source).context(format!("{file}: line {line}")),
+        T::AtRecord { file, record, source } => anyhow::Error::new(*source).context(format!("{file}: record {record}")),
         T::TooManyBadLines { limit, last } => {
             text_error(*last).context(format!("more than --skip-bad-lines {limit} bad lines"))
         }

@@ -397,7 +397,7 @@ fn build_binary(w: &mut BuildWorker<'_>, b: &Block, layout: BinaryLayout, name: 
         res.map_err(|source| Error::AtRecord {
             file: name.to_owned(),
             record: b.first_line + k as u64,
-            source,
+            source: Box::new(source),
         })?;
         n += 1;
     }
@@ -442,7 +442,7 @@ fn build_text(
             }
             .map_err(|e| match e {
                 vecfmt::Error::RowOutOfRange { .. } | vecfmt::Error::ColOutOfRange { .. } => {
-                    LineError::Bad(LineProblem::OutOfRange(e))
+                    LineError::Bad(LineProblem::OutOfRange(Box::new(e)))
                 }
                 e => LineError::Fatal(e),
             })
@@ -456,7 +456,7 @@ fn build_text(
                 return Err(Error::AtLine {
                     file: name.to_owned(),
                     line: line_no,
-                    source,
+                    source: Box::new(source),
                 })
             }
         }

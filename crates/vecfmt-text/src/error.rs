@@ -42,7 +42,7 @@ pub enum Error {
         file: String,
         line: u64,
         #[source]
-        source: vecfmt::Error,
+        source: Box<vecfmt::Error>,
     },
     /// A record of a binary triplet stream whose value cannot be summed.
     #[error("{file}: record {record}: value {value} is too large to sum")]
@@ -54,7 +54,7 @@ pub enum Error {
         /// 1-based.
         record: u64,
         #[source]
-        source: vecfmt::Error,
+        source: Box<vecfmt::Error>,
     },
     /// A binary triplet stream's header (docs/TRIPLETS.md) is malformed.
     #[error("{file}: binary triplet stream: {problem} (byte offset {offset})")]
@@ -154,10 +154,10 @@ pub enum LineProblem {
     NotFinite { value: f64 },
     /// A label outside the fixed vocabulary.
     #[error("{0} (not in the vocabulary)")]
-    UnknownLabel(vecfmt::Error),
+    UnknownLabel(Box<vecfmt::Error>),
     /// An id past a fixed number of rows or columns.
     #[error("{0}")]
-    OutOfRange(vecfmt::Error),
+    OutOfRange(Box<vecfmt::Error>),
 }
 
 /// What is wrong with a binary triplet stream's header.

@@ -64,7 +64,7 @@ pub(crate) fn parse_triplet(
         let t = text(b)?;
         if labels {
             return label_id(axis, t).map_err(|e| match e {
-                vecfmt::Error::LabelNotFound { .. } => LineError::Bad(LineProblem::UnknownLabel(e)),
+                vecfmt::Error::LabelNotFound { .. } => LineError::Bad(LineProblem::UnknownLabel(Box::new(e))),
                 e => LineError::Fatal(e),
             });
         }
