@@ -385,6 +385,8 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
         vecfmt_text::Error::Stopped { output, cause, .. } => {
             text_error(*cause).context(format!("{} keeps its last commit", output.display()))
         }
+        // `cooccur` has no --append.
+        vecfmt_text::Error::OutputExists { path } => anyhow!("{}: exists; pass --force to replace it", path.display()),
         e => text_error(e),
     })?;
     let secs = s.elapsed.as_secs_f64();
