@@ -50,3 +50,65 @@ fn npy_hint(_e: &Error) -> Option<&'static str> {
 fn parquet_hint(_e: &Error) -> Option<&'static str> {
     None
 }
+
+/// The CLI's form of a text-input error (`build`, `cooccur`): the library's message, plus
+/// the flag that fixes it where there is one. A core error inside comes out as itself, so
+/// that [`hint`] and the exit code see it.
+pub(crate) fn text_error(e: vecfmt_text::Error) -> anyhow::Error {
+    use vecfmt_text::Error as T;
+    match e {
+        T::Core(e) => e.into(),
+        T::AtLine { file, line, source } => anyhow::Error::new(*source).context(format!("{file}: line {line}")),
+        T::AtRecord { file, record, source } => anyhow::Error::new(*source).context(format!("{file}: record {record}")),
+        T::TooManyBadLines { limit, last } => {
+            text_error(*last).context(format!("more than --skip-bad-lines {limit} bad lines"))
+        }
+        T::Stopped {
+            output,
+            committed_lines,
+            cause,
+        } => text_error(*cause).context(format!(
+            "{} keeps its last commit ({committed_lines} lines of input)",
+            output.display()
+        )),
+        T::OutputExists { path } => anyhow::anyhow!(
+            "{}: exists; pass --append to add to it, or --force to replace it",
+            path.display()
+        ),
+        T::VocabWithoutLabels => anyhow::anyhow!("--vocab gives labels: use it with --row-labels and/or --col-labels"),
+        // The CLI's only stream is stdin.
+        T::NeedsVocab { .. } => {
+            anyhow::anyhow!("reading the corpus from stdin needs --vocab: the vocabulary pass reads the input twice")
+        }
+        T::ZeroWindow => anyhow::anyhow!("--window must be at least 1"),
+        e @ T::BadLine { .. } => anyhow::anyhow!(text_message(&e)),
+        e => e.into(),
+    }
+}
+
+/// A text-input error as one line, a bad line's problem followed by the flag that fixes it.
+pub(crate) fn text_message(e: &vecfmt_text::Error) -> String {
+    use vecfmt_text::{Error as T, LineProblem as P};
+    let T::BadLine {
+        file,
+        line,
+        problem,
+        content,
+    } = e
+    else {
+        return e.to_string();
+    };
+    let problem = match problem {
+        P::NotAnId { axis, .. } => {
+            let flag = match axis {
+                vecfmt::Axis::Row => "--row-labels",
+                vecfmt::Axis::Col => "--col-labels",
+            };
+            format!("{problem} (use {flag} for labels)")
+        }
+        P::IdsNotNumbers => format!("{problem} (or use --row-labels/--col-labels)"),
+        P::UnknownLabel(e) => format!("{e} (not in --vocab)"),
+        p => p.to_string(),
+    };
+    format!("{file}: line {line}: {problem}: {content:?}")
+}

@@ -13,11 +13,9 @@ use vecfmt::{Error, Matrix, RowLayout};
 mod accumulate;
 mod convert;
 mod hints;
-mod input;
 mod isolate;
 mod merge;
 mod units;
-mod wordmap;
 
 pub(crate) use units::parse_bytes;
 

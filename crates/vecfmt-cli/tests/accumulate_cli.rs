@@ -365,6 +365,12 @@ fn odd_corpora_invalid_utf8_and_empty() {
     let out = p(dir.path(), "e.vfm");
     ok(&["cooccur", &empty, "-o", &out]);
     assert_eq!(Matrix::open(&out).unwrap().shape(), (0, 0));
+    // An existing output is refused; the hint names --force only (cooccur has no --append).
+    let err = fail(&["cooccur", &empty, "-o", &out]);
+    assert!(
+        err.contains("exists; pass --force") && !err.contains("--append"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -9,6 +9,8 @@
 
 use vecfmt::accum::HugeBuf;
 
+use crate::{Error, Result};
+
 /// One slot: 32 bytes, two to a cache line.
 #[derive(Clone, Copy)]
 #[repr(C, align(32))]
@@ -38,6 +40,16 @@ impl Default for Slot {
     }
 }
 
+/// Word bytes → id, built once from a vocabulary and then only read.
+///
+/// ```
+/// let words = ["the", "cat", "a-word-longer-than-sixteen-bytes"];
+/// let map = vecfmt_text::WordMap::new(words.iter().map(|w| w.as_bytes()))?;
+/// assert_eq!(map.get(b"cat"), Some(1));
+/// assert_eq!(map.get(b"a-word-longer-than-sixteen-bytes"), Some(2));
+/// assert_eq!(map.get(b"dog"), None);
+/// # Ok::<(), vecfmt_text::Error>(())
+/// ```
 #[derive(Default)]
 pub struct WordMap {
     /// In huge pages where the kernel allows: each token's lookup reads a random slot.
@@ -45,6 +57,15 @@ pub struct WordMap {
     mask: usize,
     arena: Vec<u8>,
     len: usize,
+}
+
+impl std::fmt::Debug for WordMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WordMap")
+            .field("len", &self.len)
+            .field("slots", &(self.mask + 1))
+            .finish()
+    }
 }
 
 #[inline]
@@ -86,7 +107,7 @@ fn hash(t: &[u8]) -> u64 {
 impl WordMap {
     /// A map of `words` to their positions. A word given twice maps to its last position.
     /// Fails past 4 GiB of word bytes (slots address the arena with 32 bits).
-    pub fn new<'a>(words: impl ExactSizeIterator<Item = &'a [u8]>) -> anyhow::Result<WordMap> {
+    pub fn new<'a>(words: impl ExactSizeIterator<Item = &'a [u8]>) -> Result<WordMap> {
         let n = words.len();
         let cap = (n * 2).next_power_of_two().max(16);
         let mut m = WordMap {
@@ -97,7 +118,7 @@ impl WordMap {
         };
         for (i, w) in words.enumerate() {
             if m.arena.len() + w.len() > u32::MAX as usize {
-                anyhow::bail!("the vocabulary holds more than 4 GiB of words");
+                return Err(Error::VocabTooLarge);
             }
             m.insert(w, i as u32);
         }
@@ -190,9 +211,14 @@ impl WordMap {
         self.slots.allocated_bytes() + self.arena.capacity()
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    /// Words in the map.
+    pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Whether the map holds no word.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 

@@ -1,0 +1,456 @@
+//! Word co-occurrence counting: a vocabulary pass, then a pairs pass that sums every pair of
+//! words within a window into the out-of-core accumulator.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vecfmt::{
+    Accumulator, AccumulatorOptions, AccumulatorStats, Axis, Codec, DType, EvictionPolicy, FinishSummary, Producer,
+};
+
+use crate::pool::{run_pool, Counters};
+use crate::progress::{with_progress, Pass, Progress, ProgressHandle};
+use crate::vocab::{count_vocab, normalise, read_vocab, tokens, write_vocab, Vocab};
+use crate::{prepare_output, total_size, Checkpoint, Error, Input, Result, Shard, WordMap};
+
+/// How a co-occurrence is weighted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Weighting {
+    /// Each co-occurrence adds 1.
+    Count,
+    /// A context at distance d adds 1/d.
+    #[default]
+    Harmonic,
+}
+
+impl Weighting {
+    /// `count` or `harmonic`, as the output's metadata records it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Weighting::Count => "count",
+            Weighting::Harmonic => "harmonic",
+        }
+    }
+}
+
+/// Options of [`cooccur`], [`vocabulary`] and [`count_vocab`].
+///
+/// ```
+/// use vecfmt_text::{CooccurOptions, Weighting};
+/// let opts = CooccurOptions::new()
+///     .window(5)
+///     .weighting(Weighting::Count)
+///     .min_count(5)
+///     .memory(8 << 30)
+///     .threads(2);
+/// # let _ = opts;
+/// ```
+#[derive(Debug, Clone)]
+pub struct CooccurOptions {
+    pub(crate) window: usize,
+    pub(crate) weighting: Weighting,
+    pub(crate) symmetric: bool,
+    pub(crate) min_count: u64,
+    pub(crate) max_vocab: Option<usize>,
+    pub(crate) lowercase: bool,
+    pub(crate) vocab: Option<PathBuf>,
+    pub(crate) save_vocab: Option<PathBuf>,
+    pub(crate) shard: Option<Shard>,
+    pub(crate) memory: Option<u64>,
+    pub(crate) threads: Option<usize>,
+    pub(crate) dtype: DType,
+    pub(crate) codec: Codec,
+    pub(crate) zstd_level: i32,
+    pub(crate) checkpoint: Checkpoint,
+    pub(crate) policy: EvictionPolicy,
+    pub(crate) replace: bool,
+    pub(crate) progress: ProgressHandle,
+}
+
+impl Default for CooccurOptions {
+    fn default() -> Self {
+        CooccurOptions::new()
+    }
+}
+
+impl CooccurOptions {
+    /// Window 10, harmonic weighting, symmetric, min-count 1, f32 values, zstd at
+    /// [`vecfmt::accum::FINISH_ZSTD_LEVEL`], half of the available memory, all cores, a
+    /// commit every minute.
+    pub fn new() -> Self {
+        CooccurOptions {
+            window: 10,
+            weighting: Weighting::Harmonic,
+            symmetric: true,
+            min_count: 1,
+            max_vocab: None,
+            lowercase: false,
+            vocab: None,
+            save_vocab: None,
+            shard: None,
+            memory: None,
+            threads: None,
+            dtype: DType::F32,
+            codec: Codec::Zstd,
+            zstd_level: vecfmt::accum::FINISH_ZSTD_LEVEL,
+            checkpoint: Checkpoint::default(),
+            policy: EvictionPolicy::default(),
+            replace: false,
+            progress: ProgressHandle::default(),
+        }
+    }
+    /// Context window: neighbours up to `n` tokens away (at least 1).
+    pub fn window(mut self, n: usize) -> Self {
+        self.window = n;
+        self
+    }
+    /// How a co-occurrence is weighted.
+    pub fn weighting(mut self, w: Weighting) -> Self {
+        self.weighting = w;
+        self
+    }
+    /// Count both (word, context) and (context, word) (the default), or left contexts only.
+    pub fn symmetric(mut self, yes: bool) -> Self {
+        self.symmetric = yes;
+        self
+    }
+    /// Drop words seen fewer than `k` times, before windowing: they take no slot.
+    pub fn min_count(mut self, k: u64) -> Self {
+        self.min_count = k;
+        self
+    }
+    /// Keep only the `v` most frequent words.
+    pub fn max_vocab(mut self, v: usize) -> Self {
+        self.max_vocab = Some(v);
+        self
+    }
+    /// Lowercase tokens.
+    pub fn lowercase(mut self, yes: bool) -> Self {
+        self.lowercase = yes;
+        self
+    }
+    /// Use this vocabulary file ([`read_vocab`]) instead of counting one: shards share ids,
+    /// the first pass is skipped, and the corpus may be a stream.
+    pub fn vocab(mut self, path: impl Into<PathBuf>) -> Self {
+        self.vocab = Some(path.into());
+        self
+    }
+    /// Write the vocabulary to this file ([`write_vocab`]), most frequent first.
+    pub fn save_vocab(mut self, path: impl Into<PathBuf>) -> Self {
+        self.save_vocab = Some(path.into());
+        self
+    }
+    /// Count only this shard of the input (then sum the shards with `vecfmt::merge`).
+    pub fn shard(mut self, shard: Shard) -> Self {
+        self.shard = Some(shard);
+        self
+    }
+    /// Memory budget in bytes: pending sums, cached chunks and the word table together.
+    /// Default: [`vecfmt::accum::default_memory_budget`].
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.memory = Some(bytes);
+        self
+    }
+    /// Worker threads (default: all cores).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = Some(n);
+        self
+    }
+    /// Value dtype of the result.
+    pub fn dtype(mut self, dtype: DType) -> Self {
+        self.dtype = dtype;
+        self
+    }
+    /// Codec of the finished file.
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+    /// zstd level of the finished file (1 to 22).
+    pub fn zstd_level(mut self, level: i32) -> Self {
+        self.zstd_level = level;
+        self
+    }
+    /// When to commit during the pairs pass.
+    pub fn checkpoint(mut self, c: Checkpoint) -> Self {
+        self.checkpoint = c;
+        self
+    }
+    /// Eviction policy of the chunk cache.
+    pub fn policy(mut self, p: EvictionPolicy) -> Self {
+        self.policy = p;
+        self
+    }
+    /// Replace the output if it exists (otherwise an existing output is an error).
+    pub fn replace(mut self, yes: bool) -> Self {
+        self.replace = yes;
+        self
+    }
+    /// Where progress goes.
+    pub fn progress(mut self, p: Arc<dyn Progress>) -> Self {
+        self.progress = ProgressHandle(p);
+        self
+    }
+
+    pub(crate) fn thread_count(&self) -> usize {
+        thread_count(self.threads)
+    }
+}
+
+/// The number of worker threads: as asked, or one per core.
+pub(crate) fn thread_count(threads: Option<usize>) -> usize {
+    threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
+}
+
+/// What [`cooccur`] did.
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub struct CooccurSummary {
+    pub output: PathBuf,
+    /// Words in the vocabulary: the rows and the columns.
+    pub words: usize,
+    /// Tokens read in the pairs pass.
+    pub tokens: u64,
+    /// The finished file: shape, nonzeros (word pairs), size.
+    pub finish: FinishSummary,
+    /// The accumulator's counters at the end of the pairs pass.
+    pub stats: AccumulatorStats,
+    pub memory_budget: u64,
+    /// From the start to the end of the pairs pass, and to the finished file.
+    pub pairs_pass_done: Duration,
+    pub elapsed: Duration,
+    /// Tokens that were not valid UTF-8 (counted by their lossy decoding), in both passes.
+    pub invalid_utf8_tokens: u64,
+}
+
+/// The vocabulary step of [`cooccur`]: reads the given vocabulary file or counts one
+/// ([`count_vocab`]), then writes it where the options say. Fails, before reading, on a
+/// window of 0 and on a stream input without a vocabulary file (the pairs pass would have
+/// to read it again).
+///
+/// ```
+/// use vecfmt_text::{vocabulary, CooccurOptions, Input};
+/// let dir = tempfile::tempdir()?;
+/// let corpus = dir.path().join("corpus.txt");
+/// std::fs::write(&corpus, "the cat sat\nthe dog\n")?;
+/// let saved = dir.path().join("vocab.txt");
+/// let v = vocabulary(&[Input::path(&corpus)], &CooccurOptions::new().save_vocab(&saved))?;
+/// assert_eq!(v.words[0], ("the".to_string(), 2));
+/// assert_eq!(vecfmt_text::read_vocab(&saved)?.len(), 4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn vocabulary(inputs: &[Input], opts: &CooccurOptions) -> Result<Vocab> {
+    if let Some(stream) = inputs.iter().find(|i| !i.is_file()) {
+        if opts.vocab.is_none() {
+            return Err(Error::NeedsVocab { input: stream.name() });
+        }
+    }
+    if opts.window == 0 {
+        return Err(Error::ZeroWindow);
+    }
+    let vocab = match &opts.vocab {
+        Some(p) => Vocab {
+            words: read_vocab(p)?.into_iter().map(|w| (w, 0)).collect(),
+            invalid_utf8_tokens: 0,
+        },
+        None => count_vocab(inputs, opts)?,
+    };
+    if let Some(p) = &opts.save_vocab {
+        write_vocab(p, &vocab.words)?;
+        opts.progress.0.vocab_saved(p, vocab.len());
+    }
+    Ok(vocab)
+}
+
+struct PairWorker<'a> {
+    p: Producer,
+    ids: Vec<u32>,
+    /// A line's tokens: offset in the line, length, hash.
+    toks: Vec<(usize, usize, u64)>,
+    map: &'a WordMap,
+}
+
+/// Counts word co-occurrences of `inputs` into a word × context matrix at `output`, in two
+/// passes: the [`vocabulary`], then the pairs. Rows and columns are the words, most
+/// frequent first, stored as labels. Windows never cross lines; words under the min-count
+/// are dropped before windowing. Input: one sentence or document per line,
+/// whitespace-separated tokens.
+///
+/// The output is committed at every checkpoint; if the input fails part way,
+/// [`Error::Stopped`] says how much of it the output holds.
+///
+/// ```
+/// use vecfmt_text::{cooccur, CooccurOptions, Input, Weighting};
+/// let dir = tempfile::tempdir()?;
+/// let corpus = dir.path().join("corpus.txt");
+/// std::fs::write(&corpus, "the cat sat on the mat\nthe dog sat\n")?;
+/// let out = dir.path().join("cooc.vfm");
+///
+/// let opts = CooccurOptions::new().window(2).weighting(Weighting::Count).memory(64 << 20);
+/// let s = cooccur(&[Input::path(&corpus)], &out, &opts)?;
+/// assert_eq!((s.words, s.tokens), (6, 9));
+///
+/// let m = vecfmt::Matrix::open(&out)?;
+/// assert_eq!(m.row_label(0)?, Some("the")); // the most frequent word first
+/// let (the, sat) = (m.row_id("the")?, m.row_id("sat")?);
+/// // "sat" has "the" 2 tokens away twice on line 1 (before and after) and once on line 2.
+/// assert_eq!(m.get(sat, the)?.to_f64(), 3.0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions) -> Result<CooccurSummary> {
+    let out = output.as_ref();
+    let start = Instant::now();
+    let progress = &*opts.progress.0;
+    let vocab = vocabulary(inputs, opts)?;
+    let invalid = AtomicU64::new(vocab.invalid_utf8_tokens);
+    prepare_output(out, opts.replace, false)?;
+    let memory = opts.memory.unwrap_or_else(vecfmt::accum::default_memory_budget);
+    let n = vocab.words.len();
+    // Token bytes → id. Words that were invalid UTF-8 are looked up by their lossy form.
+    let map = WordMap::new(vocab.words.iter().map(|(w, _)| w.as_bytes()))?;
+    let labels: Vec<String> = vocab.words.into_iter().map(|(w, _)| w).collect();
+    let acc_opts = AccumulatorOptions::new(opts.dtype)
+        .policy(opts.policy)
+        .memory(memory)
+        .whole_process(true)
+        .codec(opts.codec)
+        .zstd_level(opts.zstd_level)
+        .shared_labels(true)
+        .symmetric(opts.symmetric)
+        // Pairs of words ranked below 362 by product (k² ≈ 131K): a 6 MB table per thread,
+        // which stays in the third-level cache, takes about half of C1's updates (a
+        // 1024 × 1024 block took a third; a 56 MB table for k = 1024 missed the cache and
+        // cost more than it saved).
+        .dense_block((n as u32).min(362));
+    let acc = Accumulator::create(out, acc_opts)?;
+    acc.hold_external(map.heap_bytes() as i64);
+    acc.set_labels(Axis::Row, &labels)?;
+    acc.freeze_labels();
+    drop(labels);
+    acc.set_metadata(
+        "vecfmt:cooccur",
+        serde_json::json!({
+            "window": opts.window,
+            "weighting": opts.weighting.name(),
+            "symmetric": opts.symmetric,
+            "min_count": opts.min_count,
+            "max_vocab": opts.max_vocab,
+            "lowercase": opts.lowercase,
+            "shard": opts.shard.map(|s| s.to_string()),
+            "inputs": inputs.iter().map(Input::name).collect::<Vec<_>>(),
+        }),
+    );
+    // Commit the labels while the cache is empty: serialising a million of them takes tens
+    // of MB for a moment, which at the first checkpoint would come on top of a full cache.
+    acc.commit()?;
+    let weights: Vec<f64> = (0..=opts.window)
+        .map(|d| match opts.weighting {
+            Weighting::Harmonic => 1.0 / d.max(1) as f64,
+            Weighting::Count => 1.0,
+        })
+        .collect();
+    let window = opts.window;
+    let lowercase = opts.lowercase;
+    let counters = Counters::default();
+    let toks = AtomicU64::new(0);
+    let mut committed_lines = 0u64;
+    with_progress(progress, Pass::Pairs, total_size(inputs), &counters, Some(&acc), &toks, || {
+        run_pool(
+            inputs,
+            opts.shard,
+            opts.thread_count(),
+            opts.checkpoint,
+            &counters,
+            || PairWorker {
+                p: acc.producer(),
+                ids: Vec::new(),
+                toks: Vec::new(),
+                map: &map,
+            },
+            |w, b| {
+                let mut count = 0u64;
+                for line in b.data.split(|&c| c == b'\n') {
+                    w.ids.clear();
+                    // Hash the line's tokens and prefetch their slots, then look them up.
+                    w.toks.clear();
+                    for t in tokens(line) {
+                        let h = w.map.hash(t);
+                        w.map.prefetch(h);
+                        let at = t.as_ptr() as usize - line.as_ptr() as usize;
+                        w.toks.push((at, t.len(), h));
+                    }
+                    for &(at, len, h) in &w.toks {
+                        let t = &line[at..at + len];
+                        count += 1;
+                        let norm = normalise(t, lowercase);
+                        let id = match norm.as_deref() {
+                            None => w.map.get_hashed(t, h),
+                            Some(n) => w.map.get(n),
+                        };
+                        let t = norm.as_deref().unwrap_or(t);
+                        let id = match id {
+                            Some(id) => Some(id),
+                            None if std::str::from_utf8(t).is_err() => {
+                                invalid.fetch_add(1, Ordering::Relaxed);
+                                w.map.get(String::from_utf8_lossy(t).as_bytes())
+                            }
+                            None => None,
+                        };
+                        if let Some(id) = id {
+                            w.ids.push(id);
+                        }
+                    }
+                    let ids = &w.ids;
+                    for i in 1..ids.len() {
+                        let word = ids[i] as u64;
+                        let lo = i.saturating_sub(window);
+                        for j in lo..i {
+                            let ctx = ids[j] as u64;
+                            // Symmetric: the accumulator adds it at (word, ctx) and (ctx, word).
+                            w.p.add(word, ctx, weights[i - j])?;
+                        }
+                    }
+                }
+                toks.fetch_add(count, Ordering::Relaxed);
+                Ok(())
+            },
+            |w| Ok(w.p.flush()?),
+            |lines| {
+                acc.set_metadata(
+                    "vecfmt:progress",
+                    serde_json::json!({"lines": lines, "bytes": counters.bytes.load(Ordering::Relaxed), "tokens": toks.load(Ordering::Relaxed)}),
+                );
+                acc.commit()?;
+                committed_lines = lines;
+                progress.committed(lines);
+                Ok(())
+            },
+        )
+    })
+    .map_err(|e| Error::Stopped {
+        output: out.to_owned(),
+        committed_lines,
+        cause: Box::new(e),
+    })?;
+    let stats = acc.stats();
+    let pairs_pass_done = start.elapsed();
+    // The word table is done with: its memory goes to the finish.
+    acc.hold_external(-(map.heap_bytes() as i64));
+    drop(map);
+    let finish = acc.finish()?;
+    Ok(CooccurSummary {
+        output: out.to_owned(),
+        words: n,
+        tokens: toks.into_inner(),
+        finish,
+        stats,
+        memory_budget: memory,
+        pairs_pass_done,
+        elapsed: start.elapsed(),
+        invalid_utf8_tokens: invalid.into_inner(),
+    })
+}
