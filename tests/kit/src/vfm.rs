@@ -102,7 +102,8 @@ pub struct Geometry {
     pub rows_end: usize,
 }
 
-fn align8(x: usize) -> usize {
+/// `x` rounded up to a multiple of 8: where sections and payload parts start.
+pub fn align8(x: usize) -> usize {
     x.div_ceil(8) * 8
 }
 
