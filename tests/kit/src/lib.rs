@@ -14,7 +14,9 @@
 //! - [`roundtrip_blocks`] and [`roundtrip_vfm`]: the drivers: write through a converter's
 //!   sink, read back through its source, and compare bit for bit;
 //! - [`vfm`]: an editor of `.vfm` bytes at their documented offsets, shared by the bad-file
-//!   suite and the fuzzers of `vecfmt-hostile`.
+//!   suite and the fuzzers of `vecfmt-hostile`;
+//! - [`under_reader`]: the protocol of the tests that truncate or rewrite a file while a child
+//!   process reads it.
 //!
 //! ```
 //! use vecfmt::stream::{VfmSink, VfmSource};
@@ -46,6 +48,7 @@ use vecfmt::stream::{pump, Block, MatrixHeader, MatrixSink, MatrixSource, PumpSu
 use vecfmt::{Codec, DType, Matrix, Scalar};
 
 pub mod sample;
+pub mod under_reader;
 pub mod vfm;
 
 // ---------------------------------------------------------------------------------------------
