@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use vecfmt::stream::{MatrixHeader, MatrixSink, RowBlock};
 use vecfmt::{DType, Matrix, MatrixWriter, Scalar, ValueVec, WriterOptions};
 use vecfmt_mtx::{MtxSink, MtxSource, ReadOptions, WriteOptions};
-use vecfmt_testkit::{bits, export, import, others, parse_value, roundtrip_vfm, silent, Exact};
+use vecfmt_testkit::{bits, dump, export, import, others, parse_value, roundtrip_vfm, silent, Dump, Exact};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/interop/npy")
@@ -15,12 +15,6 @@ fn fixtures() -> PathBuf {
 fn to_vfm(path: &Path, out: &Path, opts: &ReadOptions) -> vecfmt::Result<()> {
     let mut src = MtxSource::open(path, opts)?;
     import(&mut src, out).map(|_| ())
-}
-
-/// A matrix's dtype, shape and every entry, values compared by bits.
-fn dump(path: &Path) -> (DType, (u64, u64), Vec<(u64, u64, Exact)>) {
-    let d = vecfmt_testkit::dump(path);
-    (d.dtype, d.shape, d.entries)
 }
 
 #[test]
@@ -37,7 +31,7 @@ fn scipy_fixtures_read_exactly() {
         // Tiny blocks, so that every fixture spans several.
         to_vfm(&fixtures().join(name), &out, &ReadOptions { block_entries: 2 })
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let (dtype, shape, entries) = dump(&out);
+        let Dump { dtype, shape, entries } = dump(&out);
         assert_eq!(dtype.name(), want["dtype"].as_str().unwrap(), "{name}");
         let s = want["shape"].as_array().unwrap();
         assert_eq!(shape, (s[0].as_u64().unwrap(), s[1].as_u64().unwrap()), "{name}");
@@ -213,7 +207,7 @@ fn round_trips_through_mtx() {
             &[7, 1 << 20],
             &dtype.to_string(),
         );
-        let original = vecfmt_testkit::dump(&a);
+        let original = dump(&a);
         let (da, sa, ea) = (original.dtype, original.shape, &original.entries);
         let (db, sb, eb) = (back.dtype, back.shape, &back.entries);
         assert_eq!(sa, sb);
@@ -339,11 +333,13 @@ fn symmetric_output_holds_the_lower_triangle_and_reads_back_whole() {
         // Read back: both triangles, the same matrix (floats as f64, integers as i64).
         let b = dir.path().join(format!("{dtype}.back.vfm"));
         to_vfm(&mtx, &b, &ReadOptions { block_entries: 5 }).unwrap();
-        let (_, shape, got) = dump(&b);
+        let Dump {
+            shape, entries: got, ..
+        } = dump(&b);
         let got: Vec<(u64, u64, u64)> = got.iter().map(|&(r, c, v)| (r, c, bits(v.0))).collect();
         assert_eq!(shape, (30, 30));
         let want: Vec<(u64, u64, u64)> = dump(&a)
-            .2
+            .entries
             .into_iter()
             .map(|(r, c, _)| {
                 let x = Matrix::open(&a).unwrap().get(r, c).unwrap();

@@ -466,13 +466,16 @@ pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("a temporary directory")
 }
 
+/// What the converters' `notify` options take: a callback for notes.
+pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// A notifier for a converter's `notify` option that drops every note.
-pub fn silent() -> Arc<dyn Fn(&str) + Send + Sync> {
+pub fn silent() -> Notify {
     Arc::new(|_: &str| {})
 }
 
 /// A notifier that keeps every note, and the notes it keeps.
-pub fn notes() -> (Arc<dyn Fn(&str) + Send + Sync>, Arc<Mutex<Vec<String>>>) {
+pub fn notes() -> (Notify, Arc<Mutex<Vec<String>>>) {
     let notes = Arc::new(Mutex::new(Vec::new()));
     let n = notes.clone();
     (Arc::new(move |m: &str| n.lock().unwrap().push(m.to_string())), notes)
