@@ -295,3 +295,30 @@ fn large_blocks_read_indices_and_values_side_by_side() {
         assert!(!out.exists());
     }
 }
+
+/// The round trip every converter runs (the test kit's): the kit's extreme values of every
+/// dtype (subnormals, infinities, integer extremes), empty and trailing empty rows, through
+/// `.npz` and dense `.npy`, come back with the same dtype, shape and bits.
+#[test]
+fn the_kit_round_trip_every_dtype() {
+    let dir = vecfmt_testkit::tempdir();
+    for dtype in DType::ALL {
+        let (header, blocks) = vecfmt_testkit::sample::extremes(dtype, 40, 300, 7);
+        let npz = dir.path().join(format!("{dtype}.npz"));
+        vecfmt_testkit::roundtrip_blocks(
+            &header,
+            &blocks,
+            |h| NpzSink::create(&npz, h, &quiet_write()),
+            || NpzSource::open(&npz, &quiet_read(64)),
+            &format!("{dtype} .npz"),
+        );
+        let npy = dir.path().join(format!("{dtype}.npy"));
+        vecfmt_testkit::roundtrip_blocks(
+            &header,
+            &blocks,
+            |h| NpySink::create(&npy, h, &quiet_write()),
+            || NpySource::open(&npy, &quiet_read(200)),
+            &format!("{dtype} .npy"),
+        );
+    }
+}
