@@ -8,7 +8,8 @@
 //!   -0.0 differs from 0.0; [`widen`] for formats that keep only f64 and i64;
 //! - [`dump()`]: a `.vfm` file as plain data (dtype, shape, sorted entries);
 //! - [`drain()`]: any [`MatrixSource`] read to the end, every block checked against the stream
-//!   contract (rows in order, sorted unique columns, consistent lengths);
+//!   contract ([`contract`]: rows in order, sorted unique columns, indices within the shape,
+//!   consistent lengths and dtype);
 //! - [`sample`]: deterministic matrices of every dtype, with the values formats get wrong
 //!   (extremes, subnormals, -0.0, NaN payloads);
 //! - [`roundtrip_blocks`] and [`roundtrip_vfm`]: the drivers: write through a converter's
@@ -47,6 +48,7 @@ use std::sync::{Arc, Mutex};
 use vecfmt::stream::{pump, Block, MatrixHeader, MatrixSink, MatrixSource, PumpSummary, RowBlock, VfmSink, VfmSource};
 use vecfmt::{Codec, DType, Matrix, Scalar};
 
+pub mod contract;
 pub mod sample;
 pub mod under_reader;
 pub mod vfm;
@@ -268,53 +270,30 @@ fn add(a: Scalar, b: Scalar) -> Scalar {
     }
 }
 
-/// Reads a source to the end. Every block is checked against the stream contract, and a
-/// violation panics: row blocks and triplet blocks are not mixed; a row block has one more
-/// indptr entry than rows, ending at its number of indices, and a value per index; rows
-/// increase strictly within and across blocks; each row's columns increase strictly.
-/// Duplicate triplets are summed (wrapping, for integers) and counted. Errors from the
-/// source are returned.
+/// Reads a source to the end. The header and every block are checked against the stream
+/// contract ([`contract::Contract`]), and a violation panics. Duplicate triplets are summed
+/// (wrapping, for integers) and counted. Errors from the source are returned.
 pub fn drain(src: &mut dyn MatrixSource) -> vecfmt::Result<Drained> {
     let header = src.header().clone();
+    let mut contract = contract::Contract::new(&header);
     let mut map: BTreeMap<(u64, u64), Scalar> = BTreeMap::new();
     let (mut blocks, mut empty_rows, mut duplicates) = (0, 0, 0);
-    let mut rows_mode = None;
-    let mut last_row = None;
     while let Some(b) = src.next_block()? {
         blocks += 1;
+        contract.check(&b);
         match b {
             Block::Rows(b) => {
-                assert_ne!(rows_mode, Some(false), "mixed blocks");
-                rows_mode = Some(true);
-                assert_eq!(b.indptr.len(), b.rows.len() + 1, "indptr length");
-                assert_eq!(b.indptr.last().copied(), Some(b.indices.len() as u64), "indptr end");
-                assert_eq!(b.values.len(), b.indices.len(), "a value per index");
                 for (k, &r) in b.rows.iter().enumerate() {
-                    assert!(
-                        last_row.is_none_or(|l| r > l),
-                        "rows out of order: {r} after {last_row:?}"
-                    );
-                    last_row = Some(r);
                     let (s, e) = (b.indptr[k] as usize, b.indptr[k + 1] as usize);
                     if s == e {
                         empty_rows += 1;
                     }
-                    assert!(
-                        b.indices[s..e].windows(2).all(|w| w[0] < w[1]),
-                        "row {r}: columns not sorted and unique"
-                    );
                     for j in s..e {
                         map.insert((r, b.indices[j]), b.values.as_values().get(j));
                     }
                 }
             }
             Block::Triplets(t) => {
-                assert_ne!(rows_mode, Some(true), "mixed blocks");
-                rows_mode = Some(false);
-                assert!(
-                    t.rows.len() == t.cols.len() && t.cols.len() == t.values.len(),
-                    "triplet lengths"
-                );
                 for j in 0..t.rows.len() {
                     let v = t.values.as_values().get(j);
                     match map.entry((t.rows[j], t.cols[j])) {
@@ -335,7 +314,7 @@ pub fn drain(src: &mut dyn MatrixSource) -> vecfmt::Result<Drained> {
         header,
         entries: map.into_iter().map(|((r, c), v)| (r, c, v)).collect(),
         blocks,
-        rows_mode: rows_mode.unwrap_or(true),
+        rows_mode: contract.rows_mode(),
         empty_rows,
         duplicates,
     })
