@@ -12,14 +12,8 @@ type Model = HashMap<(u64, u64), f64>;
 fn contents(path: &std::path::Path) -> Model {
     let m = Matrix::open(path).unwrap();
     assert!(m.verify().is_clean(), "{:?}", m.verify());
-    let mut out = HashMap::new();
-    for row in m.iter_rows() {
-        let row = row.unwrap();
-        for (c, v) in row.iter() {
-            out.insert((row.id(), c), v.to_f64());
-        }
-    }
-    out
+    let d = vecfmt_testkit::dump_matrix(&m);
+    d.entries.iter().map(|&(r, c, v)| ((r, c), v.0.to_f64())).collect()
 }
 
 /// Zipf-ish ids: small ids far more often than large ones.

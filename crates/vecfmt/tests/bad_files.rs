@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use rayon::iter::ParallelIterator;
 use serde_json::json;
 use vecfmt::{Codec, DType, Error, Matrix, MatrixWriter, OpenOptions, WriterOptions};
+use vecfmt_testkit::vfm::{align8, entry, meta, Vfm, COL_LABELS, FREE_EXTENTS, METADATA, ROW_LABELS};
 
 // ---------------------------------------------------------------------------------------------
 // Guards: the largest single allocation, and panics turned into messages.
@@ -165,227 +166,12 @@ fn base(codec: Codec) -> &'static [u8] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// An editor of `.vfm` bytes at the documented offsets (layout.rs; FORMAT.md §2–§5).
+// The editor of `.vfm` bytes at the documented offsets lives in the test kit, shared with the
+// fuzzers of `vecfmt-hostile`.
 
-/// Meta page fields (byte offsets within a page).
-mod meta {
-    pub const VERSION: usize = 8; // u16
-    pub const SLOT: usize = 10; // u16
-    pub const USED: usize = 12; // u32
-    pub const GENERATION: usize = 16;
-    pub const DTYPE: usize = 24; // u8
-    pub const INDEX_WIDTH: usize = 25; // u8
-    pub const N_ROWS: usize = 32;
-    pub const N_COLS: usize = 40;
-    pub const NNZ: usize = 48;
-    pub const CATALOG_OFFSET: usize = 56;
-    pub const CATALOG_LENGTH: usize = 64;
-    pub const CATALOG_CRC: usize = 72; // u32
-    pub const DATA_END: usize = 80;
-    pub const CRC: usize = 124; // u32, crc32c of bytes 0..124
-    pub const PAGE: usize = 4096;
-}
-
-/// Chunk entry fields (byte offsets within a 64-byte entry).
-mod entry {
-    pub const ROW_START: usize = 0;
-    pub const ROW_END: usize = 8;
-    pub const NNZ: usize = 16;
-    pub const OFFSET: usize = 24;
-    pub const STORED_LEN: usize = 32;
-    pub const DECODED_LEN: usize = 40;
-    pub const N_LISTED: usize = 48;
-    pub const CODEC: usize = 56; // u8
-    pub const LAYOUT: usize = 57; // u8
-    pub const CRC: usize = 60; // u32
-}
-
-const CATALOG_HEADER: usize = 152;
-const ENTRY_SIZE: usize = 64;
-/// Section references in the catalog header: offset, length, crc (at +16), 32 bytes each.
-const ROW_LABELS: usize = 0;
-const COL_LABELS: usize = 1;
-const METADATA: usize = 2;
-const FREE_EXTENTS: usize = 3;
-
-#[derive(Debug, Clone)]
-struct Vfm {
-    b: Vec<u8>,
-}
-
-/// Positions inside a chunk's (decoded) payload.
-#[derive(Debug, Clone, Copy)]
-struct Geometry {
-    /// Start of the offsets table.
-    offsets: usize,
-    /// Width of an offset.
-    ow: usize,
-    /// End of the row section: where indices (raw) or varints (compressed) begin.
-    rows_end: usize,
-}
-
-fn align8(x: usize) -> usize {
-    x.div_ceil(8) * 8
-}
-
-impl Vfm {
-    fn new(codec: Codec) -> Vfm {
-        Vfm {
-            b: base(codec).to_vec(),
-        }
-    }
-
-    fn u16(&self, at: usize) -> u16 {
-        u16::from_le_bytes(self.b[at..at + 2].try_into().unwrap())
-    }
-    fn u32(&self, at: usize) -> u32 {
-        u32::from_le_bytes(self.b[at..at + 4].try_into().unwrap())
-    }
-    fn u64(&self, at: usize) -> u64 {
-        u64::from_le_bytes(self.b[at..at + 8].try_into().unwrap())
-    }
-    fn put16(&mut self, at: usize, v: u16) {
-        self.b[at..at + 2].copy_from_slice(&v.to_le_bytes());
-    }
-    fn put32(&mut self, at: usize, v: u32) {
-        self.b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-    }
-    fn put64(&mut self, at: usize, v: u64) {
-        self.b[at..at + 8].copy_from_slice(&v.to_le_bytes());
-    }
-
-    // Meta page A.
-    fn meta(&self, field: usize) -> u64 {
-        self.u64(field)
-    }
-    fn set_meta(&mut self, field: usize, v: u64) {
-        self.put64(field, v);
-        self.fix_meta();
-    }
-    fn fix_meta_page(&mut self, page: usize) {
-        let base = page * meta::PAGE;
-        let crc = crc32c::crc32c(&self.b[base..base + meta::CRC]);
-        self.put32(base + meta::CRC, crc);
-    }
-    fn fix_meta(&mut self) {
-        self.fix_meta_page(0);
-    }
-
-    // Catalog.
-    fn catalog(&self) -> Range<usize> {
-        let off = self.meta(meta::CATALOG_OFFSET) as usize;
-        off..off + self.meta(meta::CATALOG_LENGTH) as usize
-    }
-    fn fix_catalog(&mut self) {
-        let crc = crc32c::crc32c(&self.b[self.catalog()]);
-        self.put32(meta::CATALOG_CRC, crc);
-        self.fix_meta();
-    }
-    fn n_chunks(&self) -> usize {
-        self.u64(self.catalog().start + 8) as usize
-    }
-
-    // Chunk entries and chunks.
-    fn entry_at(&self, chunk: usize) -> usize {
-        self.catalog().start + CATALOG_HEADER + chunk * ENTRY_SIZE
-    }
-    fn entry(&self, chunk: usize, field: usize) -> u64 {
-        self.u64(self.entry_at(chunk) + field)
-    }
-    fn set_entry(&mut self, chunk: usize, field: usize, v: u64) {
-        let at = self.entry_at(chunk) + field;
-        self.put64(at, v);
-        self.fix_catalog();
-    }
-    fn set_entry_u8(&mut self, chunk: usize, field: usize, v: u8) {
-        let at = self.entry_at(chunk) + field;
-        self.b[at] = v;
-        self.fix_catalog();
-    }
-    fn chunk(&self, chunk: usize) -> Range<usize> {
-        let off = self.entry(chunk, entry::OFFSET) as usize;
-        off..off + self.entry(chunk, entry::STORED_LEN) as usize
-    }
-    fn fix_chunk(&mut self, chunk: usize) {
-        let crc = crc32c::crc32c(&self.b[self.chunk(chunk)]);
-        let at = self.entry_at(chunk) + entry::CRC;
-        self.put32(at, crc);
-        self.fix_catalog();
-    }
-    /// Whether a chunk uses the sparse row layout.
-    fn is_sparse(&self, chunk: usize) -> bool {
-        self.b[self.entry_at(chunk) + entry::LAYOUT] == 1
-    }
-    /// Byte positions inside chunk `chunk`'s payload (FORMAT.md §4.1, §4.2); row counts and
-    /// nnz are small here, so row ids and offsets are 4 bytes wide.
-    fn geometry(&self, chunk: usize) -> Geometry {
-        let n_listed = self.entry(chunk, entry::N_LISTED) as usize;
-        let ids = if self.is_sparse(chunk) { n_listed * 4 } else { 0 };
-        let offsets = align8(ids);
-        let rows_end = align8(offsets + (n_listed + 1) * 4);
-        Geometry {
-            offsets,
-            ow: 4,
-            rows_end,
-        }
-    }
-    fn index_width(&self) -> usize {
-        self.b[meta::INDEX_WIDTH] as usize
-    }
-    /// The first chunk with the sparse row layout.
-    fn sparse_chunk(&self) -> usize {
-        (0..self.n_chunks())
-            .find(|&c| self.is_sparse(c))
-            .expect("a sparse chunk")
-    }
-
-    // Sections.
-    fn section_at(&self, k: usize) -> usize {
-        self.catalog().start + 24 + 32 * k
-    }
-    fn section(&self, k: usize) -> Range<usize> {
-        let at = self.section_at(k);
-        let off = self.u64(at) as usize;
-        off..off + self.u64(at + 8) as usize
-    }
-    fn set_section(&mut self, k: usize, offset: u64, length: u64) {
-        let at = self.section_at(k);
-        self.put64(at, offset);
-        self.put64(at + 8, length);
-        self.fix_section(k);
-    }
-    fn fix_section(&mut self, k: usize) {
-        let crc = crc32c::crc32c(&self.b[self.section(k)]);
-        let at = self.section_at(k) + 16;
-        self.put32(at, crc);
-        self.fix_catalog();
-    }
-
-    /// Appends `data` at the end of the file, aligned, and moves the commit's data end past
-    /// it. Returns its offset.
-    fn append(&mut self, data: &[u8], align: usize) -> u64 {
-        let at = self.b.len().div_ceil(align) * align;
-        self.b.resize(at, 0);
-        self.b.extend_from_slice(data);
-        let end = self.b.len() as u64;
-        self.set_meta(meta::DATA_END, end);
-        at as u64
-    }
-
-    /// Replaces an lz4 chunk's payload with an edited one, stored at the end of the file.
-    fn edit_lz4_payload(&mut self, chunk: usize, edit: impl FnOnce(&mut Vec<u8>, Geometry)) {
-        let decoded_len = self.entry(chunk, entry::DECODED_LEN) as usize;
-        let mut payload = lz4_flex::block::decompress(&self.b[self.chunk(chunk)], decoded_len).expect("lz4");
-        assert_eq!(payload.len(), decoded_len);
-        edit(&mut payload, self.geometry(chunk));
-        let stored = lz4_flex::block::compress(&payload);
-        let at = self.append(&stored, 64);
-        let e = self.entry_at(chunk);
-        self.put64(e + entry::OFFSET, at);
-        self.put64(e + entry::STORED_LEN, stored.len() as u64);
-        self.put64(e + entry::DECODED_LEN, payload.len() as u64);
-        self.fix_chunk(chunk);
-    }
+/// The base file of a codec, to edit.
+fn base_vfm(codec: Codec) -> Vfm {
+    Vfm::new(base(codec).to_vec())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -602,7 +388,7 @@ enum Region {
 }
 
 fn regions(v: &Vfm) -> Vec<Region> {
-    let mut r = vec![Region::Padding; v.b.len()];
+    let mut r = vec![Region::Padding; v.bytes.len()];
     for (i, x) in r.iter_mut().enumerate().take(2 * meta::PAGE) {
         *x = match (i / meta::PAGE, i % meta::PAGE < 128) {
             (0, true) => Region::ActivePage,
@@ -631,7 +417,7 @@ fn regions(v: &Vfm) -> Vec<Region> {
 fn bit_flips(v: &Vfm, codec: Codec, pages_swapped: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("f.vfm");
-    std::fs::write(&path, &v.b).expect("write");
+    std::fs::write(&path, &v.bytes).expect("write");
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -650,9 +436,9 @@ fn bit_flips(v: &Vfm, codec: Codec, pages_swapped: bool) {
         };
         for &bit in bits {
             flips += 1;
-            f.write_at(&[v.b[at] ^ bit], at as u64).expect("flip");
+            f.write_at(&[v.bytes[at] ^ bit], at as u64).expect("flip");
             let outcome = assess(&path, original, &OpenOptions::new());
-            f.write_at(&[v.b[at]], at as u64).expect("unflip");
+            f.write_at(&[v.bytes[at]], at as u64).expect("unflip");
             let case = format!("byte {at} ({region:?}) bit {bit:#04x}");
             let outcome = match outcome {
                 Ok(o) => o,
@@ -702,30 +488,30 @@ fn bit_flips(v: &Vfm, codec: Codec, pages_swapped: bool) {
 
 #[test]
 fn bit_flips_raw() {
-    bit_flips(&Vfm::new(Codec::Raw), Codec::Raw, false);
+    bit_flips(&base_vfm(Codec::Raw), Codec::Raw, false);
 }
 #[test]
 fn bit_flips_lz4() {
-    bit_flips(&Vfm::new(Codec::Lz4), Codec::Lz4, false);
+    bit_flips(&base_vfm(Codec::Lz4), Codec::Lz4, false);
 }
 #[test]
 fn bit_flips_zstd() {
-    bit_flips(&Vfm::new(Codec::Zstd), Codec::Zstd, false);
+    bit_flips(&base_vfm(Codec::Zstd), Codec::Zstd, false);
 }
 
 /// Two valid commits pointing at the same catalog: page B (generation 2) is current, page A
 /// the previous commit. Any flip in either page leaves the other to read the same data.
 #[test]
 fn bit_flips_with_two_commits() {
-    let mut v = Vfm::new(Codec::Zstd);
-    let page_a = v.b[..128].to_vec();
-    v.b[meta::PAGE..meta::PAGE + 128].copy_from_slice(&page_a);
+    let mut v = base_vfm(Codec::Zstd);
+    let page_a = v.bytes[..128].to_vec();
+    v.bytes[meta::PAGE..meta::PAGE + 128].copy_from_slice(&page_a);
     v.put16(meta::PAGE + meta::SLOT, 1);
     v.put64(meta::PAGE + meta::GENERATION, 2);
     v.fix_meta_page(1);
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("two.vfm");
-    std::fs::write(&p, &v.b).expect("write");
+    std::fs::write(&p, &v.bytes).expect("write");
     let m = Matrix::open(&p).expect("open");
     assert_eq!((m.commit().slot, m.commit().generation), (1, 2));
     assert_eq!(m.previous_commit().expect("page A valid").generation, 1);
@@ -737,19 +523,19 @@ fn bit_flips_with_two_commits() {
 fn bit_flips_pages(v: &Vfm, codec: Codec) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("f.vfm");
-    std::fs::write(&path, &v.b).expect("write");
+    std::fs::write(&path, &v.bytes).expect("write");
     let f = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
     let mut failures = Vec::new();
     let mut flips = 0;
     for at in (0..128).chain(meta::PAGE..meta::PAGE + 128) {
         for bit in 0..8 {
             flips += 1;
-            f.write_at(&[v.b[at] ^ (1 << bit)], at as u64).expect("flip");
+            f.write_at(&[v.bytes[at] ^ (1 << bit)], at as u64).expect("flip");
             match assess(&path, original(codec), &OpenOptions::new()) {
                 Ok(Outcome::Same) => {}
                 other => failures.push(format!("byte {at} bit {bit}: {other:?}")),
             }
-            f.write_at(&[v.b[at]], at as u64).expect("unflip");
+            f.write_at(&[v.bytes[at]], at as u64).expect("unflip");
         }
     }
     eprintln!("two commits: {flips} meta page bit flips, all read the same data");
@@ -805,13 +591,13 @@ impl Kind {
 type Builder = fn() -> Vec<u8>;
 
 fn raw() -> Vfm {
-    Vfm::new(Codec::Raw)
+    base_vfm(Codec::Raw)
 }
 fn lz4() -> Vfm {
-    Vfm::new(Codec::Lz4)
+    base_vfm(Codec::Lz4)
 }
 fn zstd() -> Vfm {
-    Vfm::new(Codec::Zstd)
+    base_vfm(Codec::Zstd)
 }
 
 /// Builders: each returns the bytes of one malformed file.
@@ -822,140 +608,140 @@ const BUILDERS: &[(&str, Builder)] = &[
     ("not-vfm-short-text-file", || b"hello\n".to_vec()),
     ("bad-magic", || {
         let mut v = raw();
-        v.b[1] = b'X';
-        v.b
+        v.bytes[1] = b'X';
+        v.bytes
     }),
     // Truncated.
-    ("truncated-to-magic", || raw().b[..8].to_vec()),
-    ("truncated-superblock", || raw().b[..5000].to_vec()),
+    ("truncated-to-magic", || raw().bytes[..8].to_vec()),
+    ("truncated-superblock", || raw().bytes[..5000].to_vec()),
     ("truncated-data", || {
         let v = raw();
-        v.b[..v.b.len() - 1].to_vec()
+        v.bytes[..v.bytes.len() - 1].to_vec()
     }),
     // Meta page fields (checksum recomputed, so the field checks are what fails).
     ("newer-version", || {
         let mut v = raw();
         v.put16(meta::VERSION, 2);
         v.fix_meta();
-        v.b
+        v.bytes
     }),
     ("version-zero", || {
         let mut v = raw();
         v.put16(meta::VERSION, 0);
         v.fix_meta();
-        v.b
+        v.bytes
     }),
     ("meta-crc", || {
         let mut v = raw();
         v.put64(meta::N_ROWS, 41);
-        v.b
+        v.bytes
     }),
     ("meta-slot", || {
         let mut v = raw();
         v.put16(meta::SLOT, 1);
         v.fix_meta();
-        v.b
+        v.bytes
     }),
     ("meta-used-length", || {
         let mut v = raw();
         v.put32(meta::USED, 64);
         v.fix_meta();
-        v.b
+        v.bytes
     }),
     ("meta-generation-zero", || {
         let mut v = raw();
         v.set_meta(meta::GENERATION, 0);
-        v.b
+        v.bytes
     }),
     ("meta-unknown-dtype", || {
         let mut v = raw();
-        v.b[meta::DTYPE] = 0;
+        v.bytes[meta::DTYPE] = 0;
         v.fix_meta();
-        v.b
+        v.bytes
     }),
     ("meta-index-width-3", || {
         let mut v = raw();
-        v.b[meta::INDEX_WIDTH] = 3;
+        v.bytes[meta::INDEX_WIDTH] = 3;
         v.fix_meta();
-        v.b
+        v.bytes
     }),
     ("meta-index-width-too-narrow", || {
         let mut v = raw();
         v.set_meta(meta::N_COLS, (1 << 32) + 1);
-        v.b
+        v.bytes
     }),
     ("meta-data-end-past-file", || {
         let mut v = raw();
-        let len = v.b.len() as u64;
+        let len = v.bytes.len() as u64;
         v.set_meta(meta::DATA_END, len + 1);
-        v.b
+        v.bytes
     }),
     ("meta-data-end-in-superblock", || {
         let mut v = raw();
         v.set_meta(meta::DATA_END, 100);
-        v.b
+        v.bytes
     }),
     ("catalog-offset-out-of-file", || {
         let mut v = raw();
         v.set_meta(meta::CATALOG_OFFSET, 1 << 62);
-        v.b
+        v.bytes
     }),
     ("catalog-offset-overflow", || {
         let mut v = raw();
         v.set_meta(meta::CATALOG_OFFSET, u64::MAX - 7);
-        v.b
+        v.bytes
     }),
     ("catalog-offset-misaligned", || {
         let mut v = raw();
         let off = v.meta(meta::CATALOG_OFFSET);
         v.set_meta(meta::CATALOG_OFFSET, off + 4);
         v.set_meta(meta::CATALOG_LENGTH, v.meta(meta::CATALOG_LENGTH) - 4);
-        v.b
+        v.bytes
     }),
     ("catalog-in-superblock", || {
         let mut v = raw();
         v.set_meta(meta::CATALOG_OFFSET, 0);
-        v.b
+        v.bytes
     }),
     ("catalog-length-short", || {
         let mut v = raw();
         v.set_meta(meta::CATALOG_LENGTH, 100);
-        v.b
+        v.bytes
     }),
     // The catalog.
     ("catalog-crc", || {
         let mut v = raw();
         let at = v.entry_at(0) + entry::NNZ;
-        v.b[at] ^= 1;
-        v.b
+        v.bytes[at] ^= 1;
+        v.bytes
     }),
     ("catalog-magic", || {
         let mut v = raw();
         let at = v.catalog().start;
-        v.b[at] = b'X';
+        v.bytes[at] = b'X';
         v.fix_catalog();
-        v.b
+        v.bytes
     }),
     ("catalog-entry-size", || {
         let mut v = raw();
         let at = v.catalog().start + 16;
         v.put32(at, 32);
         v.fix_catalog();
-        v.b
+        v.bytes
     }),
     ("catalog-chunk-count-huge", || {
         let mut v = raw();
         let at = v.catalog().start + 8;
         v.put64(at, 1 << 60);
         v.fix_catalog();
-        v.b
+        v.bytes
     }),
     ("catalog-chunk-count-overflow", || {
         let mut v = raw();
         let at = v.catalog().start + 8;
         v.put64(at, u64::MAX / 64 + 1);
         v.fix_catalog();
-        v.b
+        v.bytes
     }),
     ("catalog-chunk-count-plus-one", || {
         let mut v = raw();
@@ -963,109 +749,109 @@ const BUILDERS: &[(&str, Builder)] = &[
         let n = v.u64(at);
         v.put64(at, n + 1);
         v.fix_catalog();
-        v.b
+        v.bytes
     }),
     ("catalog-nnz-mismatch", || {
         let mut v = raw();
         let nnz = v.meta(meta::NNZ);
         v.set_meta(meta::NNZ, nnz + 1);
-        v.b
+        v.bytes
     }),
     ("catalog-nnz-overflow", || {
         let mut v = raw();
         v.set_entry(0, entry::NNZ, u64::MAX);
-        v.b
+        v.bytes
     }),
     // Chunk entries.
     ("chunk-rows-empty", || {
         let mut v = raw();
         let start = v.entry(1, entry::ROW_START);
         v.set_entry(1, entry::ROW_END, start);
-        v.b
+        v.bytes
     }),
     ("chunk-rows-overlap", || {
         let mut v = raw();
         let start = v.entry(0, entry::ROW_START);
         v.set_entry(1, entry::ROW_START, start);
-        v.b
+        v.bytes
     }),
     ("chunk-rows-past-n-rows", || {
         let mut v = raw();
         let last = v.n_chunks() - 1;
         v.set_entry(last, entry::ROW_END, N_ROWS + 1);
-        v.b
+        v.bytes
     }),
     ("chunk-unknown-codec", || {
         let mut v = raw();
         v.set_entry_u8(1, entry::CODEC, 7);
-        v.b
+        v.bytes
     }),
     ("chunk-unknown-layout", || {
         let mut v = raw();
         v.set_entry_u8(1, entry::LAYOUT, 2);
-        v.b
+        v.bytes
     }),
     ("chunk-zero-nnz", || {
         let mut v = raw();
         v.set_entry(1, entry::NNZ, 0);
-        v.b
+        v.bytes
     }),
     ("chunk-dense-listed-mismatch", || {
         let mut v = raw();
         let n = v.entry(0, entry::N_LISTED);
         v.set_entry(0, entry::N_LISTED, n + 1);
-        v.b
+        v.bytes
     }),
     ("chunk-sparse-listed-zero", || {
         let mut v = raw();
         let c = v.sparse_chunk();
         v.set_entry(c, entry::N_LISTED, 0);
-        v.b
+        v.bytes
     }),
     ("chunk-offset-out-of-file", || {
         let mut v = raw();
-        let end = v.b.len() as u64;
+        let end = v.bytes.len() as u64;
         v.set_entry(1, entry::OFFSET, end.div_ceil(64) * 64);
-        v.b
+        v.bytes
     }),
     ("chunk-offset-overflow", || {
         let mut v = raw();
         v.set_entry(1, entry::OFFSET, !63); // u64::MAX rounded down to a multiple of 64
-        v.b
+        v.bytes
     }),
     ("chunk-offset-misaligned", || {
         let mut v = raw();
         let off = v.entry(1, entry::OFFSET);
         v.set_entry(1, entry::OFFSET, off + 8);
-        v.b
+        v.bytes
     }),
     ("chunk-in-superblock", || {
         let mut v = raw();
         v.set_entry(1, entry::OFFSET, 64);
-        v.b
+        v.bytes
     }),
     ("raw-decoded-len-mismatch", || {
         let mut v = raw();
         let n = v.entry(1, entry::DECODED_LEN);
         v.set_entry(1, entry::DECODED_LEN, n + 1);
-        v.b
+        v.bytes
     }),
     // Sections.
     ("section-out-of-range", || {
         let mut v = raw();
-        let end = v.b.len() as u64;
+        let end = v.bytes.len() as u64;
         let len = v.section(ROW_LABELS).len() as u64;
         let at = v.section_at(ROW_LABELS);
         v.put64(at, end.div_ceil(8) * 8);
         v.put64(at + 8, len);
         v.fix_catalog();
-        v.b
+        v.bytes
     }),
     ("section-misaligned", || {
         let mut v = raw();
         let r = v.section(METADATA);
         v.set_section(METADATA, r.start as u64 + 1, r.len() as u64 - 1);
-        v.b
+        v.bytes
     }),
     ("section-length-overflow", || {
         let mut v = raw();
@@ -1074,20 +860,20 @@ const BUILDERS: &[(&str, Builder)] = &[
         v.put64(at, r.start as u64);
         v.put64(at + 8, u64::MAX - 4);
         v.fix_catalog();
-        v.b
+        v.bytes
     }),
     ("labels-crc", || {
         let mut v = raw();
         let at = v.section(ROW_LABELS).start + 40;
-        v.b[at] ^= 4;
-        v.b
+        v.bytes[at] ^= 4;
+        v.bytes
     }),
     ("labels-magic", || {
         let mut v = raw();
         let at = v.section(ROW_LABELS).start;
-        v.b[at] = b'x';
+        v.bytes[at] = b'x';
         v.fix_section(ROW_LABELS);
-        v.b
+        v.bytes
     }),
     ("labels-count-huge", || {
         let mut v = raw();
@@ -1096,14 +882,14 @@ const BUILDERS: &[(&str, Builder)] = &[
         let slots = v.section(ROW_LABELS).start + 24;
         v.put64(slots, 1 << 61);
         v.fix_section(ROW_LABELS);
-        v.b
+        v.bytes
     }),
     ("labels-strings-len-huge", || {
         let mut v = raw();
         let at = v.section(COL_LABELS).start + 16;
         v.put64(at, 1 << 62);
         v.fix_section(COL_LABELS);
-        v.b
+        v.bytes
     }),
     ("labels-slots-not-power-of-two", || {
         let mut v = raw();
@@ -1111,17 +897,17 @@ const BUILDERS: &[(&str, Builder)] = &[
         let n = v.u64(at);
         v.put64(at, n - 1);
         v.fix_section(ROW_LABELS);
-        v.b
+        v.bytes
     }),
     ("labels-count-vs-rows", || {
         let mut v = raw();
         v.set_meta(meta::N_ROWS, N_ROWS + 1);
-        v.b
+        v.bytes
     }),
     ("col-labels-count-vs-cols", || {
         let mut v = raw();
         v.set_meta(meta::N_COLS, N_COLS - 1);
-        v.b
+        v.bytes
     }),
     ("labels-offsets-out-of-range", || {
         let mut v = raw();
@@ -1129,30 +915,30 @@ const BUILDERS: &[(&str, Builder)] = &[
         let at = v.section(ROW_LABELS).start + 32 + 4 * 8;
         v.put64(at, 1 << 40);
         v.fix_section(ROW_LABELS);
-        v.b
+        v.bytes
     }),
     ("labels-offsets-decreasing", || {
         let mut v = raw();
         let at = v.section(ROW_LABELS).start + 32 + 4 * 8;
         v.put64(at, 1);
         v.fix_section(ROW_LABELS);
-        v.b
+        v.bytes
     }),
     ("labels-bad-utf8", || {
         let mut v = raw();
         // The strings follow the header and 41 offsets; byte 0 is label 0's first byte.
         let at = v.section(ROW_LABELS).start + 32 + 41 * 8;
-        v.b[at] = 0xff;
+        v.bytes[at] = 0xff;
         v.fix_section(ROW_LABELS);
-        v.b
+        v.bytes
     }),
     ("labels-hash-table-zeroed", || {
         let mut v = raw();
         let r = v.section(COL_LABELS);
         let slots = 32 + 41 * 8 + align8(v.u64(r.start + 16) as usize);
-        v.b[r.start + slots..r.end].fill(0);
+        v.bytes[r.start + slots..r.end].fill(0);
         v.fix_section(COL_LABELS);
-        v.b
+        v.bytes
     }),
     ("labels-hash-table-wrong-ids", || {
         let mut v = raw();
@@ -1165,27 +951,27 @@ const BUILDERS: &[(&str, Builder)] = &[
             }
         }
         v.fix_section(COL_LABELS);
-        v.b
+        v.bytes
     }),
     ("metadata-crc", || {
         let mut v = raw();
         let at = v.section(METADATA).start + 3;
-        v.b[at] ^= 0x20;
-        v.b
+        v.bytes[at] ^= 0x20;
+        v.bytes
     }),
     ("metadata-not-json", || {
         let mut v = raw();
         let r = v.section(METADATA);
-        v.b[r.start + 1] = b'#';
+        v.bytes[r.start + 1] = b'#';
         v.fix_section(METADATA);
-        v.b
+        v.bytes
     }),
     ("metadata-not-object", || {
         let mut v = raw();
         let r = v.section(METADATA);
-        v.b[r.start..r.start + 3].copy_from_slice(b"[1]");
+        v.bytes[r.start..r.start + 3].copy_from_slice(b"[1]");
         v.set_section(METADATA, r.start as u64, 3);
-        v.b
+        v.bytes
     }),
     ("metadata-deeply-nested", || {
         let mut v = raw();
@@ -1193,7 +979,7 @@ const BUILDERS: &[(&str, Builder)] = &[
         md.extend(std::iter::repeat_n(b'[', 100_000));
         let at = v.append(&md, 8);
         v.set_section(METADATA, at, md.len() as u64);
-        v.b
+        v.bytes
     }),
     ("free-extents-crc", || {
         let mut v = raw();
@@ -1203,26 +989,26 @@ const BUILDERS: &[(&str, Builder)] = &[
         v.put64(at + 8, r.len() as u64);
         v.put32(at + 16, 0xdead_beef);
         v.fix_catalog();
-        v.b
+        v.bytes
     }),
     // Chunks: checksums.
     ("chunk-crc-raw", || {
         let mut v = raw();
         let at = v.chunk(1).start + 5;
-        v.b[at] ^= 0x40;
-        v.b
+        v.bytes[at] ^= 0x40;
+        v.bytes
     }),
     ("chunk-crc-lz4", || {
         let mut v = lz4();
         let at = v.chunk(1).start + 5;
-        v.b[at] ^= 0x40;
-        v.b
+        v.bytes[at] ^= 0x40;
+        v.bytes
     }),
     ("chunk-crc-zstd", || {
         let mut v = zstd();
         let at = v.chunk(1).end - 1;
-        v.b[at] ^= 0x40;
-        v.b
+        v.bytes[at] ^= 0x40;
+        v.bytes
     }),
     // Raw chunks: structure (checksum recomputed).
     ("raw-chunk-offsets-past-nnz", || {
@@ -1237,7 +1023,7 @@ const BUILDERS: &[(&str, Builder)] = &[
             v.put32(c + g.rows_end + 4 * k, k as u32);
         }
         v.fix_chunk(0);
-        v.b
+        v.bytes
     }),
     ("raw-chunk-offsets-decreasing", || {
         let mut v = raw();
@@ -1245,7 +1031,7 @@ const BUILDERS: &[(&str, Builder)] = &[
         let at = v.chunk(0).start + g.offsets + 2 * g.ow;
         v.put32(at, 1);
         v.fix_chunk(0);
-        v.b
+        v.bytes
     }),
     ("raw-chunk-offsets-not-from-zero", || {
         let mut v = raw();
@@ -1253,7 +1039,7 @@ const BUILDERS: &[(&str, Builder)] = &[
         let at = v.chunk(0).start + g.offsets;
         v.put32(at, 1);
         v.fix_chunk(0);
-        v.b
+        v.bytes
     }),
     ("raw-chunk-column-out-of-range", || {
         let mut v = raw();
@@ -1261,7 +1047,7 @@ const BUILDERS: &[(&str, Builder)] = &[
         let at = v.chunk(0).start + g.rows_end + 4 * 4;
         v.put32(at, N_COLS as u32);
         v.fix_chunk(0);
-        v.b
+        v.bytes
     }),
     ("raw-chunk-columns-unsorted", || {
         let mut v = raw();
@@ -1269,7 +1055,7 @@ const BUILDERS: &[(&str, Builder)] = &[
         let at = v.chunk(0).start + g.rows_end;
         v.put32(at, 6);
         v.fix_chunk(0);
-        v.b
+        v.bytes
     }),
     ("raw-chunk-sparse-row-out-of-range", || {
         let mut v = raw();
@@ -1278,7 +1064,7 @@ const BUILDERS: &[(&str, Builder)] = &[
         let at = v.chunk(c).start + 4;
         v.put32(at, count);
         v.fix_chunk(c);
-        v.b
+        v.bytes
     }),
     ("raw-chunk-sparse-rows-unsorted", || {
         let mut v = raw();
@@ -1287,7 +1073,7 @@ const BUILDERS: &[(&str, Builder)] = &[
         let at = v.chunk(c).start + 4;
         v.put32(at, first);
         v.fix_chunk(c);
-        v.b
+        v.bytes
     }),
     ("raw-chunk-stored-len-short", || {
         let mut v = raw();
@@ -1296,7 +1082,7 @@ const BUILDERS: &[(&str, Builder)] = &[
         v.put64(at + entry::STORED_LEN, n - 8);
         v.put64(at + entry::DECODED_LEN, n - 8);
         v.fix_chunk(1);
-        v.b
+        v.bytes
     }),
     ("raw-chunk-nnz-huge", || {
         // nnz and the commit's total agree, so the catalog passes; the chunk's size does not.
@@ -1306,7 +1092,7 @@ const BUILDERS: &[(&str, Builder)] = &[
         let total = v.meta(meta::NNZ) - old + (1 << 40);
         v.put64(meta::NNZ, total);
         v.fix_catalog();
-        v.b
+        v.bytes
     }),
     ("raw-chunk-nnz-overflow", || {
         let mut v = raw();
@@ -1315,64 +1101,64 @@ const BUILDERS: &[(&str, Builder)] = &[
         let total = v.meta(meta::NNZ) - old + (1 << 61);
         v.put64(meta::NNZ, total);
         v.fix_catalog();
-        v.b
+        v.bytes
     }),
     // Compressed chunks.
     ("zstd-garbage", || {
         let mut v = zstd();
         let r = v.chunk(1);
-        v.b[r.start + 4..r.end].fill(0xa5);
+        v.bytes[r.start + 4..r.end].fill(0xa5);
         v.fix_chunk(1);
-        v.b
+        v.bytes
     }),
     ("lz4-garbage", || {
         let mut v = lz4();
         let r = v.chunk(1);
-        v.b[r].fill(0xf0);
+        v.bytes[r].fill(0xf0);
         v.fix_chunk(1);
-        v.b
+        v.bytes
     }),
     ("zstd-decoded-len-huge", || {
         let mut v = zstd();
         v.set_entry(1, entry::DECODED_LEN, 1 << 62);
-        v.b
+        v.bytes
     }),
     ("lz4-decoded-len-huge", || {
         let mut v = lz4();
         v.set_entry(0, entry::DECODED_LEN, u64::MAX);
-        v.b
+        v.bytes
     }),
     ("zstd-decoded-len-short", || {
         let mut v = zstd();
         let n = v.entry(0, entry::DECODED_LEN);
         v.set_entry(0, entry::DECODED_LEN, n - 1);
-        v.b
+        v.bytes
     }),
     ("zstd-decoded-len-long", || {
         let mut v = zstd();
         let n = v.entry(0, entry::DECODED_LEN);
         v.set_entry(0, entry::DECODED_LEN, n + 1);
-        v.b
+        v.bytes
     }),
     ("lz4-decoded-len-long", || {
         let mut v = lz4();
         let n = v.entry(0, entry::DECODED_LEN);
         v.set_entry(0, entry::DECODED_LEN, n + 1);
-        v.b
+        v.bytes
     }),
     ("lz4-varint-overflow", || {
         let mut v = lz4();
         v.edit_lz4_payload(0, |p, g| {
             p.splice(g.rows_end..g.rows_end + 1, [0xff; 9].into_iter().chain([0x02]));
         });
-        v.b
+        v.bytes
     }),
     ("lz4-varint-too-long", || {
         let mut v = lz4();
         v.edit_lz4_payload(0, |p, g| {
             p.splice(g.rows_end..g.rows_end + 1, [0x80; 10].into_iter().chain([0x00]));
         });
-        v.b
+        v.bytes
     }),
     ("lz4-column-overflows-width", || {
         let mut v = lz4();
@@ -1380,17 +1166,17 @@ const BUILDERS: &[(&str, Builder)] = &[
         v.edit_lz4_payload(0, |p, g| {
             p.splice(g.rows_end..g.rows_end + 1, [0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
         });
-        v.b
+        v.bytes
     }),
     ("lz4-repeated-column", || {
         let mut v = lz4();
         v.edit_lz4_payload(0, |p, g| p[g.rows_end + 1] = 0);
-        v.b
+        v.bytes
     }),
     ("lz4-column-out-of-range", || {
         let mut v = lz4();
         v.edit_lz4_payload(0, |p, g| p[g.rows_end] = 100);
-        v.b
+        v.bytes
     }),
     ("lz4-offsets-past-nnz", || {
         let mut v = lz4();
@@ -1398,12 +1184,12 @@ const BUILDERS: &[(&str, Builder)] = &[
             let at = g.offsets + g.ow;
             p[at..at + 4].copy_from_slice(&1000u32.to_le_bytes());
         });
-        v.b
+        v.bytes
     }),
     ("lz4-offsets-not-from-zero", || {
         let mut v = lz4();
         v.edit_lz4_payload(0, |p, g| p[g.offsets] = 1);
-        v.b
+        v.bytes
     }),
     ("lz4-index-stream-ends-early", || {
         let mut v = lz4();
@@ -1415,7 +1201,7 @@ const BUILDERS: &[(&str, Builder)] = &[
                 *b = pattern[k % 8];
             }
         });
-        v.b
+        v.bytes
     }),
     ("lz4-non-canonical-varints", || {
         // Not damage: 2-byte varints of small deltas decode to the same columns.
@@ -1430,19 +1216,19 @@ const BUILDERS: &[(&str, Builder)] = &[
             out.extend_from_slice(&p[g.rows_end + nnz..]);
             *p = out;
         });
-        v.b
+        v.bytes
     }),
     ("lz4-value-planes-long", || {
         let mut v = lz4();
         v.edit_lz4_payload(0, |p, _| p.push(0));
-        v.b
+        v.bytes
     }),
     ("lz4-sparse-row-out-of-range", || {
         let mut v = lz4();
         let c = v.sparse_chunk();
         let count = (v.entry(c, entry::ROW_END) - v.entry(c, entry::ROW_START)) as u32;
         v.edit_lz4_payload(c, |p, _| p[4..8].copy_from_slice(&count.to_le_bytes()));
-        v.b
+        v.bytes
     }),
 ];
 
@@ -1654,7 +1440,7 @@ fn registry_cases() {
 #[test]
 fn base_files_have_the_assumed_shape() {
     for codec in [Codec::Raw, Codec::Lz4, Codec::Zstd] {
-        let v = Vfm::new(codec);
+        let v = base_vfm(codec);
         assert!((2..=3).contains(&v.n_chunks()), "{codec}: {} chunks", v.n_chunks());
         assert!(!v.is_sparse(0), "{codec}: chunk 0 is dense");
         assert!(v.is_sparse(v.sparse_chunk()));
@@ -1664,12 +1450,12 @@ fn base_files_have_the_assumed_shape() {
             assert!(!v.section(k).is_empty());
         }
         assert!(v.section(FREE_EXTENTS).is_empty());
-        assert_eq!(v.catalog().end, v.b.len(), "{codec}: the catalog ends the file");
-        assert_eq!(v.meta(meta::DATA_END), v.b.len() as u64);
+        assert_eq!(v.catalog().end, v.bytes.len(), "{codec}: the catalog ends the file");
+        assert_eq!(v.meta(meta::DATA_END), v.bytes.len() as u64);
         assert!(regions(&v).contains(&Region::Padding), "{codec}: some padding");
         // Page B was never written.
-        assert!(v.b[meta::PAGE..2 * meta::PAGE].iter().all(|&b| b == 0));
-        assert_eq!(v.b[meta::DTYPE], base_dtype(codec) as u8);
+        assert!(v.bytes[meta::PAGE..2 * meta::PAGE].iter().all(|&b| b == 0));
+        assert_eq!(v.bytes[meta::DTYPE], base_dtype(codec) as u8);
         assert_eq!(v.index_width(), 4);
         assert_eq!(v.u16(meta::VERSION), 1);
         // Chunk 0 holds rows 0..4, row 2 empty but listed; chunk 1 rows 30 and 39.
@@ -1677,7 +1463,7 @@ fn base_files_have_the_assumed_shape() {
         assert_eq!(v.entry(0, entry::N_LISTED), 4);
         assert_eq!(v.entry(1, entry::ROW_START), 30);
         assert_eq!(v.entry(1, entry::N_LISTED), 2);
-        eprintln!("{codec}: {} bytes, {} chunks", v.b.len(), v.n_chunks());
+        eprintln!("{codec}: {} bytes, {} chunks", v.bytes.len(), v.n_chunks());
     }
 }
 

@@ -4,19 +4,15 @@
 
 use std::path::Path;
 
-use vecfmt::consts::{META_CRC_OFFSET, META_PAGE_SIZE};
+use vecfmt::consts::META_PAGE_SIZE;
 use vecfmt::{DType, Error, Matrix, MatrixWriter, WriterOptions};
+use vecfmt_testkit::vfm::reseal_page;
 
 fn write_sample(path: &Path) {
     let mut w = MatrixWriter::create(path, WriterOptions::new(DType::F32, 100)).unwrap();
     w.push_row(1, &[2u32, 50], &[1.0f32, 2.0]).unwrap();
     w.push_row(4, &[99u32], &[3.0f32]).unwrap();
     w.finish().unwrap();
-}
-
-fn reseal(page: &mut [u8]) {
-    let crc = crc32c::crc32c(&page[..META_CRC_OFFSET]);
-    page[META_CRC_OFFSET..META_CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Writes into page B a copy of page A's commit with `generation` and `n_rows` changed: a
@@ -27,7 +23,7 @@ fn second_commit(bytes: &mut [u8], generation: u64, n_rows: u64) {
     b[10..12].copy_from_slice(&1u16.to_le_bytes());
     b[16..24].copy_from_slice(&generation.to_le_bytes());
     b[32..40].copy_from_slice(&n_rows.to_le_bytes());
-    reseal(&mut b);
+    reseal_page(&mut b);
     bytes[page_size..2 * page_size].copy_from_slice(&b);
 }
 
@@ -90,7 +86,7 @@ fn a_page_of_a_newer_format_version_is_refused_by_name() {
     write_sample(&path);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
-    reseal(&mut bytes[..META_PAGE_SIZE as usize]);
+    reseal_page(&mut bytes[..META_PAGE_SIZE as usize]);
     std::fs::write(&path, &bytes).unwrap();
     let err = Matrix::open(&path).unwrap_err();
     assert!(
@@ -108,11 +104,11 @@ fn a_page_of_a_newer_format_version_is_refused_by_name() {
     // Next to a valid version-1 commit, the newer page is passed over.
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[8..10].copy_from_slice(&1u16.to_le_bytes());
-    reseal(&mut bytes[..META_PAGE_SIZE as usize]);
+    reseal_page(&mut bytes[..META_PAGE_SIZE as usize]);
     second_commit(&mut bytes, 2, 5);
     let page = META_PAGE_SIZE as usize;
     bytes[page + 8..page + 10].copy_from_slice(&2u16.to_le_bytes());
-    reseal(&mut bytes[page..2 * page]);
+    reseal_page(&mut bytes[page..2 * page]);
     std::fs::write(&path, &bytes).unwrap();
     assert_eq!(Matrix::open(&path).unwrap().commit().generation, 1);
 }

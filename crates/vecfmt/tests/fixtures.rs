@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 use vecfmt::{Codec, DType, Element, Matrix, PageProblem, RowLayout};
+use vecfmt_testkit::{bits, Bits};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -28,46 +29,16 @@ const LENGTHS: &[(&str, u64)] = &[
     ("u32_lz4_empty.vfm", 8384),
 ];
 
-/// Bits of a value, so that NaN and -0.0 compare exactly.
-trait Bits: Element + Copy {
-    fn bits(self) -> u64;
-}
-impl Bits for f32 {
-    fn bits(self) -> u64 {
-        self.to_bits() as u64
-    }
-}
-impl Bits for f64 {
-    fn bits(self) -> u64 {
-        self.to_bits()
-    }
-}
-impl Bits for i32 {
-    fn bits(self) -> u64 {
-        self as u32 as u64
-    }
-}
-impl Bits for i64 {
-    fn bits(self) -> u64 {
-        self as u64
-    }
-}
-impl Bits for u32 {
-    fn bits(self) -> u64 {
-        self as u64
-    }
-}
-impl Bits for u64 {
-    fn bits(self) -> u64 {
-        self
-    }
-}
+/// A value type of a fixture: compared by its bits (the kit's [`Bits`]), so that NaN and
+/// -0.0 compare exactly.
+trait Value: Element + Bits {}
+impl<T: Element + Bits> Value for T {}
 
 type Rows<T> = BTreeMap<u64, Vec<(u64, T)>>;
 
 /// Opens a fixture and checks what every fixture shares: the v1 header, a clean verify, and
 /// rows, `iter_rows` and `get` equal to `expected` (rows not in `expected` are empty).
-fn check<T: Bits>(name: &str, shape: (u64, u64), nnz: u64, chunks: usize, codec: Codec, expected: &Rows<T>) -> Matrix {
+fn check<T: Value>(name: &str, shape: (u64, u64), nnz: u64, chunks: usize, codec: Codec, expected: &Rows<T>) -> Matrix {
     let path = fixture(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let len = LENGTHS.iter().find(|(n, _)| *n == name).expect("length").1;
@@ -118,7 +89,7 @@ fn check<T: Bits>(name: &str, shape: (u64, u64), nnz: u64, chunks: usize, codec:
         let want = expected.get(&r).map(as_bits).unwrap_or_default();
         assert_eq!(row_bits(&row), want, "{name}: row {r}");
         for (c, v) in &want {
-            assert_eq!(bits_of(m.get(r, *c).expect("get")), *v, "{name}: get({r}, {c})");
+            assert_eq!(bits(m.get(r, *c).expect("get")), *v, "{name}: get({r}, {c})");
         }
     }
     let iterated: Vec<(u64, Vec<(u64, u64)>)> = m
@@ -137,19 +108,7 @@ fn check<T: Bits>(name: &str, shape: (u64, u64), nnz: u64, chunks: usize, codec:
     m
 }
 
-fn bits_of(s: vecfmt::Scalar) -> u64 {
-    use vecfmt::Scalar::*;
-    match s {
-        F32(v) => v.bits(),
-        F64(v) => v.bits(),
-        I32(v) => v.bits(),
-        I64(v) => v.bits(),
-        U32(v) => v.bits(),
-        U64(v) => v.bits(),
-    }
-}
-
-fn literal_row<T: Bits>(m: &Matrix, r: u64, want: &[(u64, T)]) {
+fn literal_row<T: Value>(m: &Matrix, r: u64, want: &[(u64, T)]) {
     let row = m.row(r).expect("row");
     let got: Vec<u64> = row.indices().iter().collect();
     let cols: Vec<u64> = want.iter().map(|w| w.0).collect();

@@ -11,16 +11,16 @@ use proptest::prelude::*;
 use rayon::iter::ParallelIterator;
 use serde_json::json;
 use vecfmt::{Axis, Codec, DType, Element, Error, Matrix, MatrixWriter, Row, Scalar, WriteSummary, WriterOptions};
+use vecfmt_testkit::{bits, Bits};
 
 // ---------------------------------------------------------------------------------------------
 // Values: every dtype, compared by bits.
 
 /// A value type under test: built from random bits or from a list of edge cases, compared by
 /// its bit pattern (so NaN == NaN and -0.0 != 0.0).
-trait TestValue: Element + Copy {
+trait TestValue: Element + Bits {
     fn from_seed(seed: u64) -> Self;
     fn specials() -> Vec<Self>;
-    fn bits(self) -> u64;
 }
 
 impl TestValue for f32 {
@@ -46,9 +46,6 @@ impl TestValue for f32 {
             1.0,
             -1.5,
         ]
-    }
-    fn bits(self) -> u64 {
-        self.to_bits() as u64
     }
 }
 
@@ -76,9 +73,6 @@ impl TestValue for f64 {
             -1.5,
         ]
     }
-    fn bits(self) -> u64 {
-        self.to_bits()
-    }
 }
 
 macro_rules! int_value {
@@ -97,9 +91,6 @@ macro_rules! int_value {
                     <$t>::MIN.wrapping_add(1),
                 ]
             }
-            fn bits(self) -> u64 {
-                self as u64
-            }
         }
     };
 }
@@ -115,17 +106,6 @@ fn value<T: TestValue>(seed: u64) -> T {
         sp[((seed / 3) % sp.len() as u64) as usize]
     } else {
         T::from_seed(seed)
-    }
-}
-
-fn scalar_bits(s: Scalar) -> u64 {
-    match s {
-        Scalar::F32(v) => v.to_bits() as u64,
-        Scalar::F64(v) => v.to_bits(),
-        Scalar::I32(v) => v as u64,
-        Scalar::I64(v) => v as u64,
-        Scalar::U32(v) => v as u64,
-        Scalar::U64(v) => v,
     }
 }
 
@@ -314,20 +294,20 @@ fn roundtrip<T: TestValue>(spec: &Spec) -> (u64, usize) {
     'entries: for (&r, entries) in &model {
         for &(c, v) in entries {
             let got = m.get(r, c).expect("get");
-            assert_eq!(scalar_bits(got), v.bits(), "get({r}, {c})");
-            assert_eq!(m.row(r).expect("row").get(c).map(scalar_bits), Some(v.bits()));
+            assert_eq!(bits(got), v.bits(), "get({r}, {c})");
+            assert_eq!(m.row(r).expect("row").get(c).map(bits), Some(v.bits()));
             budget -= 1;
             if budget == 0 {
                 break 'entries;
             }
         }
     }
-    let zero_bits = scalar_bits(Scalar::zero(T::DTYPE));
+    let zero_bits = bits(Scalar::zero(T::DTYPE));
     for &i in sample.iter().take(200) {
         let present = model_pairs(&model, i);
         for j in [0, spec.n_cols / 2, spec.n_cols - 1, splitmix(&mut rng) % spec.n_cols] {
             if present.iter().all(|&(c, _)| c != j) {
-                assert_eq!(scalar_bits(m.get(i, j).expect("get")), zero_bits, "get({i}, {j})");
+                assert_eq!(bits(m.get(i, j).expect("get")), zero_bits, "get({i}, {j})");
             }
         }
         if spec.n_cols < u64::MAX {

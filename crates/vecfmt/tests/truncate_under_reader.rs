@@ -14,9 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use vecfmt::{Codec, DType, Matrix, MatrixWriter, WriterOptions};
-
-#[path = "common/under_reader.rs"]
-mod under_reader;
+use vecfmt_testkit::under_reader;
 
 const CHILD_ENV: &str = "VECFMT_TRUNCATE_CHILD";
 

@@ -1,8 +1,8 @@
 //! Compressed chunks store whole-number floats as i32 byte planes (FORMAT.md §4.3): bit for
 //! bit the same values, and only when every value of the chunk qualifies.
 
-use vecfmt::consts::{CATALOG_HEADER_SIZE, META_CRC_OFFSET};
 use vecfmt::{Codec, Element, Error, Matrix, MatrixWriter, ValueEncoding, WriterOptions};
+use vecfmt_testkit::vfm::{entry, Vfm};
 
 fn write<T: Element>(path: &std::path::Path, codec: Codec, rows: &[Vec<T>]) {
     let dtype = T::DTYPE;
@@ -68,15 +68,10 @@ fn the_integral_flag_on_an_integer_chunk_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.vfm");
     write(&path, Codec::Zstd, &[vec![1i32, 2, 3]]);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
-    let (cat, cat_len) = (u64_at(&bytes, 56) as usize, u64_at(&bytes, 64) as usize);
-    bytes[cat + CATALOG_HEADER_SIZE as usize + 58] = 1;
-    let crc = crc32c::crc32c(&bytes[cat..cat + cat_len]);
-    bytes[72..76].copy_from_slice(&crc.to_le_bytes());
-    let crc = crc32c::crc32c(&bytes[..META_CRC_OFFSET]);
-    bytes[META_CRC_OFFSET..META_CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(&path, &bytes).unwrap();
+    // Chunk 0's value encoding set to 1 (i32 planes), the catalog and meta page resealed.
+    let mut v = Vfm::read(&path);
+    v.set_entry_u8(0, entry::VALUE_ENCODING, 1);
+    std::fs::write(&path, &v.bytes).unwrap();
     let err = Matrix::open(&path).unwrap_err();
     assert!(matches!(err, Error::Corrupt { what: "catalog", .. }), "{err}");
     assert!(err.to_string().contains("value encoding 1"), "{err}");

@@ -9,81 +9,26 @@ use common::{collect, quiet};
 use vecfmt::stream::{pump, MatrixHeader, MatrixSink, MatrixSource, RowBlock};
 use vecfmt::{DType, Scalar, ValueVec};
 use vecfmt_hdf5::{Hdf5Sink, Hdf5Source, Layout, WriteOptions};
+use vecfmt_testkit::{entries_of, roundtrip_blocks, sample, write_blocks, Entry};
 
-/// Values that must survive exactly: extremes, subnormals, negative numbers.
-fn value(dtype: DType, k: usize) -> Scalar {
-    let k = k as u64 + 1;
-    match dtype {
-        DType::F32 => Scalar::F32([f32::MIN_POSITIVE / 8.0, -1.5e38, 0.1, 3.0e-7, -7.25][k as usize % 5] * k as f32),
-        DType::F64 => {
-            Scalar::F64([f64::MIN_POSITIVE / 8.0, -1.5e300, 0.1, 1.0 / 3.0, -7.25][k as usize % 5] * k as f64)
-        }
-        DType::I32 => Scalar::I32([i32::MIN, i32::MAX, -3, 7, 1][k as usize % 5]),
-        DType::I64 => Scalar::I64([i64::MIN, i64::MAX, -3, 1 << 60, 1][k as usize % 5]),
-        DType::U32 => Scalar::U32([u32::MAX, 1, 7, 1 << 31, 2][k as usize % 5]),
-        DType::U64 => Scalar::U64([u64::MAX, 1, 7, 1 << 63, 2][k as usize % 5]),
-    }
-}
-
-fn push(v: &mut ValueVec, s: Scalar) {
-    match (v, s) {
-        (ValueVec::F32(v), Scalar::F32(x)) => v.push(x),
-        (ValueVec::F64(v), Scalar::F64(x)) => v.push(x),
-        (ValueVec::I32(v), Scalar::I32(x)) => v.push(x),
-        (ValueVec::I64(v), Scalar::I64(x)) => v.push(x),
-        (ValueVec::U32(v), Scalar::U32(x)) => v.push(x),
-        (ValueVec::U64(v), Scalar::U64(x)) => v.push(x),
-        _ => unreachable!(),
-    }
-}
-
-/// A 40 × 300 matrix with empty rows (including the last ones), as row blocks of 7 rows.
-fn matrix(dtype: DType) -> (Vec<RowBlock>, Vec<(u64, u64, Scalar)>) {
-    let mut blocks = Vec::new();
-    let mut all = Vec::new();
-    let mut k = 0;
-    for start in (0..40u64).step_by(7) {
-        let mut b = RowBlock::new(dtype);
-        for r in start..(start + 7).min(40) {
-            if r % 4 == 1 || r >= 37 {
-                continue;
-            }
-            b.rows.push(r);
-            for c in (r % 5..300).step_by(11 + r as usize % 13) {
-                b.indices.push(c);
-                let x = value(dtype, k);
-                k += 1;
-                push(&mut b.values, x);
-                all.push((r, c, x));
-            }
-            b.indptr.push(b.indices.len() as u64);
-        }
-        blocks.push(b);
-    }
+/// A 40 × 300 matrix of the kit's extreme values with empty rows (including the last ones),
+/// as row blocks of 7 rows, and its entries.
+fn matrix(dtype: DType) -> (Vec<RowBlock>, Vec<Entry>) {
+    let (_, blocks) = sample::extremes(dtype, 40, 300, 7);
+    let all = entries_of(&blocks);
     (blocks, all)
 }
 
-fn bits(s: Scalar) -> (u8, u64) {
-    match s {
-        Scalar::F32(x) => (1, x.to_bits() as u64),
-        Scalar::F64(x) => (2, x.to_bits()),
-        Scalar::I32(x) => (3, x as u64),
-        Scalar::I64(x) => (4, x as u64),
-        Scalar::U32(x) => (5, x as u64),
-        Scalar::U64(x) => (6, x),
-    }
+fn write(path: &std::path::Path, header: &MatrixHeader, opts: &WriteOptions, h5ad: bool, blocks: &[RowBlock]) {
+    write_blocks(create(path, header, opts, h5ad).unwrap(), blocks).unwrap();
 }
 
-fn write(path: &std::path::Path, header: &MatrixHeader, opts: &WriteOptions, h5ad: bool, blocks: &[RowBlock]) {
-    let mut sink = if h5ad {
-        Hdf5Sink::create_h5ad(path, header, opts).unwrap()
+fn create(path: &std::path::Path, header: &MatrixHeader, opts: &WriteOptions, h5ad: bool) -> vecfmt::Result<Hdf5Sink> {
+    if h5ad {
+        Hdf5Sink::create_h5ad(path, header, opts)
     } else {
-        Hdf5Sink::create(path, header, opts).unwrap()
-    };
-    for b in blocks {
-        sink.write_rows(b).unwrap();
+        Hdf5Sink::create(path, header, opts)
     }
-    Box::new(sink).finish().unwrap();
 }
 
 #[test]
@@ -98,8 +43,7 @@ fn every_layout_and_dtype_round_trips_bit_for_bit() {
         (Layout::Csc, true, "csc.h5ad"),
     ];
     for dtype in DType::ALL {
-        let (blocks, want) = matrix(dtype);
-        let mut header = MatrixHeader::new(dtype, 40, 300);
+        let (mut header, blocks) = sample::extremes(dtype, 40, 300, 7);
         header.row_labels = Some((0..40).map(|i| format!("row-{i}-é")).collect());
         header.col_labels = Some((0..300).map(|j| format!("w{j}")).collect());
         for (layout, h5ad, name) in layouts {
@@ -107,17 +51,19 @@ fn every_layout_and_dtype_round_trips_bit_for_bit() {
             let mut opts = WriteOptions::new(layout);
             // A budget small enough that the CSC transpose takes several passes.
             opts.memory = 4096;
-            write(&path, &header, &opts, h5ad, &blocks);
             let (ropts, _) = quiet(512);
-            let mut src = Hdf5Source::open(&path, &ropts).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-            let (h, got, _) = collect(&mut src).unwrap();
-            assert_eq!((h.n_rows, h.n_cols, h.dtype), (40, 300, dtype), "{path:?}");
+            // The kit checks dtype, shape (40 × 300) and every value bit for bit.
+            let got = roundtrip_blocks(
+                &header,
+                &blocks,
+                |h| create(&path, h, &opts, h5ad),
+                || Hdf5Source::open(&path, &ropts),
+                &format!("{path:?}"),
+            );
+            let h = &got.header;
+            assert_eq!((got.empty_rows, got.duplicates), (0, 0), "{path:?}");
             assert_eq!(h.row_labels, header.row_labels, "{path:?}");
             assert_eq!(h.col_labels, header.col_labels, "{path:?}");
-            assert_eq!(got.len(), want.len(), "{path:?}");
-            for (g, w) in got.iter().zip(&want) {
-                assert_eq!((g.0, g.1, bits(g.2)), (w.0, w.1, bits(w.2)), "{path:?}");
-            }
         }
     }
 }

@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use vecfmt::stream::{pump, MatrixHeader, MatrixSink, MatrixSource, RowBlock, VfmSink, VfmSource};
-use vecfmt::{Codec, DType, Matrix, MatrixWriter, Scalar, ValueVec, WriterOptions};
+use vecfmt::stream::{MatrixHeader, MatrixSink, RowBlock};
+use vecfmt::{DType, Matrix, MatrixWriter, Scalar, ValueVec, WriterOptions};
 use vecfmt_mtx::{MtxSink, MtxSource, ReadOptions, WriteOptions};
+use vecfmt_testkit::{bits, dump, export, import, others, parse_value, roundtrip_vfm, silent, Dump, Exact};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/interop/npy")
@@ -13,32 +14,7 @@ fn fixtures() -> PathBuf {
 
 fn to_vfm(path: &Path, out: &Path, opts: &ReadOptions) -> vecfmt::Result<()> {
     let mut src = MtxSource::open(path, opts)?;
-    let sink = VfmSink::create(out, src.header(), Codec::Zstd)?;
-    pump(&mut src, Box::new(sink), 64 << 20).map(|_| ())
-}
-
-fn bits(v: Scalar) -> u64 {
-    match v {
-        Scalar::F32(x) => x.to_bits() as u64,
-        Scalar::F64(x) => x.to_bits(),
-        Scalar::I32(x) => x as u32 as u64,
-        Scalar::I64(x) => x as u64,
-        Scalar::U32(x) => x as u64,
-        Scalar::U64(x) => x,
-    }
-}
-
-/// A matrix's dtype, shape and every entry as (row, col, value bits).
-type Dump = (DType, (u64, u64), Vec<(u64, u64, u64)>);
-
-fn dump(path: &Path) -> Dump {
-    let m = Matrix::open(path).unwrap();
-    let mut out = Vec::new();
-    for row in m.iter_rows() {
-        let row = row.unwrap();
-        out.extend(row.iter().map(|(c, v)| (row.id(), c, bits(v))));
-    }
-    (m.dtype(), m.shape(), out)
+    import(&mut src, out).map(|_| ())
 }
 
 #[test]
@@ -55,22 +31,25 @@ fn scipy_fixtures_read_exactly() {
         // Tiny blocks, so that every fixture spans several.
         to_vfm(&fixtures().join(name), &out, &ReadOptions { block_entries: 2 })
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let (dtype, shape, entries) = dump(&out);
+        let Dump { dtype, shape, entries } = dump(&out);
         assert_eq!(dtype.name(), want["dtype"].as_str().unwrap(), "{name}");
         let s = want["shape"].as_array().unwrap();
         assert_eq!(shape, (s[0].as_u64().unwrap(), s[1].as_u64().unwrap()), "{name}");
-        let expected: Vec<(u64, u64, u64)> = want["entries"]
+        let expected: Vec<(u64, u64, Exact)> = want["entries"]
             .as_array()
             .unwrap()
             .iter()
             .map(|e| {
                 let v = e[2].as_str().unwrap();
-                let b = match dtype {
-                    DType::F64 => v.parse::<f64>().unwrap().to_bits(),
-                    DType::I64 => v.parse::<i64>().unwrap() as u64,
-                    other => panic!("{name}: unexpected dtype {other}"),
-                };
-                (e[0].as_u64().unwrap(), e[1].as_u64().unwrap(), b)
+                assert!(
+                    matches!(dtype, DType::F64 | DType::I64),
+                    "{name}: unexpected dtype {dtype}"
+                );
+                (
+                    e[0].as_u64().unwrap(),
+                    e[1].as_u64().unwrap(),
+                    Exact(parse_value(dtype, v)),
+                )
             })
             .collect();
         assert_eq!(entries, expected, "{name}");
@@ -208,38 +187,35 @@ fn round_trips_through_mtx() {
         let a = dir.path().join(format!("{dtype}.vfm"));
         sample(&a, dtype);
         let mtx = dir.path().join(format!("{dtype}.mtx"));
-        let mut src = VfmSource::open(&a).unwrap();
         let opts = WriteOptions {
-            notify: std::sync::Arc::new(|_: &str| {}),
+            notify: silent(),
             ..WriteOptions::default()
         };
-        let sink = MtxSink::create(&mtx, src.header(), &opts).unwrap();
-        pump(&mut src, Box::new(sink), 1 << 30).unwrap();
         let b = dir.path().join(format!("{dtype}.back.vfm"));
-        to_vfm(&mtx, &b, &ReadOptions { block_entries: 7 }).unwrap();
-        let (da, sa, ea) = dump(&a);
-        let (db, sb, eb) = dump(&b);
+        let back = roundtrip_vfm(
+            &a,
+            &b,
+            |h| MtxSink::create(&mtx, h, &opts),
+            |block| {
+                MtxSource::open(
+                    &mtx,
+                    &ReadOptions {
+                        block_entries: block as _,
+                    },
+                )
+            },
+            &[7, 1 << 20],
+            &dtype.to_string(),
+        );
+        let original = dump(&a);
+        let (da, sa, ea) = (original.dtype, original.shape, &original.entries);
+        let (db, sb, eb) = (back.dtype, back.shape, &back.entries);
         assert_eq!(sa, sb);
-        // Matrix Market has real and integer fields: floats come back as f64, integers as i64.
-        let widened: Vec<(u64, u64, u64)> = {
-            let m = Matrix::open(&a).unwrap();
-            let mut v = Vec::new();
-            for row in m.iter_rows() {
-                let row = row.unwrap();
-                v.extend(row.iter().map(|(c, x)| {
-                    let b = match x {
-                        Scalar::F32(f) => (f as f64).to_bits(),
-                        Scalar::F64(f) => f.to_bits(),
-                        Scalar::I32(i) => i as i64 as u64,
-                        Scalar::U32(u) => u as u64,
-                        other => bits(other),
-                    };
-                    (row.id(), c, b)
-                }));
-            }
-            v
-        };
-        assert_eq!(eb, widened, "{dtype}");
+        // Matrix Market has real and integer fields: floats come back as f64, integers as i64
+        // (u64 stays u64 in the dump of the original, and comes back as i64 bits).
+        let widened: Vec<(u64, u64, u64)> = original.widened().iter().map(|&(r, c, v)| (r, c, bits(v.0))).collect();
+        let got: Vec<(u64, u64, u64)> = eb.iter().map(|&(r, c, v)| (r, c, bits(v.0))).collect();
+        assert_eq!(got, widened, "{dtype}");
         assert_eq!(ea.len(), eb.len());
         assert_eq!(db, if da.is_float() { DType::F64 } else { DType::I64 });
         let text = std::fs::read_to_string(&mtx).unwrap();
@@ -305,28 +281,15 @@ fn square(path: &Path, n: u64, dtype: DType, present: impl Fn(u64, u64) -> bool,
 }
 
 fn to_mtx(vfm: &Path, mtx: &Path, opts: &WriteOptions) -> vecfmt::Result<()> {
-    let mut src = VfmSource::open(vfm)?;
-    let sink = MtxSink::create(mtx, src.header(), opts)?;
-    pump(&mut src, Box::new(sink), 1 << 30).map(|_| ())
+    export(vfm, |h| MtxSink::create(mtx, h, opts)).map(|_| ())
 }
 
 fn quiet(pattern: bool, symmetric: bool) -> WriteOptions {
     WriteOptions {
         pattern,
         symmetric,
-        notify: std::sync::Arc::new(|_: &str| {}),
+        notify: silent(),
     }
-}
-
-/// Files in `dir` other than the ones named.
-fn others(dir: &Path, keep: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !keep.contains(&n.as_str()))
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]
@@ -370,10 +333,13 @@ fn symmetric_output_holds_the_lower_triangle_and_reads_back_whole() {
         // Read back: both triangles, the same matrix (floats as f64, integers as i64).
         let b = dir.path().join(format!("{dtype}.back.vfm"));
         to_vfm(&mtx, &b, &ReadOptions { block_entries: 5 }).unwrap();
-        let (_, shape, got) = dump(&b);
+        let Dump {
+            shape, entries: got, ..
+        } = dump(&b);
+        let got: Vec<(u64, u64, u64)> = got.iter().map(|&(r, c, v)| (r, c, bits(v.0))).collect();
         assert_eq!(shape, (30, 30));
         let want: Vec<(u64, u64, u64)> = dump(&a)
-            .2
+            .entries
             .into_iter()
             .map(|(r, c, _)| {
                 let x = Matrix::open(&a).unwrap().get(r, c).unwrap();

@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use vecfmt::stream::{pump, MatrixSource, VfmSink};
-use vecfmt::{Codec, DType, Matrix, Scalar};
+use vecfmt::stream::MatrixSource;
+use vecfmt::{DType, Matrix};
 use vecfmt_npy::{NpySource, NpzSource, ReadOptions};
+use vecfmt_testkit::{import, parse_value, same_bits};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/interop/npy")
@@ -27,28 +28,7 @@ fn open(path: &Path, opts: &ReadOptions) -> vecfmt::Result<Box<dyn MatrixSource>
 
 fn to_vfm(path: &Path, out: &Path, opts: &ReadOptions) -> vecfmt::Result<()> {
     let mut src = open(path, opts)?;
-    let sink = VfmSink::create(out, src.header(), Codec::Zstd)?;
-    pump(src.as_mut(), Box::new(sink), 64 << 20).map(|_| ())
-}
-
-/// The value an expected.json entry names, in the dtype it is read as.
-pub fn parse_value(dtype: DType, s: &str) -> Scalar {
-    match dtype {
-        DType::F32 => Scalar::F32(s.parse::<f64>().unwrap() as f32),
-        DType::F64 => Scalar::F64(s.parse().unwrap()),
-        DType::I32 => Scalar::I32(s.parse().unwrap()),
-        DType::I64 => Scalar::I64(s.parse().unwrap()),
-        DType::U32 => Scalar::U32(s.parse().unwrap()),
-        DType::U64 => Scalar::U64(s.parse().unwrap()),
-    }
-}
-
-fn same_bits(a: Scalar, b: Scalar) -> bool {
-    match (a, b) {
-        (Scalar::F32(x), Scalar::F32(y)) => x.to_bits() == y.to_bits(),
-        (Scalar::F64(x), Scalar::F64(y)) => x.to_bits() == y.to_bits(),
-        _ => a == b,
-    }
+    import(src.as_mut(), out).map(|_| ())
 }
 
 #[test]
@@ -123,10 +103,9 @@ fn half_floats_need_a_target() {
 
 #[test]
 fn unsorted_csr_is_sorted_and_summed_with_a_note() {
-    let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let sink = notes.clone();
+    let (notify, notes) = vecfmt_testkit::notes();
     let opts = ReadOptions {
-        notify: std::sync::Arc::new(move |m: &str| sink.lock().unwrap().push(m.to_string())),
+        notify,
         ..ReadOptions::default()
     };
     let dir = tempfile::tempdir().unwrap();

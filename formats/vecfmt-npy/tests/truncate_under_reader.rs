@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use vecfmt::stream::{Block, MatrixSource};
 use vecfmt_npy::{NpySource, ReadOptions};
-
-#[path = "../../../crates/vecfmt/tests/common/under_reader.rs"]
-mod under_reader;
+use vecfmt_testkit::under_reader;
 
 const CHILD_ENV: &str = "VECFMT_NPY_TRUNCATE_CHILD";
 const ROWS: usize = 2000;
@@ -49,7 +47,7 @@ fn npy_bytes() -> Vec<u8> {
 fn digest(path: &Path) -> vecfmt::Result<(u64, f64)> {
     let opts = ReadOptions {
         block_bytes: 256 << 10,
-        notify: std::sync::Arc::new(|_: &str| {}),
+        notify: vecfmt_testkit::silent(),
         ..ReadOptions::default()
     };
     let mut src = NpySource::open(path, &opts)?;

@@ -5,9 +5,10 @@ mod common;
 
 use std::fs;
 
-use common::{bits, drain, fixtures};
+use common::{drain, fixtures};
 use vecfmt::stream::MatrixSource;
 use vecfmt_parquet::{ParquetSource, ReadOptions};
+use vecfmt_testkit::f64_bits;
 
 #[test]
 fn every_fixture_reads_as_pandas_expects() {
@@ -44,7 +45,11 @@ fn every_fixture_reads_as_pandas_expects() {
                 .unwrap_or_else(|| panic!("{name}: no entry at ({r}, {c})"));
             let w = &e[2];
             if h.dtype.is_float() {
-                assert_eq!(bits(*v), e[3].as_u64().unwrap(), "{name}: value at ({r}, {c}) = {w}");
+                assert_eq!(
+                    f64_bits(*v),
+                    e[3].as_u64().unwrap(),
+                    "{name}: value at ({r}, {c}) = {w}"
+                );
             } else {
                 assert_eq!(v.to_json(), *w, "{name}: value at ({r}, {c})");
             }

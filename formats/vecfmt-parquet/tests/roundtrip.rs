@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow_array::{Float64Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use common::{bits, drain};
+use common::drain;
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
@@ -18,6 +18,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use vecfmt::stream::{MatrixHeader, MatrixSink, MatrixSource, RowBlock};
 use vecfmt::{DType, Error, ValueVec};
 use vecfmt_parquet::{Layout, ParquetSink, ParquetSource, ReadOptions, WriteOptions};
+use vecfmt_testkit::{entries_of, write_blocks, Exact};
 
 /// Blocks of a deterministic matrix: rows `0, 3, 6, ...` below `n_rows - 2` (so the last
 /// rows are empty), `row % 5 + 1` entries each at columns `row * 7 + 11 * j mod (n_cols - 3)`
@@ -54,11 +55,7 @@ fn blocks(dtype: DType, n_rows: u64, n_cols: u64, rows_per_block: usize) -> Vec<
 }
 
 fn write(path: &Path, header: &MatrixHeader, blocks: &[RowBlock], opts: &WriteOptions) {
-    let mut sink = Box::new(ParquetSink::create(path, header, opts).unwrap());
-    for b in blocks {
-        sink.write_rows(b).unwrap();
-    }
-    sink.finish().unwrap();
+    write_blocks(ParquetSink::create(path, header, opts).unwrap(), blocks).unwrap();
 }
 
 fn labelled(dtype: DType, n_rows: u64, n_cols: u64) -> MatrixHeader {
@@ -74,18 +71,11 @@ fn assert_same(path: &Path, header: &MatrixHeader, blocks: &[RowBlock]) {
     assert_eq!(src.header(), header);
     assert!(src.yields_rows(), "a file vecfmt wrote reads back as rows");
     let (got, _) = drain(&mut src).unwrap();
-    let want: Vec<_> = blocks
-        .iter()
-        .flat_map(|b| {
-            (0..b.rows.len()).flat_map(move |k| {
-                (b.indptr[k] as usize..b.indptr[k + 1] as usize)
-                    .map(move |i| ((b.rows[k], b.indices[i]), b.values.as_values().get(i)))
-            })
-        })
-        .collect();
+    let want = entries_of(blocks);
     assert_eq!(got.len(), want.len());
-    for (key, v) in want {
-        assert_eq!(bits(got[&key]), bits(v), "value at {key:?}");
+    for (r, c, v) in want {
+        let key = (r, c);
+        assert_eq!(Exact(got[&key]), Exact(v), "value at {key:?}");
         assert_eq!(got[&key].to_json(), v.to_json(), "value at {key:?}");
     }
 }
@@ -478,4 +468,30 @@ fn labels_beyond_the_footer_limit() {
         assert_eq!(row_labels[r as usize], want);
     }
     assert_eq!(h.col_labels.as_ref().unwrap()[0], "ctx-0-é");
+}
+
+/// The round trip every converter runs (the test kit's): the kit's extreme values of every
+/// dtype (subnormals, infinities, integer extremes), empty and trailing empty rows, in both
+/// layouts, come back with the same dtype, shape and bits, as rows.
+#[test]
+fn the_kit_round_trip_every_dtype_and_layout() {
+    let dir = vecfmt_testkit::tempdir();
+    for dtype in DType::ALL {
+        let (header, blocks) = vecfmt_testkit::sample::extremes(dtype, 40, 300, 7);
+        for layout in [Layout::Coo, Layout::List] {
+            let path = dir.path().join(format!("{dtype}-{layout:?}.parquet"));
+            let got = vecfmt_testkit::roundtrip_blocks(
+                &header,
+                &blocks,
+                |h| ParquetSink::create(&path, h, &WriteOptions::layout(layout)),
+                || ParquetSource::open(&path, &ReadOptions::default()),
+                &format!("{dtype} {layout:?}"),
+            );
+            assert!(
+                got.rows_mode,
+                "{dtype} {layout:?}: a file vecfmt wrote reads back as rows"
+            );
+            assert_eq!(got.header, header, "{dtype} {layout:?}");
+        }
+    }
 }

@@ -22,7 +22,8 @@ use vecfmt::consts::{CATALOG_HEADER_SIZE, CATALOG_MAGIC, CHUNK_ENTRY_SIZE, META_
 use vecfmt::{Accumulator, AccumulatorOptions, Catalog, ChunkData, ChunkEntry, Codec, Commit, DType, Matrix};
 
 use crate::read::{self, names_file};
-use crate::{scratch, vfm_fix};
+use crate::scratch;
+use vecfmt_testkit::vfm;
 
 /// A target's body.
 pub type Body = fn(&[u8]);
@@ -96,7 +97,7 @@ fn expect_named(r: vecfmt::Result<read::Content>, path: &Path) {
 /// with every checksum recomputed (so that mutations reach the checks behind the CRCs).
 pub fn vfm_meta(data: &[u8]) {
     meta_once(data);
-    meta_once(&vfm_fix::fix_checksums(data));
+    meta_once(&vfm::fix_checksums(data));
 }
 
 fn meta_once(img: &[u8]) {
@@ -326,7 +327,7 @@ pub fn check_chunk(d: &ChunkData, e: &ChunkEntry, n_cols: u64, dtype: DType) {
 /// row in order, random rows, labels, then `verify`. A clean `verify` with a failed scan is
 /// a bug, and so is an error that does not name the file.
 pub fn vfm_scan(data: &[u8]) {
-    let fixed = vfm_fix::fix_checksums(data);
+    let fixed = vfm::fix_checksums(data);
     for (name, img) in [("scan.vfm", data), ("scan_fixed.vfm", &fixed[..])] {
         let p = scratch::write(name, img);
         scan_once(&p);

@@ -29,7 +29,6 @@ pub mod fuzz;
 pub mod read;
 pub mod registry;
 pub mod scratch;
-pub mod vfm_fix;
 
 /// The repository root (this crate lives in `tests/hostile`).
 pub fn repo_root() -> std::path::PathBuf {

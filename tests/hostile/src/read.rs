@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use vecfmt::stream::{Block, MatrixSource};
 use vecfmt::{DType, Error, OpenOptions, Result, Scalar, Values};
+use vecfmt_testkit::contract::Contract;
 
 /// One stored value, compared bit for bit.
 #[derive(Debug, Clone, Copy)]
@@ -143,98 +144,29 @@ fn contract(what: impl std::fmt::Display) -> ! {
     panic!("stream contract violated: {what}")
 }
 
-/// Pulls every block of `src`, checking each against the stream contract (panics on a
-/// violation: that is a bug in the source).
+/// Pulls every block of `src`, checking each against the stream contract (the test kit's
+/// [`Contract`]: it panics on a violation, which is a bug in the source).
 pub fn drain(src: &mut dyn MatrixSource, collect: bool) -> Result<Content> {
     let h = src.header().clone();
+    let mut contract = Contract::new(&h);
     let mut out = Content::new(h.dtype, h.n_rows, h.n_cols);
-    for (axis, labels, n) in [("row", &h.row_labels, h.n_rows), ("column", &h.col_labels, h.n_cols)] {
-        if let Some(l) = labels {
-            if l.len() as u64 != n {
-                contract(format!("{} {axis} labels for {n} {axis}s", l.len()));
-            }
-        }
-    }
     out.row_labels = h.row_labels.clone();
     out.col_labels = h.col_labels.clone();
-    let mut last_row: Option<u64> = None;
-    let mut saw_rows = false;
-    let mut saw_triplets = false;
     while let Some(block) = src.next_block()? {
+        contract.check(&block);
         match block {
             Block::Rows(b) => {
-                saw_rows = true;
-                if b.values.dtype() != h.dtype {
-                    contract(format!(
-                        "a row block of {} from a source of {}",
-                        b.values.dtype(),
-                        h.dtype
-                    ));
-                }
-                if b.indptr.len() != b.rows.len() + 1 || b.indptr[0] != 0 {
-                    contract(format!("{} rows with {} indptr entries", b.rows.len(), b.indptr.len()));
-                }
-                if *b.indptr.last().expect("checked") != b.indices.len() as u64 || b.indices.len() != b.values.len() {
-                    contract(format!(
-                        "indptr ends at {}, {} indices, {} values",
-                        b.indptr.last().expect("checked"),
-                        b.indices.len(),
-                        b.values.len()
-                    ));
-                }
                 for (k, &row) in b.rows.iter().enumerate() {
-                    if row >= h.n_rows || last_row.is_some_and(|p| row <= p) {
-                        contract(format!("row {row} after {last_row:?} in a matrix of {} rows", h.n_rows));
-                    }
-                    last_row = Some(row);
-                    let (lo, hi) = (b.indptr[k], b.indptr[k + 1]);
-                    if lo > hi {
-                        contract(format!("indptr decreases at row {row}"));
-                    }
-                    let mut prev: Option<u64> = None;
-                    for j in lo as usize..hi as usize {
-                        let c = b.indices[j];
-                        if c >= h.n_cols || prev.is_some_and(|p| c <= p) {
-                            contract(format!(
-                                "row {row}: column {c} after {prev:?} in a matrix of {} columns",
-                                h.n_cols
-                            ));
-                        }
-                        prev = Some(c);
-                        out.put(collect, row, c, Value::of(b.values.as_values().get(j)));
+                    for j in b.indptr[k] as usize..b.indptr[k + 1] as usize {
+                        out.put(collect, row, b.indices[j], Value::of(b.values.as_values().get(j)));
                     }
                 }
             }
             Block::Triplets(t) => {
-                saw_triplets = true;
-                if t.values.dtype() != h.dtype {
-                    contract(format!(
-                        "a triplet block of {} from a source of {}",
-                        t.values.dtype(),
-                        h.dtype
-                    ));
-                }
-                if t.rows.len() != t.cols.len() || t.rows.len() != t.values.len() {
-                    contract(format!(
-                        "{} rows, {} cols, {} values",
-                        t.rows.len(),
-                        t.cols.len(),
-                        t.values.len()
-                    ));
-                }
                 for (k, (&r, &c)) in t.rows.iter().zip(&t.cols).enumerate() {
-                    if r >= h.n_rows || c >= h.n_cols {
-                        contract(format!(
-                            "entry ({r}, {c}) outside the shape ({}, {})",
-                            h.n_rows, h.n_cols
-                        ));
-                    }
                     out.put(collect, r, c, Value::of(t.values.as_values().get(k)));
                 }
             }
-        }
-        if saw_rows && saw_triplets {
-            contract("row blocks mixed with triplet blocks");
         }
     }
     Ok(out)

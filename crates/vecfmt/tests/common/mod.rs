@@ -10,25 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use vecfmt::accum::Storage;
 use vecfmt::{Accumulator, AccumulatorOptions, DType, Matrix};
-
-/// A small deterministic generator (xorshift64*), so that every run is reproducible.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+pub use vecfmt_testkit::sample::Rng;
 
 /// One unsynced write.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! The protocol of the tests that change a file under a reader (FORMAT.md §7), shared by the
 //! `.vfm` test (`crates/vecfmt/tests/truncate_under_reader.rs`) and the `.npy` one
-//! (`formats/vecfmt-npy/tests/truncate_under_reader.rs`, which includes this file by path).
+//! (`formats/vecfmt-npy/tests/truncate_under_reader.rs`).
 //!
 //! A child process (the test binary, run again with `child_env` naming the file) reads the
 //! file whole, pass after pass, and prints one line per pass. The parent changes the file
@@ -66,6 +66,7 @@ pub fn child<R, E: std::fmt::Display>(
 }
 
 /// What the child of one trial saw.
+#[derive(Debug)]
 pub struct Seen {
     /// Passes that read the file exactly (they ended before the change).
     pub ok: usize,
