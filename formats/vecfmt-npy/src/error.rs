@@ -5,27 +5,6 @@
 //!
 //! The public readers and writers return [`vecfmt::Result`]: an [`Error`] reaches the caller
 //! as [`vecfmt::Error::Format`], and [`vecfmt::Error::format_error`] gets it back.
-//!
-//! ```
-//! use vecfmt_npy::{DtypeError, Error, NpySource, ReadOptions};
-//!
-//! let dir = tempfile::tempdir()?;
-//! let path = dir.path().join("half.npy");
-//! // A 1 × 1 float16 array, which vecfmt reads only when told where float16 goes.
-//! let mut npy = b"\x93NUMPY\x01\x00\x76\x00".to_vec();
-//! let dict = "{'descr': '<f2', 'fortran_order': False, 'shape': (1, 1), }";
-//! npy.extend_from_slice(format!("{dict:<117}\n").as_bytes());
-//! npy.extend_from_slice(&[0x00, 0x3c]);
-//! std::fs::write(&path, &npy)?;
-//!
-//! let err = NpySource::open(&path, &ReadOptions::default()).unwrap_err();
-//! assert!(matches!(
-//!     err.format_error::<Error>(),
-//!     Some(Error::Dtype { problem: DtypeError::Float16, member: None, .. })
-//! ));
-//! assert!(err.to_string().contains("half.npy: npy: unsupported dtype float16"));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 
 use std::path::PathBuf;
 
@@ -41,6 +20,30 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub const MAX_MEMBERS: usize = 64;
 
 /// What went wrong in a `.npy` or `.npz` file, and where.
+///
+/// The public readers and writers return [`vecfmt::Result`]: this error reaches the caller
+/// as [`vecfmt::Error::Format`], and [`vecfmt::Error::format_error`] gets it back, as here.
+///
+/// ```
+/// use vecfmt_npy::{DtypeError, Error, NpySource, ReadOptions};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("half.npy");
+/// // A 1 × 1 float16 array, which vecfmt reads only when told where float16 goes.
+/// let mut npy = b"\x93NUMPY\x01\x00\x76\x00".to_vec();
+/// let dict = "{'descr': '<f2', 'fortran_order': False, 'shape': (1, 1), }";
+/// npy.extend_from_slice(format!("{dict:<117}\n").as_bytes());
+/// npy.extend_from_slice(&[0x00, 0x3c]);
+/// std::fs::write(&path, &npy)?;
+///
+/// let err = NpySource::open(&path, &ReadOptions::default()).unwrap_err();
+/// assert!(matches!(
+///     err.format_error::<Error>(),
+///     Some(Error::Dtype { problem: DtypeError::Float16, member: None, .. })
+/// ));
+/// assert!(err.to_string().contains("half.npy: npy: unsupported dtype float16"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -5,18 +5,6 @@
 //!
 //! The public readers and writers return [`vecfmt::Result`]: an [`Error`] reaches the caller
 //! as [`vecfmt::Error::Format`], and [`vecfmt::Error::format_error`] gets it back.
-//!
-//! ```
-//! use vecfmt_parquet::{Error, ParquetSource, ReadOptions};
-//!
-//! let dir = tempfile::tempdir()?;
-//! let path = dir.path().join("empty.parquet");
-//! std::fs::write(&path, b"")?;
-//! let err = ParquetSource::open(&path, &ReadOptions::default()).unwrap_err();
-//! assert!(matches!(err.format_error::<Error>(), Some(Error::Unreadable { .. })));
-//! assert!(err.to_string().contains("empty.parquet: Parquet: not a readable Parquet file"));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 
 use std::path::PathBuf;
 
@@ -68,6 +56,21 @@ impl std::fmt::Display for MissingColumns {
 }
 
 /// What went wrong in a Parquet file or dataset, and where.
+///
+/// The public readers and writers return [`vecfmt::Result`]: this error reaches the caller
+/// as [`vecfmt::Error::Format`], and [`vecfmt::Error::format_error`] gets it back, as here.
+///
+/// ```
+/// use vecfmt_parquet::{Error, ParquetSource, ReadOptions};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("empty.parquet");
+/// std::fs::write(&path, b"")?;
+/// let err = ParquetSource::open(&path, &ReadOptions::default()).unwrap_err();
+/// assert!(matches!(err.format_error::<Error>(), Some(Error::Unreadable { .. })));
+/// assert!(err.to_string().contains("empty.parquet: Parquet: not a readable Parquet file"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
