@@ -60,7 +60,7 @@ fn parquet_hint(e: &Error) -> Option<&'static str> {
     Some(match e.format_error::<P>()? {
         P::MissingColumns { .. } => "name the columns with --row-col, --col-col and --value-col",
         P::LabelsOverBudget { .. } => "raise --memory",
-        P::ListColumnLabels { .. } => "write the COO layout (--layout coo), which stores them per record",
+        P::ListColumnLabels { .. } => "write the COO layout (--layout coo)",
         _ => return None,
     })
 }
