@@ -586,3 +586,66 @@ fn named(e: vecfmt::Error, path: &Path) -> vecfmt::Error {
         e => e,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Int32Array, Int64Array, RecordBatch};
+    use parquet::arrow::ArrowWriter;
+
+    use super::*;
+
+    /// Records sorted by row, in one file.
+    fn write(path: &Path, rows: Vec<i64>, cols: Vec<i64>, values: Vec<i32>) {
+        let batch = RecordBatch::try_from_iter([
+            ("row", Arc::new(Int64Array::from(rows)) as ArrayRef),
+            ("col", Arc::new(Int64Array::from(cols)) as ArrayRef),
+            ("value", Arc::new(Int32Array::from(values)) as ArrayRef),
+        ])
+        .unwrap();
+        let mut w = ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+
+    fn drain(src: &mut ParquetSource) -> Result<()> {
+        while src.next_block()?.is_some() {}
+        Ok(())
+    }
+
+    #[test]
+    fn duplicate_records_that_overflow_are_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dup.parquet");
+        write(&path, vec![0, 1, 1], vec![2, 3, 3], vec![1, i32::MAX, 1]);
+        let mut src = ParquetSource::open(&path, &ReadOptions::default()).unwrap();
+        assert!(src.yields_rows(), "sorted records come as rows");
+        let err = drain(&mut src).unwrap_err();
+        assert!(
+            matches!(
+                err.format_error::<Error>(),
+                Some(Error::SumOverflow { path: p, row: 1, col: 3 }) if p == &path
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("dup.parquet: Parquet: "), "{err}");
+    }
+
+    #[test]
+    fn negative_indices_name_the_column_and_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("neg.parquet");
+        write(&path, vec![0, 1], vec![0, -4], vec![1, 2]);
+        let err = ParquetSource::open(&path, &ReadOptions::default())
+            .and_then(|mut s| drain(&mut s))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err.format_error::<Error>(),
+                Some(Error::NegativeIndex { column, record: 1, value: -4, .. }) if column == "col"
+            ),
+            "{err}"
+        );
+    }
+}
