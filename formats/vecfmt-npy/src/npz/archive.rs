@@ -467,3 +467,80 @@ pub(super) fn read_shape(path: &Path, a: &Archive) -> Result<(u64, u64)> {
     }
     Ok((v[0], v[1]))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::header::encode_header_descr;
+    use crate::HeaderError;
+
+    /// A stored zip archive of these members.
+    fn archive(path: &Path, members: &[(&str, Vec<u8>)]) {
+        let mut zip = zip::ZipWriter::new(File::create(path).unwrap());
+        for (name, bytes) in members {
+            let o = zip::write::SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+            zip.start_file(*name, o).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        zip.finish().unwrap();
+    }
+
+    fn format_member(descr: &str, shape: &[u64], data: &[u8]) -> Vec<u8> {
+        let mut v = encode_header_descr(descr, shape);
+        v.extend_from_slice(data);
+        v
+    }
+
+    #[test]
+    fn a_format_member_that_is_not_a_string_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.npz");
+        archive(&path, &[("format.npy", format_member("|S3", &[1], b"csr"))]);
+        let a = Archive::open(&path).unwrap();
+        let err = read_format(&path, &a).unwrap_err();
+        assert!(
+            matches!(err.format_error::<Error>(), Some(Error::FormatMember { shape, .. }) if shape == "(1,)"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("f.npz: npz: member format.npy holds dtype '|S3'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_member_header_names_the_member_and_the_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.npz");
+        let mut bad = b"\x93NUMPY\x01\x00".to_vec();
+        let dict = b"{'descr' '<i8'}\n";
+        bad.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+        bad.extend_from_slice(dict);
+        archive(
+            &path,
+            &[("format.npy", format_member("|S3", &[], b"csr")), ("shape.npy", bad)],
+        );
+        let a = Archive::open(&path).unwrap();
+        assert_eq!(read_format(&path, &a).unwrap(), "csr");
+        let err = read_shape(&path, &a).unwrap_err();
+        assert!(
+            matches!(
+                err.format_error::<Error>(),
+                Some(Error::Header {
+                    member: Some(m),
+                    problem: HeaderError::Syntax { at: 9, .. },
+                    ..
+                }) if m == "shape.npy"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("h.npz: npz: member shape.npy: malformed .npy header"),
+            "{err}"
+        );
+    }
+}
