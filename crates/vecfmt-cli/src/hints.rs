@@ -43,12 +43,26 @@ fn mtx_hint(_e: &Error) -> Option<&'static str> {
     None
 }
 
-fn npy_hint(_e: &Error) -> Option<&'static str> {
-    None
+fn npy_hint(e: &Error) -> Option<&'static str> {
+    use vecfmt_npy::{DtypeError, Error as N};
+    Some(match e.format_error::<N>()? {
+        N::Dtype {
+            problem: DtypeError::Float16,
+            ..
+        } => "pass --dtype f32 to widen it to float32",
+        N::DenseTooLarge { .. } => "pass --force to write it anyway, or write a sparse format (.npz, .vfm)",
+        _ => return None,
+    })
 }
 
-fn parquet_hint(_e: &Error) -> Option<&'static str> {
-    None
+fn parquet_hint(e: &Error) -> Option<&'static str> {
+    use vecfmt_parquet::Error as P;
+    Some(match e.format_error::<P>()? {
+        P::MissingColumns { .. } => "name the columns with --row-col, --col-col and --value-col",
+        P::LabelsOverBudget { .. } => "raise --memory",
+        P::ListColumnLabels { .. } => "write the COO layout (--layout coo)",
+        _ => return None,
+    })
 }
 
 /// The CLI's form of a text-input error (`build`, `cooccur`): the library's message, plus

@@ -4,10 +4,28 @@
 //! vecfmt holds f32, f64, i32, i64, u32 and u64. Those numpy dtypes map one to one. The
 //! narrower integers widen losslessly to the nearest vecfmt dtype: int8 and int16 to i32;
 //! uint8, uint16 and bool to u32. float16 widens to f32 (or f64) only when the caller asks
-//! for it (`vecfmt convert --dtype f32`). Everything else (complex, strings, datetimes,
+//! for it ([`ReadOptions::half_as`](crate::ReadOptions)). Everything else (complex, strings, datetimes,
 //! objects, records, long double) is refused with a message naming the dtype.
 
 use vecfmt::{DType, Element, ValueVec};
+
+/// A numpy dtype vecfmt does not read. The reader that names the file (and, in a `.npz`,
+/// the member) wraps it in [`crate::Error::Dtype`].
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DtypeError {
+    /// Python objects (`|O`), which numpy pickles.
+    #[error("pickled object array, not supported (dtype '{descr}' holds Python objects that numpy pickles; save a numeric array instead)")]
+    Pickled { descr: String },
+    /// A dtype that is not one of the numeric ones vecfmt reads; `what` says what it is.
+    #[error(
+        "unsupported dtype '{descr}' ({what}); vecfmt reads float16/32/64, int8/16/32/64, uint8/16/32/64 and bool"
+    )]
+    Unsupported { descr: String, what: &'static str },
+    /// float16, without a target dtype for it ([`ReadOptions::half_as`](crate::ReadOptions)).
+    #[error("unsupported dtype float16: vecfmt has no 16-bit float; it reads float16 only when told to widen it to f32 or f64")]
+    Float16,
+}
 
 /// What kind of number a numpy dtype holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,11 +65,10 @@ impl NpyDtype {
     }
 
     /// Parses a `descr` string. Unsupported dtypes give a message that names them.
-    pub fn parse(descr: &str) -> Result<Self, String> {
-        let unsupported = |what: &str| {
-            format!(
-                "unsupported dtype '{descr}' ({what}); vecfmt reads float16/32/64, int8/16/32/64, uint8/16/32/64 and bool"
-            )
+    pub fn parse(descr: &str) -> Result<Self, DtypeError> {
+        let unsupported = |what: &'static str| DtypeError::Unsupported {
+            descr: descr.to_string(),
+            what,
         };
         let (order, rest) = match descr.as_bytes().first() {
             Some(b'<' | b'|' | b'=') => (false, &descr[1..]),
@@ -59,9 +76,9 @@ impl NpyDtype {
             _ => (false, descr),
         };
         if rest.starts_with('O') {
-            return Err(format!(
-                "pickled object array, not supported (dtype '{descr}' holds Python objects that numpy pickles; save a numeric array instead)"
-            ));
+            return Err(DtypeError::Pickled {
+                descr: descr.to_string(),
+            });
         }
         let mut chars = rest.chars();
         let code = chars.next().ok_or_else(|| unsupported("empty"))?;
@@ -134,7 +151,7 @@ impl NpyDtype {
 
     /// The vecfmt dtype the values become. `half_as` is where float16 goes (f32 or f64), when
     /// the caller allows it. The flag says whether the values are widened.
-    pub fn target(&self, half_as: Option<DType>) -> Result<(DType, bool), String> {
+    pub fn target(&self, half_as: Option<DType>) -> Result<(DType, bool), DtypeError> {
         Ok(match (self.kind, self.size) {
             (Kind::Float, 4) => (DType::F32, false),
             (Kind::Float, 8) => (DType::F64, false),
@@ -146,10 +163,7 @@ impl NpyDtype {
             (Kind::UInt | Kind::Bool, _) => (DType::U32, true),
             (Kind::Float, _) => match half_as {
                 Some(d @ (DType::F32 | DType::F64)) => (d, true),
-                _ => return Err(
-                    "unsupported dtype float16: vecfmt has no 16-bit float; pass --dtype f32 to widen it to float32"
-                        .into(),
-                ),
+                _ => return Err(DtypeError::Float16),
             },
         })
     }
@@ -314,6 +328,7 @@ mod tests {
     fn unsupported_dtypes_are_named() {
         assert!(NpyDtype::parse("|O")
             .unwrap_err()
+            .to_string()
             .starts_with("pickled object array, not supported"));
         for (d, what) in [
             ("<c8", "complex"),
@@ -323,7 +338,7 @@ mod tests {
             ("<f16", "long double"),
             ("|V8", "records"),
         ] {
-            let e = NpyDtype::parse(d).unwrap_err();
+            let e = NpyDtype::parse(d).unwrap_err().to_string();
             assert!(
                 e.contains(&format!("unsupported dtype '{d}'")) && e.contains(what),
                 "{e}"
@@ -338,7 +353,7 @@ mod tests {
         assert_eq!(t(">u8").unwrap(), (DType::U64, false));
         assert_eq!(t("<i2").unwrap(), (DType::I32, true));
         assert_eq!(t("|b1").unwrap(), (DType::U32, true));
-        assert!(t("<f2").unwrap_err().contains("--dtype f32"));
+        assert_eq!(t("<f2").unwrap_err(), DtypeError::Float16);
         let half = NpyDtype::parse("<f2").unwrap();
         assert_eq!(half.target(Some(DType::F32)).unwrap(), (DType::F32, true));
         assert!(half.target(Some(DType::I32)).is_err());

@@ -10,7 +10,7 @@
 
 use std::io::Read;
 
-use crate::dtype::NpyDtype;
+use crate::dtype::{DtypeError, NpyDtype};
 
 /// The magic bytes every `.npy` file starts with.
 pub const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -58,6 +58,60 @@ pub fn shape_str(shape: &[u64]) -> String {
     }
 }
 
+/// What is wrong with a `.npy` header. The reader that names the file (and, in a `.npz`, the
+/// member) wraps it in [`crate::Error::Header`].
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderError {
+    /// The magic bytes are missing.
+    #[error("not a .npy file (the first 6 bytes are not \\x93NUMPY)")]
+    NotNpy,
+    /// The input ends inside the preamble or the header.
+    #[error("truncated file: it ends inside {what}")]
+    Truncated { what: &'static str },
+    /// Reading the header failed.
+    // The cause is part of the message, as in `vecfmt::Error::Io`.
+    #[error("reading {what}: {error}")]
+    Read { what: &'static str, error: std::io::Error },
+    /// A format version other than 1.0, 2.0 and 3.0.
+    #[error("unsupported .npy format version {major}.{minor} (vecfmt reads 1.0, 2.0 and 3.0)")]
+    Version { major: u8, minor: u8 },
+    /// A header length over [`MAX_HEADER_LEN`].
+    #[error("the .npy header claims {len} bytes, over the limit of {MAX_HEADER_LEN}")]
+    TooLong { len: usize },
+    /// Header bytes that are not ASCII (versions 1 and 2) or UTF-8 (version 3).
+    #[error("the .npy header is not {}", if *.utf8 { "valid UTF-8" } else { "ASCII" })]
+    NotText { utf8: bool },
+    /// The dict literal does not parse, at byte offset `at` of the header text.
+    #[error("malformed .npy header {text:?}: {what} at byte {at}")]
+    Syntax { text: String, at: usize, what: String },
+    /// The literal is not a dict.
+    #[error("malformed .npy header {text:?}: it is not a dict")]
+    NotADict { text: String },
+    /// A field (`descr`, `fortran_order`, `shape`) is missing.
+    #[error("malformed .npy header {text:?}: no '{field}' key")]
+    MissingField { text: String, field: &'static str },
+    /// A field of the wrong type.
+    #[error("malformed .npy header {text:?}: '{field}' is not {expected}")]
+    FieldType {
+        text: String,
+        field: &'static str,
+        expected: &'static str,
+    },
+    /// A shape dimension that is not a non-negative integer.
+    #[error("malformed .npy header {text:?}: 'shape' holds something other than non-negative integers")]
+    BadDimension { text: String },
+    /// A shape dimension past 64 bits.
+    #[error("malformed .npy header {text:?}: dimension {dim} does not fit 64 bits")]
+    DimensionTooLarge { text: String, dim: i128 },
+    /// A structured (record) dtype.
+    #[error("unsupported dtype: a structured (record) dtype; vecfmt reads plain numeric arrays")]
+    Structured,
+    /// A dtype vecfmt does not read.
+    #[error(transparent)]
+    Dtype(#[from] DtypeError),
+}
+
 /// A header whose `descr` is kept as text: for the small string members of a `.npz`
 /// (`format.npy` holds `|S3`), which are not numeric.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +124,7 @@ pub struct RawHeader {
 }
 
 /// Reads and parses a header from the start of a stream; the stream is left at the data.
-pub fn read_header(r: &mut impl Read) -> Result<NpyHeader, String> {
+pub fn read_header(r: &mut impl Read) -> Result<NpyHeader, HeaderError> {
     let raw = read_raw_header(r)?;
     Ok(NpyHeader {
         version: raw.version,
@@ -82,11 +136,11 @@ pub fn read_header(r: &mut impl Read) -> Result<NpyHeader, String> {
 }
 
 /// Like [`read_header`], without interpreting the dtype.
-pub fn read_raw_header(r: &mut impl Read) -> Result<RawHeader, String> {
+pub fn read_raw_header(r: &mut impl Read) -> Result<RawHeader, HeaderError> {
     let mut pre = [0u8; 8];
     read_full(r, &mut pre, "the .npy preamble")?;
     if &pre[..6] != MAGIC {
-        return Err("not a .npy file (the first 6 bytes are not \\x93NUMPY)".into());
+        return Err(HeaderError::NotNpy);
     }
     let version = (pre[6], pre[7]);
     let (len, pre_len) = match version.0 {
@@ -101,31 +155,34 @@ pub fn read_raw_header(r: &mut impl Read) -> Result<RawHeader, String> {
             (u32::from_le_bytes(b) as usize, 12)
         }
         _ => {
-            return Err(format!(
-                "unsupported .npy format version {}.{} (vecfmt reads 1.0, 2.0 and 3.0)",
-                version.0, version.1
-            ))
+            return Err(HeaderError::Version {
+                major: version.0,
+                minor: version.1,
+            })
         }
     };
     if len > MAX_HEADER_LEN {
-        return Err(format!(
-            "the .npy header claims {len} bytes, over the limit of {MAX_HEADER_LEN}"
-        ));
+        return Err(HeaderError::TooLong { len });
     }
     // Read what is there rather than allocate what the length claims: a 12-byte file can
     // claim a 1 MiB header.
     let mut text = Vec::with_capacity(len.min(4096));
     r.take(len as u64)
         .read_to_end(&mut text)
-        .map_err(|e| format!("reading the .npy header: {e}"))?;
+        .map_err(|error| HeaderError::Read {
+            what: "the .npy header",
+            error,
+        })?;
     if text.len() < len {
-        return Err("truncated file: it ends inside the .npy header".into());
+        return Err(HeaderError::Truncated {
+            what: "the .npy header",
+        });
     }
     let text = if version.0 == 3 {
-        String::from_utf8(text).map_err(|_| "the .npy header is not valid UTF-8".to_string())?
+        String::from_utf8(text).map_err(|_| HeaderError::NotText { utf8: true })?
     } else {
         if !text.is_ascii() {
-            return Err("the .npy header is not ASCII".into());
+            return Err(HeaderError::NotText { utf8: false });
         }
         String::from_utf8(text).expect("ASCII is UTF-8")
     };
@@ -139,57 +196,65 @@ pub fn read_raw_header(r: &mut impl Read) -> Result<RawHeader, String> {
     })
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8], what: &str) -> Result<(), String> {
-    r.read_exact(buf).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            format!("truncated file: it ends inside {what}")
+fn read_full(r: &mut impl Read, buf: &mut [u8], what: &'static str) -> Result<(), HeaderError> {
+    r.read_exact(buf).map_err(|error| {
+        if error.kind() == std::io::ErrorKind::UnexpectedEof {
+            HeaderError::Truncated { what }
         } else {
-            format!("reading {what}: {e}")
+            HeaderError::Read { what, error }
         }
     })
 }
 
 /// Parses the header dict into (descr, fortran_order, shape).
-fn parse_dict(text: &str) -> Result<(String, bool, Vec<u64>), String> {
-    let bad = |d: String| format!("malformed .npy header {:?}: {d}", text.trim_end());
+fn parse_dict(text: &str) -> Result<(String, bool, Vec<u64>), HeaderError> {
+    let t = || text.trim_end().to_string();
     let mut p = Parser {
         s: text.as_bytes(),
         i: 0,
     };
-    let v = p.value().map_err(bad)?;
+    let syntax = |(at, what): (usize, String)| HeaderError::Syntax { text: t(), at, what };
+    let v = p.value().map_err(syntax)?;
     p.ws();
     if p.i != p.s.len() {
-        return Err(bad(format!("unexpected text at byte {}", p.i)));
+        return Err(syntax((p.i, "unexpected text".into())));
     }
     let Py::Dict(items) = v else {
-        return Err(bad("it is not a dict".into()));
+        return Err(HeaderError::NotADict { text: t() });
     };
     let get = |k: &str| items.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+    let missing = |field| HeaderError::MissingField { text: t(), field };
+    let wrong = |field, expected| HeaderError::FieldType {
+        text: t(),
+        field,
+        expected,
+    };
     let descr = match get("descr") {
         Some(Py::Str(s)) => s.clone(),
-        Some(Py::List(_)) | Some(Py::Tuple(_)) => {
-            return Err("unsupported dtype: a structured (record) dtype; vecfmt reads plain numeric arrays".into())
-        }
-        Some(_) => return Err(bad("'descr' is not a string".into())),
-        None => return Err(bad("no 'descr' key".into())),
+        Some(Py::List(_)) | Some(Py::Tuple(_)) => return Err(HeaderError::Structured),
+        Some(_) => return Err(wrong("descr", "a string")),
+        None => return Err(missing("descr")),
     };
     let fortran = match get("fortran_order") {
         Some(Py::Bool(b)) => *b,
-        Some(_) => return Err(bad("'fortran_order' is not True or False".into())),
-        None => return Err(bad("no 'fortran_order' key".into())),
+        Some(_) => return Err(wrong("fortran_order", "True or False")),
+        None => return Err(missing("fortran_order")),
     };
     let shape = match get("shape") {
         Some(Py::Tuple(t)) => t
             .iter()
             .map(|d| match d {
-                Py::Int(n) if *n >= 0 => {
-                    u64::try_from(*n).map_err(|_| bad(format!("dimension {n} does not fit 64 bits")))
-                }
-                _ => Err(bad("'shape' holds something other than non-negative integers".into())),
+                Py::Int(n) if *n >= 0 => u64::try_from(*n).map_err(|_| HeaderError::DimensionTooLarge {
+                    text: text.trim_end().to_string(),
+                    dim: *n,
+                }),
+                _ => Err(HeaderError::BadDimension {
+                    text: text.trim_end().to_string(),
+                }),
             })
             .collect::<Result<Vec<_>, _>>()?,
-        Some(_) => return Err(bad("'shape' is not a tuple".into())),
-        None => return Err(bad("no 'shape' key".into())),
+        Some(_) => return Err(wrong("shape", "a tuple")),
+        None => return Err(missing("shape")),
     };
     Ok((descr, fortran, shape))
 }
@@ -229,13 +294,14 @@ impl Parser<'_> {
             false
         }
     }
-    fn value(&mut self) -> Result<Py, String> {
+    /// A value, or what is wrong and the byte offset where.
+    fn value(&mut self) -> Result<Py, (usize, String)> {
         // Headers are shallow; a deep nesting is an attack, not a numpy file.
         self.value_at(0)
     }
-    fn value_at(&mut self, depth: usize) -> Result<Py, String> {
+    fn value_at(&mut self, depth: usize) -> Result<Py, (usize, String)> {
         if depth > 16 {
-            return Err("nested too deeply".into());
+            return Err((self.i, "nested too deeply".into()));
         }
         match self.peek() {
             Some(b'{') => {
@@ -246,10 +312,10 @@ impl Parser<'_> {
                         break;
                     }
                     let Py::Str(k) = self.value_at(depth + 1)? else {
-                        return Err(format!("a dict key at byte {} is not a string", self.i));
+                        return Err((self.i, "a dict key that is not a string".into()));
                     };
                     if !self.eat(b':') {
-                        return Err(format!("expected ':' at byte {}", self.i));
+                        return Err((self.i, "expected ':'".into()));
                     }
                     let v = self.value_at(depth + 1)?;
                     items.push((k, v));
@@ -257,7 +323,7 @@ impl Parser<'_> {
                         if self.eat(b'}') {
                             break;
                         }
-                        return Err(format!("expected ',' or '}}' at byte {}", self.i));
+                        return Err((self.i, "expected ',' or '}'".into()));
                     }
                 }
                 Ok(Py::Dict(items))
@@ -275,7 +341,7 @@ impl Parser<'_> {
                         if self.eat(close) {
                             break;
                         }
-                        return Err(format!("expected ',' or '{}' at byte {}", close as char, self.i));
+                        return Err((self.i, format!("expected ',' or '{}'", close as char)));
                     }
                 }
                 Ok(if open == b'(' {
@@ -289,14 +355,15 @@ impl Parser<'_> {
                 let start = self.i;
                 while self.i < self.s.len() && self.s[self.i] != q {
                     if self.s[self.i] == b'\\' {
-                        return Err("escape sequences in strings are not supported".into());
+                        return Err((self.i, "an escape sequence (not supported in strings)".into()));
                     }
                     self.i += 1;
                 }
                 if self.i >= self.s.len() {
-                    return Err("unterminated string".into());
+                    return Err((start, "an unterminated string".into()));
                 }
-                let s = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| "a string is not UTF-8".to_string())?;
+                let s = std::str::from_utf8(&self.s[start..self.i])
+                    .map_err(|_| (start, "a string that is not UTF-8".to_string()))?;
                 self.i += 1;
                 Ok(Py::Str(s.to_string()))
             }
@@ -307,7 +374,7 @@ impl Parser<'_> {
                     self.i += 1;
                 }
                 let t = std::str::from_utf8(&self.s[start..self.i]).expect("ASCII digits");
-                let n: i128 = t.parse().map_err(|_| format!("bad integer {t:?}"))?;
+                let n: i128 = t.parse().map_err(|_| (start, format!("bad integer {t:?}")))?;
                 // Python 2 wrote long integers as `3L`.
                 if self.i < self.s.len() && self.s[self.i] == b'L' {
                     self.i += 1;
@@ -323,11 +390,11 @@ impl Parser<'_> {
                     b"True" => Ok(Py::Bool(true)),
                     b"False" => Ok(Py::Bool(false)),
                     b"None" => Ok(Py::None),
-                    w => Err(format!("unexpected word {:?}", String::from_utf8_lossy(w))),
+                    w => Err((start, format!("unexpected word {:?}", String::from_utf8_lossy(w)))),
                 }
             }
-            Some(c) => Err(format!("unexpected character {:?} at byte {}", c as char, self.i)),
-            None => Err("the header ends early".into()),
+            Some(c) => Err((self.i, format!("unexpected character {:?}", c as char))),
+            None => Err((self.i, "the header ends early".into())),
         }
     }
 }
@@ -421,7 +488,7 @@ mod tests {
 
     #[test]
     fn errors_say_what_is_wrong() {
-        let e = |b: Vec<u8>| read_header(&mut &b[..]).unwrap_err();
+        let e = |b: Vec<u8>| read_header(&mut &b[..]).unwrap_err().to_string();
         assert!(e(b"PK\x03\x04 not npy".to_vec()).contains("not a .npy file"));
         assert!(e(b"\x93NUMPY\x01".to_vec()).contains("truncated"));
         assert!(e(b"\x93NUMPY\x04\x00\x10\x00".to_vec()).contains("version 4.0"));

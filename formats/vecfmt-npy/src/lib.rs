@@ -44,15 +44,17 @@ use std::sync::Arc;
 use vecfmt::DType;
 
 mod dtype;
+mod error;
 pub mod header;
 mod npy;
 mod npz;
 mod output;
 
-pub use dtype::{Kind, NpyDtype};
-pub use header::NpyHeader;
+pub use dtype::{DtypeError, Kind, NpyDtype};
+pub use error::{Error, Result, MAX_MEMBERS};
+pub use header::{HeaderError, NpyHeader};
 pub use npy::{NpySink, NpySource};
-pub use npz::{NpzSink, NpzSource};
+pub use npz::{NpzLayout, NpzSink, NpzSource};
 
 /// Where notes go (widened dtypes, summed duplicates, dropped labels). Notes are not errors.
 pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
@@ -154,14 +156,6 @@ impl std::fmt::Debug for WriteOptions {
             .field("sparse_array", &self.sparse_array)
             .field("spill_dir", &self.spill_dir)
             .finish_non_exhaustive()
-    }
-}
-
-fn foreign(path: &std::path::Path, format: &'static str, detail: impl Into<String>) -> vecfmt::Error {
-    vecfmt::Error::Foreign {
-        path: path.to_path_buf(),
-        format,
-        detail: detail.into(),
     }
 }
 

@@ -6,14 +6,12 @@ use std::path::{Path, PathBuf};
 use memmap2::{Mmap, UncheckedAdvice};
 use vecfmt::guard::GuardedMap;
 use vecfmt::stream::{Block, MatrixHeader, MatrixSink, MatrixSource, RowBlock, TripletBlock};
-use vecfmt::{Error, Result, ValueVec};
+use vecfmt::{Result, ValueVec};
 
 use crate::dtype::{Decoder, NpyDtype};
 use crate::header::{encode_header, read_header, NpyHeader};
 use crate::output::{io_err, TempOutput};
-use crate::{foreign, human, ReadOptions, WriteOptions};
-
-const FORMAT: &str = "npy";
+use crate::{Error, ReadOptions, WriteOptions};
 const PAGE: u64 = 4096;
 
 /// Reads exactly `buf.len()` bytes at `offset`.
@@ -82,7 +80,6 @@ impl NpySource {
     /// Opens a `.npy` file and checks its header against its length.
     pub fn open(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let bad = |d: String| foreign(&path, FORMAT, d);
         let file = File::open(&path).map_err(io_err(&path, "open"))?;
         let file_len = file.metadata().map_err(io_err(&path, "stat"))?.len();
         // SAFETY: the map is read-only and we never write through it. The file is someone
@@ -93,32 +90,49 @@ impl NpySource {
         let map = GuardedMap::new(unsafe { Mmap::map(&file) }.map_err(io_err(&path, "map"))?);
         let npy = read_header(&mut &map[..]);
         map.check(&path)?;
-        let npy = npy.map_err(bad)?;
+        let npy = npy.map_err(|problem| Error::Header {
+            path: path.clone(),
+            member: None,
+            problem,
+        })?;
         if npy.shape.len() != 2 {
-            return Err(bad(format!(
-                "expected a 2-D array, found shape {} ({} dimensions)",
-                npy.shape_str(),
-                npy.shape.len()
-            )));
+            return Err(Error::NotTwoD {
+                path,
+                shape: npy.shape_str(),
+                dims: npy.shape.len(),
+            }
+            .into());
         }
-        let (dtype, widened) = npy.dtype.target(opts.half_as).map_err(bad)?;
+        let (dtype, widened) = npy.dtype.target(opts.half_as).map_err(|problem| Error::Dtype {
+            path: path.clone(),
+            member: None,
+            problem,
+        })?;
         let decoder = npy
             .dtype
             .decoder(dtype)
             .expect("target() gave a dtype the decoder knows");
-        let data_len = npy
-            .data_len()
-            .ok_or_else(|| bad(format!("shape {} overflows", npy.shape_str())))?;
+        let data_len = npy.data_len().ok_or_else(|| Error::ShapeOverflow {
+            path: path.clone(),
+            shape: npy.shape_str(),
+        })?;
         let have = file_len.saturating_sub(npy.data_offset);
         if have < data_len {
-            return Err(bad(format!(
-                "truncated file: shape {} of {} needs {data_len} bytes of data, the file holds {have}",
-                npy.shape_str(),
-                npy.dtype.name()
-            )));
+            return Err(Error::Truncated {
+                path,
+                shape: npy.shape_str(),
+                dtype: npy.dtype.name(),
+                needed: data_len,
+                have,
+            }
+            .into());
         }
         if usize::try_from(npy.data_offset + data_len).is_err() {
-            return Err(bad("the array is larger than this machine's address space".into()));
+            return Err(Error::AddressSpace {
+                path,
+                what: "the array",
+            }
+            .into());
         }
         if widened {
             (opts.notify)(&format!(
@@ -322,22 +336,21 @@ impl NpySink {
         match bytes {
             Some(b) if b <= opts.dense_limit || opts.force => {}
             _ => {
-                return Err(foreign(
-                    path,
-                    FORMAT,
-                    format!(
-                        "refusing to write a dense {} × {} {} array: it would take {}, over the limit of {}; pass --force to write it anyway, or write a sparse format (.npz, .vfm)",
-                        header.n_rows,
-                        header.n_cols,
-                        npy.name(),
-                        bytes.map_or("more than 16 EiB".into(), human),
-                        human(opts.dense_limit)
-                    ),
-                ))
+                return Err(Error::DenseTooLarge {
+                    path: path.to_path_buf(),
+                    n_rows: header.n_rows,
+                    n_cols: header.n_cols,
+                    dtype: npy.name(),
+                    bytes,
+                    limit: opts.dense_limit,
+                }
+                .into())
             }
         }
-        let row_bytes = usize::try_from(header.n_cols * size as u64)
-            .map_err(|_| foreign(path, FORMAT, "a row is larger than this machine's address space"))?;
+        let row_bytes = usize::try_from(header.n_cols * size as u64).map_err(|_| Error::AddressSpace {
+            path: path.to_path_buf(),
+            what: "a row",
+        })?;
         if header.row_labels.is_some() || header.col_labels.is_some() {
             (opts.notify)(&format!(
                 "{}: .npy has no labels; the matrix's labels are not written",
@@ -379,7 +392,7 @@ impl MatrixSink for NpySink {
         let s = self.size;
         b.check_lengths()?;
         if vals.dtype().size() != s {
-            return Err(Error::LengthMismatch {
+            return Err(vecfmt::Error::LengthMismatch {
                 what: "row block values",
                 detail: format!("{}-byte values, {s}-byte elements in the file", vals.dtype().size()),
             });
@@ -387,12 +400,12 @@ impl MatrixSink for NpySink {
         for (k, &r) in b.rows.iter().enumerate() {
             if r < self.next_row || r >= self.n_rows {
                 return Err(if r >= self.n_rows {
-                    Error::RowOutOfRange {
+                    vecfmt::Error::RowOutOfRange {
                         row: r,
                         n_rows: self.n_rows,
                     }
                 } else {
-                    Error::RowOrder {
+                    vecfmt::Error::RowOrder {
                         row: r,
                         previous: self.next_row.saturating_sub(1),
                     }
@@ -402,7 +415,7 @@ impl MatrixSink for NpySink {
             self.row.fill(0);
             let (lo, hi) = (b.indptr[k] as usize, b.indptr[k + 1] as usize);
             if lo > hi || hi > b.indices.len() {
-                return Err(Error::BadIndex {
+                return Err(vecfmt::Error::BadIndex {
                     what: "indptr entry (not monotone)",
                     value: b.indptr[k + 1].to_string(),
                 });
@@ -410,7 +423,7 @@ impl MatrixSink for NpySink {
             for e in lo..hi {
                 let c = b.indices[e];
                 if c >= self.n_cols {
-                    return Err(Error::ColOutOfRange {
+                    return Err(vecfmt::Error::ColOutOfRange {
                         row: r,
                         col: c,
                         n_cols: self.n_cols,

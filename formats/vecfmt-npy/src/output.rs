@@ -1,6 +1,6 @@
-//! An output file that appears only when complete: written to a temporary file in the
-//! output's directory, synced, and renamed into place. Dropped unfinished, it deletes the
-//! temporary file.
+//! An output file that appears only when complete, through the core's one publish path
+//! ([`vecfmt::publish`]): written to a temporary file in the output's directory, synced, and
+//! renamed into place. Dropped unfinished, it deletes the temporary file.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -16,14 +16,6 @@ pub(crate) fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::i
     }
 }
 
-/// The directory a path lives in (`.` for a bare file name).
-pub(crate) fn dir_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
 /// A temporary file next to `path`, renamed to `path` by [`TempOutput::persist`].
 #[derive(Debug)]
 pub(crate) struct TempOutput {
@@ -34,19 +26,7 @@ pub(crate) struct TempOutput {
 
 impl TempOutput {
     pub fn create(path: &Path) -> Result<Self> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let prefix = format!(".{name}.");
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).suffix(".tmp");
-        // Temporary files are 0600; the finished file should get the mode any new file gets.
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-        let tmp = builder
-            .tempfile_in(dir_of(path))
-            .map_err(io_err(path, "create temporary file"))?;
+        let tmp = vecfmt::publish::temp_file_for(path)?;
         let file = tmp.as_file().try_clone().map_err(io_err(path, "open"))?;
         Ok(TempOutput {
             path: path.to_path_buf(),
@@ -64,6 +44,6 @@ impl TempOutput {
         let TempOutput { path, tmp, mut out } = self;
         out.flush().map_err(io_err(&path, "write"))?;
         drop(out);
-        vecfmt::stream::persist(tmp, &path)
+        vecfmt::publish::persist(tmp, &path)
     }
 }

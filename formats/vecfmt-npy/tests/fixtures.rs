@@ -98,7 +98,18 @@ fn bad_fixtures_fail_naming_file_and_problem() {
 #[test]
 fn half_floats_need_a_target() {
     let e = NpySource::open(fixtures().join("c_f16.npy"), &ReadOptions::default()).unwrap_err();
-    assert!(e.to_string().contains("--dtype f32"), "{e}");
+    assert!(e.to_string().contains("unsupported dtype float16"), "{e}");
+    // The library names the missing target; the CLI's hint names --dtype f32.
+    assert!(
+        matches!(
+            e.format_error::<vecfmt_npy::Error>(),
+            Some(vecfmt_npy::Error::Dtype {
+                problem: vecfmt_npy::DtypeError::Float16,
+                ..
+            })
+        ),
+        "{e}"
+    );
 }
 
 #[test]

@@ -173,9 +173,23 @@ fn dense_output_past_the_limit_is_refused_unless_forced() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("big.npy");
     let h = MatrixHeader::new(DType::F32, 200_000, 4_000_000);
-    let e = NpySink::create(&out, &h, &quiet_write()).unwrap_err().to_string();
+    let err = NpySink::create(&out, &h, &quiet_write()).unwrap_err();
+    let e = err.to_string();
     assert!(
-        e.contains("big.npy") && e.contains("--force") && e.contains("2.9 TiB"),
+        e.contains("big.npy") && e.contains("over the limit of 8.0 GiB") && e.contains("2.9 TiB"),
+        "{e}"
+    );
+    // The library says what the limit refused; the CLI's hint names --force.
+    assert!(
+        matches!(
+            err.format_error::<vecfmt_npy::Error>(),
+            Some(vecfmt_npy::Error::DenseTooLarge {
+                n_rows: 200_000,
+                n_cols: 4_000_000,
+                limit: vecfmt_npy::DENSE_LIMIT,
+                ..
+            })
+        ),
         "{e}"
     );
     assert!(!out.exists());

@@ -7,8 +7,12 @@ use arrow_array::types::{
     UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow_array::Array;
+use std::path::Path;
+
 use arrow_schema::DataType;
 use vecfmt::{DType, ValueVec};
+
+use crate::Error;
 
 /// How a row or column index column is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,17 +77,26 @@ pub(crate) enum Problem {
 }
 
 impl Problem {
-    /// A message naming the column, with positions counted from `first_record`.
-    pub fn describe(&self, column: &str, first_record: u64) -> String {
+    /// The error naming the file and the column, with positions counted from `first_record`.
+    pub fn at(self, path: &Path, column: &str, first_record: u64) -> Error {
+        let (path, column) = (path.to_path_buf(), column.to_string());
         match self {
-            Problem::Null(k) => format!("column {column:?} holds a null at record {}", first_record + *k as u64),
-            Problem::Negative(k, v) => {
-                format!(
-                    "column {column:?} holds a negative index ({v}) at record {}",
-                    first_record + *k as u64
-                )
-            }
-            Problem::Type(t) => format!("column {column:?} has the unsupported type {t}"),
+            Problem::Null(k) => Error::Null {
+                path,
+                column,
+                record: first_record + k as u64,
+            },
+            Problem::Negative(k, value) => Error::NegativeIndex {
+                path,
+                column,
+                record: first_record + k as u64,
+                value,
+            },
+            Problem::Type(data_type) => Error::UnsupportedType {
+                path,
+                column,
+                data_type,
+            },
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use vecfmt::Result;
 
-use crate::{foreign, io_err};
+use crate::{io_err, Error};
 
 /// Spark's and Hive's name for a null partition value.
 pub(crate) const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
@@ -47,10 +47,10 @@ pub(crate) fn discover(root: &Path) -> Result<Vec<Part>> {
     let mut out = Vec::new();
     walk(root, &mut Vec::new(), &mut out)?;
     if out.is_empty() {
-        return Err(foreign(
-            root,
-            "the directory holds no Parquet data files (names starting with '.' or '_' and .crc files are skipped)",
-        ));
+        return Err(Error::EmptyDataset {
+            path: root.to_path_buf(),
+        }
+        .into());
     }
     Ok(out)
 }

@@ -43,15 +43,14 @@
 
 mod arrays;
 mod dataset;
+mod error;
 mod pages;
 mod read;
 mod write;
 
+pub use error::{ColumnRole, Error, MissingColumns, Result};
 pub use read::{ParquetSource, ReadOptions};
 pub use write::{Layout, ParquetSink, WriteOptions};
-
-/// The format name used in error messages.
-pub(crate) const FORMAT: &str = "Parquet";
 
 /// Keys of the Parquet key-value metadata that vecfmt writes and reads.
 pub mod keys {
@@ -98,14 +97,6 @@ pub const RECOGNISED_COLUMNS: [[&str; 3]; 4] = [
     ["row", "col", "data"],
     ["soma_dim_0", "soma_dim_1", "soma_data"],
 ];
-
-pub(crate) fn foreign(path: &std::path::Path, detail: impl Into<String>) -> vecfmt::Error {
-    vecfmt::Error::Foreign {
-        path: path.to_path_buf(),
-        format: FORMAT,
-        detail: detail.into(),
-    }
-}
 
 pub(crate) fn io_err<'a>(
     path: &'a std::path::Path,

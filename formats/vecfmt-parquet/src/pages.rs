@@ -22,7 +22,7 @@ use parquet::basic::{Compression, Type as Physical};
 use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
 use vecfmt::Result;
 
-use crate::foreign;
+use crate::Error;
 
 /// Largest page header read: Thrift headers are small, but statistics may hold long values.
 const MAX_HEADER: u64 = 1 << 20;
@@ -249,34 +249,35 @@ pub(crate) fn check(path: &Path, file: &File, file_len: u64, md: &ParquetMetaDat
             let start = cc.dictionary_page_offset().unwrap_or(cc.data_page_offset());
             let len = cc.compressed_size();
             let (Ok(start), Ok(len)) = (u64::try_from(start), u64::try_from(len)) else {
-                return Err(foreign(
-                    path,
-                    format!(
-                        "row group {g}, column {}: the chunk at {start}+{len} has a negative offset or size (corrupt file)",
-                        cc.column_path()
-                    ),
-                ));
+                return Err(Error::NegativeChunk {
+                    path: path.to_path_buf(),
+                    row_group: g,
+                    column: cc.column_path().to_string(),
+                    start,
+                    len,
+                }
+                .into());
             };
             let end = start
                 .checked_add(len)
                 .filter(|&e| e <= file_len)
-                .ok_or_else(|| {
-                    foreign(
-                        path,
-                        format!(
-                            "row group {g}, column {}: the chunk at {start}+{len} lies past the end of the file ({file_len} bytes)",
-                            cc.column_path()
-                        ),
-                    )
+                .ok_or_else(|| Error::ChunkPastEnd {
+                    path: path.to_path_buf(),
+                    row_group: g,
+                    column: cc.column_path().to_string(),
+                    start,
+                    len,
+                    file_len,
                 })?;
-            let bad = |at: u64, d: String| {
-                foreign(
-                    path,
-                    format!(
-                        "row group {g}, column {}, page at byte {at}: {d} (corrupt file)",
-                        cc.column_path()
-                    ),
-                )
+            let bad = |offset: u64, detail: String| -> vecfmt::Error {
+                Error::BadPage {
+                    path: path.to_path_buf(),
+                    row_group: g,
+                    column: cc.column_path().to_string(),
+                    offset,
+                    detail,
+                }
+                .into()
             };
             let mut pos = start;
             let mut window = Vec::new();
