@@ -127,7 +127,8 @@ pub struct MergeSummary {
 /// by position, and then the inputs must have the same shape. Inputs that line up (same
 /// shape and labels) are summed in one streaming pass holding one row per input; others go
 /// through the [`Accumulator`] under the memory budget. Floats are summed in f64 and
-/// integers exactly, then rounded once to the result's dtype.
+/// integers exactly, then rounded once to the result's dtype. With no inputs, the result is
+/// an empty 0 × 0 matrix.
 ///
 /// The result appears at `output` only when complete. Errors: `output` is an input
 /// ([`Error::MergeOutputIsInput`]) or exists and may not be replaced
