@@ -21,6 +21,10 @@ pub(crate) fn hint(e: &Error) -> Option<&'static str> {
         Error::NoLabels { .. } => "use a numeric row id instead of --label",
         Error::OverBudget { .. } => "raise --memory",
         Error::InexactCast { nan: false, .. } => "pass --allow-lossy to convert anyway",
+        Error::OutputExists { .. } => "pass --force to replace it",
+        Error::MergeDTypes { .. } => "pass --dtype to choose the result's dtype",
+        Error::MergeValueNotInteger { .. } => "pass --dtype f64 to sum the values as floats",
+        Error::SumOutOfRange { .. } => "pass --dtype with a wider type (f64, i64)",
         Error::Format(_) => return format_hint(e),
         _ => return None,
     })

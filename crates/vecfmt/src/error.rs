@@ -147,6 +147,56 @@ pub enum Error {
         #[source]
         cause: std::sync::Arc<Error>,
     },
+    /// The output exists, and replacing it was not asked for.
+    #[error("{}: exists, and replacing it was not asked for", .path.display())]
+    OutputExists { path: PathBuf },
+    /// A merge was asked to write over one of its inputs.
+    #[error("{}: the output of a merge cannot also be one of its inputs", .path.display())]
+    MergeOutputIsInput { path: PathBuf },
+    /// The inputs of a merge hold different dtypes, and no result dtype was chosen.
+    #[error("{}: holds {dtype}, but {} holds {first_dtype}: the inputs of a merge must agree on a dtype unless the result's dtype is chosen", .path.display(), .first.display())]
+    MergeDTypes {
+        path: PathBuf,
+        dtype: crate::DType,
+        first: PathBuf,
+        first_dtype: crate::DType,
+    },
+    /// Inputs of a merge matched by position (not by label) differ in shape.
+    #[error("{}: shape {} × {} differs from {}'s {} × {}; matrices matched by position (unlabelled ones) must have the same shape", .path.display(), .shape.0, .shape.1, .first.display(), .first_shape.0, .first_shape.1)]
+    MergeShapes {
+        path: PathBuf,
+        shape: (u64, u64),
+        first: PathBuf,
+        first_shape: (u64, u64),
+    },
+    /// An input of a merge has no labels on an axis that must be matched by label (other
+    /// inputs have labels there, or matching by label was required).
+    #[error("{}: has no {axis} labels, so its {axis}s cannot be matched by label with the other inputs'", .path.display())]
+    MergeMissingLabels { path: PathBuf, axis: Axis },
+    /// The inputs of a merge have different labels on one axis and none on the other, so
+    /// the unlabelled axis cannot be matched.
+    #[error("the inputs' {labelled} labels differ, and they have no {unlabelled} labels: their {unlabelled}s cannot be matched")]
+    MergeLabelsOnOneAxis { labelled: Axis, unlabelled: Axis },
+    /// A value of a merge's input that an integer result cannot take: a float with a
+    /// fraction, a NaN or an infinity, or beyond 64 bits.
+    #[error("{}: value {value} at row {row}, column {col} is not a whole number of at most 64 bits, so it cannot be summed into {dtype}", .path.display())]
+    MergeValueNotInteger {
+        path: PathBuf,
+        row: u64,
+        col: u64,
+        value: String,
+        dtype: crate::DType,
+    },
+    /// A sum that the result's dtype cannot hold (an integer overflow, or a float sum beyond
+    /// the f32 range).
+    #[error("{}: the sum {sum} at row {row}, column {col} does not fit {dtype}", .path.display())]
+    SumOutOfRange {
+        path: PathBuf,
+        row: u64,
+        col: u64,
+        sum: String,
+        dtype: crate::DType,
+    },
 }
 
 impl Error {

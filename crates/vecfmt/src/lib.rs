@@ -45,6 +45,7 @@ pub mod fuzzing;
 pub mod guard;
 pub mod labels;
 pub mod layout;
+mod merge;
 pub mod publish;
 mod reader;
 pub mod stream;
@@ -56,6 +57,7 @@ pub use dtype::{DType, Element, IndexLike, IndexVec, Indices, Scalar, ValueVec, 
 pub use error::{Axis, Error, Malformed, Result};
 pub use labels::Labels;
 pub use layout::{Catalog, ChunkEntry, Codec, Commit, PageProblem, RowLayout, SectionRef, ValueEncoding};
+pub use merge::{compact, merge, CompactOptions, CompactSummary, LabelMatching, MergeOptions, MergeSummary};
 #[doc(hidden)]
 pub use publish::faults as writer_faults;
 pub use reader::{ChunkRef, Matrix, OpenOptions, Row, RowIter, VerifyReport};

@@ -1,0 +1,671 @@
+//! Merge and compact: the two operations that rewrite whole matrices.
+//!
+//! - [`merge`] sums matrices, such as the shards of one job. Inputs that line up (same
+//!   shape, same labels) are summed row by row in one streaming pass; inputs whose labels
+//!   differ are matched by label and summed through the [`Accumulator`] under a memory
+//!   budget.
+//! - [`compact`] rewrites a file densely, dropping the free space that in-place updates leave,
+//!   and finishes a build that was interrupted.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::accum::{default_memory_budget, Accumulator, AccumulatorOptions};
+use crate::dtype::{DType, Indices, Scalar, ValueVec};
+use crate::error::{io_err, Axis, Error, Result};
+use crate::layout::Codec;
+use crate::reader::Matrix;
+use crate::writer::{MatrixWriter, WriterOptions};
+
+/// How [`merge`] matches the rows and columns of its inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LabelMatching {
+    /// By label on each axis where every input has labels (the result has the union of
+    /// them); by position where none has. Inputs with labels on one axis only must have the
+    /// same labels there. The default.
+    #[default]
+    Auto,
+    /// By label on both axes: every input must have row and column labels.
+    Require,
+    /// By position: labels are neither compared nor kept, and every input must have the same
+    /// shape.
+    Ignore,
+}
+
+/// How to [`merge`]: built with [`MergeOptions::new`] and its setters.
+#[derive(Debug, Clone)]
+pub struct MergeOptions {
+    matching: LabelMatching,
+    memory: Option<u64>,
+    whole_process: bool,
+    codec: Codec,
+    zstd_level: i32,
+    dtype: Option<DType>,
+    overwrite: bool,
+}
+
+impl Default for MergeOptions {
+    fn default() -> Self {
+        MergeOptions::new()
+    }
+}
+
+impl MergeOptions {
+    /// Matching by label where every input has labels, the zstd codec at
+    /// [`crate::consts::DEFAULT_ZSTD_LEVEL`], the inputs' dtype, the default memory budget
+    /// ([`crate::accum::default_memory_budget`]), and no replacing of an existing output.
+    pub fn new() -> Self {
+        MergeOptions {
+            matching: LabelMatching::Auto,
+            memory: None,
+            whole_process: false,
+            codec: Codec::Zstd,
+            zstd_level: crate::consts::DEFAULT_ZSTD_LEVEL,
+            dtype: None,
+            overwrite: false,
+        }
+    }
+    /// How rows and columns of the inputs are matched.
+    pub fn label_matching(mut self, matching: LabelMatching) -> Self {
+        self.matching = matching;
+        self
+    }
+    /// Memory budget in bytes of a merge by label (a streaming merge holds one row per
+    /// input, whatever the budget).
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.memory = Some(bytes);
+        self
+    }
+    /// The memory budget bounds the whole process (see
+    /// [`AccumulatorOptions::whole_process`]): for a process that exists to run the merge.
+    pub fn whole_process(mut self, yes: bool) -> Self {
+        self.whole_process = yes;
+        self
+    }
+    /// Codec of the result.
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+    /// zstd level of the result (1 is fastest, up to 22).
+    pub fn zstd_level(mut self, level: i32) -> Self {
+        self.zstd_level = level;
+        self
+    }
+    /// Value dtype of the result. By default the inputs' dtype, which must then agree.
+    pub fn dtype(mut self, dtype: DType) -> Self {
+        self.dtype = Some(dtype);
+        self
+    }
+    /// Replace the output if it exists (it is replaced only when the merge is complete).
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+}
+
+/// What [`merge`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MergeSummary {
+    /// Number of inputs summed.
+    pub inputs: usize,
+    /// Whether rows and columns were matched by label (through the accumulator), rather
+    /// than streamed row by row.
+    pub by_label: bool,
+    pub n_rows: u64,
+    pub n_cols: u64,
+    pub nnz: u64,
+    pub bytes_on_disk: u64,
+}
+
+/// Sums the matrices at `inputs` into a new `.vfm` file at `output`.
+///
+/// Rows and columns are matched as [`MergeOptions::label_matching`] says: by default by
+/// label when every input has labels (the result has the union of the labels), otherwise
+/// by position, and then the inputs must have the same shape. Inputs that line up (same
+/// shape and labels) are summed in one streaming pass holding one row per input; others go
+/// through the [`Accumulator`] under the memory budget. Floats are summed in f64 and
+/// integers exactly, then rounded once to the result's dtype. With no inputs, the result is
+/// an empty 0 × 0 matrix.
+///
+/// The result appears at `output` only when complete. Errors: `output` is an input
+/// ([`Error::MergeOutputIsInput`]) or exists and may not be replaced
+/// ([`Error::OutputExists`]); the inputs disagree on dtype ([`Error::MergeDTypes`]), on
+/// shape ([`Error::MergeShapes`]) or on which axes have labels; a sum does not fit the
+/// result ([`Error::SumOutOfRange`]).
+///
+/// ```
+/// use vecfmt::{DType, Matrix, MatrixWriter, MergeOptions, WriterOptions};
+/// let dir = tempfile::tempdir()?;
+/// let (a, b, total) = (dir.path().join("a.vfm"), dir.path().join("b.vfm"), dir.path().join("total.vfm"));
+/// let mut w = MatrixWriter::create(&a, WriterOptions::new(DType::F32, 100).n_rows(2))?;
+/// w.push_row(0, &[3u32, 50], &[1.0f32, 2.0])?;
+/// w.finish()?;
+/// let mut w = MatrixWriter::create(&b, WriterOptions::new(DType::F32, 100).n_rows(2))?;
+/// w.push_row(0, &[3u32], &[0.5f32])?;
+/// w.push_row(1, &[7u32], &[4.0f32])?;
+/// w.finish()?;
+///
+/// let s = vecfmt::merge(&[&a, &b], &total, &MergeOptions::new())?;
+/// assert_eq!((s.n_rows, s.n_cols, s.nnz), (2, 100, 3));
+/// let m = Matrix::open(&total)?;
+/// assert_eq!(m.get(0, 3)?.to_f64(), 1.5);
+/// assert_eq!(m.get(1, 7)?.to_f64(), 4.0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn merge<P: AsRef<Path>>(inputs: &[P], output: impl AsRef<Path>, opts: &MergeOptions) -> Result<MergeSummary> {
+    let output = output.as_ref();
+    let paths: Vec<&Path> = inputs.iter().map(AsRef::as_ref).collect();
+    for p in &paths {
+        if same_file(p, output) {
+            return Err(Error::MergeOutputIsInput { path: output.into() });
+        }
+    }
+    if !opts.overwrite && output.exists() {
+        return Err(Error::OutputExists { path: output.into() });
+    }
+    let ms: Vec<Matrix> = paths.iter().map(Matrix::open).collect::<Result<_>>()?;
+    let Some(first) = ms.first() else {
+        // No input: an empty result, as summing nothing gives.
+        let s =
+            MatrixWriter::create(output, writer_options(opts, opts.dtype.unwrap_or(DType::F32), (0, 0)))?.finish()?;
+        return Ok(MergeSummary {
+            inputs: 0,
+            by_label: false,
+            n_rows: s.n_rows,
+            n_cols: s.n_cols,
+            nnz: s.nnz,
+            bytes_on_disk: s.bytes_on_disk,
+        });
+    };
+    let dtype = match opts.dtype {
+        Some(d) => d,
+        None => {
+            let d = first.dtype();
+            for (m, p) in ms.iter().zip(&paths) {
+                if m.dtype() != d {
+                    return Err(Error::MergeDTypes {
+                        path: p.to_path_buf(),
+                        dtype: m.dtype(),
+                        first: paths[0].to_path_buf(),
+                        first_dtype: d,
+                    });
+                }
+            }
+            d
+        }
+    };
+    let mut row_l = Vec::new();
+    let mut col_l = Vec::new();
+    for (m, p) in ms.iter().zip(&paths) {
+        let ignore = opts.matching == LabelMatching::Ignore;
+        row_l.push(if ignore {
+            None
+        } else {
+            labels_of(p, m.row_labels(), Axis::Row)?
+        });
+        col_l.push(if ignore {
+            None
+        } else {
+            labels_of(p, m.col_labels(), Axis::Col)?
+        });
+    }
+    for (v, axis) in [(&row_l, Axis::Row), (&col_l, Axis::Col)] {
+        let partly = !all(v) && !none(v);
+        if partly || opts.matching == LabelMatching::Require {
+            if let Some(k) = v.iter().position(Option::is_none) {
+                return Err(Error::MergeMissingLabels {
+                    path: paths[k].to_path_buf(),
+                    axis,
+                });
+            }
+        }
+    }
+    let aligned = same(&row_l) && same(&col_l);
+    if !aligned && (none(&row_l) || none(&col_l)) {
+        let (labelled, unlabelled) = if none(&row_l) {
+            (Axis::Col, Axis::Row)
+        } else {
+            (Axis::Row, Axis::Col)
+        };
+        return Err(Error::MergeLabelsOnOneAxis { labelled, unlabelled });
+    }
+    if aligned {
+        let shape = first.shape();
+        for (m, p) in ms.iter().zip(&paths) {
+            if m.shape() != shape {
+                return Err(Error::MergeShapes {
+                    path: p.to_path_buf(),
+                    shape: m.shape(),
+                    first: paths[0].to_path_buf(),
+                    first_shape: shape,
+                });
+            }
+        }
+        let row_labels = row_l.swap_remove(0);
+        let col_labels = col_l.swap_remove(0);
+        let s = merge_aligned(&ms, &paths, output, dtype, opts, row_labels, col_labels)?;
+        return Ok(MergeSummary {
+            inputs: ms.len(),
+            by_label: false,
+            n_rows: s.n_rows,
+            n_cols: s.n_cols,
+            nnz: s.nnz,
+            bytes_on_disk: s.bytes_on_disk,
+        });
+    }
+    merge_by_label(ms, &paths, output, dtype, opts, &row_l, &col_l)
+}
+
+fn all(v: &[Option<Vec<String>>]) -> bool {
+    v.iter().all(Option::is_some)
+}
+
+fn none(v: &[Option<Vec<String>>]) -> bool {
+    v.iter().all(Option::is_none)
+}
+
+fn same(v: &[Option<Vec<String>>]) -> bool {
+    v.windows(2).all(|w| w[0] == w[1])
+}
+
+/// Whether `a` and `b` name the same file: the same path, or (when both exist) the same
+/// device and inode, so a link or another spelling of an input is caught too.
+fn same_file(a: &Path, b: &Path) -> bool {
+    if a == b {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if let (Ok(x), Ok(y)) = (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+            return x == y;
+        }
+    }
+    false
+}
+
+/// The labels of one axis of the input at `path`, owned (the inputs' labels are compared
+/// whole, and the accumulator maps them to ids).
+fn labels_of(path: &Path, l: Option<crate::Labels<'_>>, axis: Axis) -> Result<Option<Vec<String>>> {
+    let Some(l) = l else { return Ok(None) };
+    let what = match axis {
+        Axis::Row => "row labels",
+        Axis::Col => "column labels",
+    };
+    let labels = l
+        .iter()
+        .map(|s| s.map(str::to_owned))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|m| Error::Corrupt {
+            path: path.into(),
+            what,
+            offset: m.offset,
+            detail: m.detail,
+        })?;
+    Ok(Some(labels))
+}
+
+fn writer_options(opts: &MergeOptions, dtype: DType, (n_rows, n_cols): (u64, u64)) -> WriterOptions {
+    WriterOptions::new(dtype, n_cols)
+        .n_rows(n_rows)
+        .codec(opts.codec)
+        .zstd_level(opts.zstd_level)
+}
+
+/// `s` as an exact integer: `None` for a float with a fraction, a NaN, an infinity, or one
+/// of 2^64 or more in magnitude (no integer dtype holds it, and the bound keeps an i128 sum
+/// of any number of values from overflowing).
+fn exact_int(s: Scalar) -> Option<i128> {
+    let float = |x: f64| (x.fract() == 0.0 && x.abs() < 18_446_744_073_709_551_616.0).then_some(x as i128);
+    match s {
+        Scalar::F32(x) => float(x as f64),
+        Scalar::F64(x) => float(x),
+        Scalar::I32(x) => Some(x.into()),
+        Scalar::I64(x) => Some(x.into()),
+        Scalar::U32(x) => Some(x.into()),
+        Scalar::U64(x) => Some(x.into()),
+    }
+}
+
+/// Sums inputs of the same shape and labels row by row: a k-way merge holding one row per
+/// input. A float result of float inputs is summed in f64; otherwise the sum is exact in
+/// i128 (float inputs into an integer result must hold whole numbers). Rounded once.
+fn merge_aligned(
+    ms: &[Matrix],
+    paths: &[&Path],
+    out: &Path,
+    dtype: DType,
+    opts: &MergeOptions,
+    row_labels: Option<Vec<String>>,
+    col_labels: Option<Vec<String>>,
+) -> Result<crate::WriteSummary> {
+    let mut w = MatrixWriter::create(out, writer_options(opts, dtype, ms[0].shape()))?;
+    if let Some(l) = row_labels {
+        w.set_row_labels(l);
+    }
+    if let Some(l) = col_labels {
+        w.set_col_labels(l);
+    }
+    // Integer inputs into a float result are summed exactly, as integers, and rounded once.
+    let float_sum = dtype.is_float() && ms.iter().any(|m| m.dtype().is_float());
+    let mut iters: Vec<_> = ms.iter().map(|m| m.iter_rows().peekable()).collect();
+    let mut sum: BTreeMap<u64, f64> = BTreeMap::new();
+    let mut isum: BTreeMap<u64, i128> = BTreeMap::new();
+    let mut idx: Vec<u64> = Vec::new();
+    let mut vals = ValueVec::new(dtype);
+    loop {
+        let mut next: Option<u64> = None;
+        for it in iters.iter_mut() {
+            match it.peek() {
+                Some(Ok(r)) => next = Some(next.map_or(r.id(), |n: u64| n.min(r.id()))),
+                Some(Err(_)) => {
+                    if let Some(Err(e)) = it.next() {
+                        return Err(e);
+                    }
+                }
+                None => {}
+            }
+        }
+        let Some(row) = next else { break };
+        sum.clear();
+        isum.clear();
+        for (it, path) in iters.iter_mut().zip(paths) {
+            if !it.peek().is_some_and(|r| r.as_ref().is_ok_and(|r| r.id() == row)) {
+                continue;
+            }
+            let Some(r) = it.next().transpose()? else { continue };
+            let v = r.values();
+            for (i, c) in r.indices().iter().enumerate() {
+                let x = v.get(i);
+                if float_sum {
+                    *sum.entry(c).or_default() += x.to_f64();
+                } else {
+                    let Some(y) = exact_int(x) else {
+                        return Err(Error::MergeValueNotInteger {
+                            path: path.to_path_buf(),
+                            row,
+                            col: c,
+                            value: x.to_string(),
+                            dtype,
+                        });
+                    };
+                    *isum.entry(c).or_default() += y;
+                }
+            }
+        }
+        idx.clear();
+        vals.clear();
+        let out_of_range = |c: u64, sum: String| Error::SumOutOfRange {
+            path: out.to_path_buf(),
+            row,
+            col: c,
+            sum,
+            dtype,
+        };
+        match &mut vals {
+            ValueVec::F32(v) if float_sum => {
+                for (&c, &x) in &sum {
+                    let y = x as f32;
+                    if !y.is_finite() && x.is_finite() {
+                        return Err(out_of_range(c, x.to_string()));
+                    }
+                    idx.push(c);
+                    v.push(y);
+                }
+            }
+            ValueVec::F64(v) if float_sum => {
+                for (&c, &x) in &sum {
+                    idx.push(c);
+                    v.push(x);
+                }
+            }
+            vals => {
+                for (&c, &x) in &isum {
+                    let fits = match vals {
+                        ValueVec::F32(v) => {
+                            v.push(x as f32);
+                            true
+                        }
+                        ValueVec::F64(v) => {
+                            v.push(x as f64);
+                            true
+                        }
+                        ValueVec::I32(v) => i32::try_from(x).map(|y| v.push(y)).is_ok(),
+                        ValueVec::I64(v) => i64::try_from(x).map(|y| v.push(y)).is_ok(),
+                        ValueVec::U32(v) => u32::try_from(x).map(|y| v.push(y)).is_ok(),
+                        ValueVec::U64(v) => u64::try_from(x).map(|y| v.push(y)).is_ok(),
+                    };
+                    if !fits {
+                        return Err(out_of_range(c, x.to_string()));
+                    }
+                    idx.push(c);
+                }
+            }
+        }
+        w.push_row_dyn(row, Indices::U64(&idx), vals.as_values())?;
+    }
+    w.finish()
+}
+
+/// Sums inputs whose labels differ through the accumulator, matching rows and columns by
+/// label. The accumulator works on a temporary file next to `out`, renamed over it when
+/// finished: a failed merge leaves `out` as it was.
+fn merge_by_label(
+    ms: Vec<Matrix>,
+    paths: &[&Path],
+    out: &Path,
+    dtype: DType,
+    opts: &MergeOptions,
+    row_l: &[Option<Vec<String>>],
+    col_l: &[Option<Vec<String>>],
+) -> Result<MergeSummary> {
+    let tmp = crate::publish::temp_file_for(out)?.into_temp_path();
+    let acc = Accumulator::create(
+        &tmp,
+        AccumulatorOptions::new(dtype)
+            .memory(opts.memory.unwrap_or_else(default_memory_budget))
+            .whole_process(opts.whole_process)
+            .codec(opts.codec)
+            .zstd_level(opts.zstd_level)
+            .row_labels(true)
+            .col_labels(true)
+            // The temporary file exists (empty): the accumulator replaces it.
+            .overwrite(true),
+    )?;
+    let mut p = acc.producer();
+    for (k, (m, path)) in ms.iter().zip(paths).enumerate() {
+        let ids = |labels: &Option<Vec<String>>, axis: Axis| -> Result<Vec<u64>> {
+            // Every input has labels on both axes here: `merge` checked it.
+            let labels = labels.as_deref().unwrap_or_default();
+            labels
+                .iter()
+                .map(|l| match axis {
+                    Axis::Row => acc.row_id(l),
+                    Axis::Col => acc.col_id(l),
+                })
+                .collect()
+        };
+        let rmap = ids(&row_l[k], Axis::Row)?;
+        let cmap = ids(&col_l[k], Axis::Col)?;
+        for row in m.iter_rows() {
+            let row = row?;
+            let r = *rmap.get(row.id() as usize).ok_or(Error::RowOutOfRange {
+                row: row.id(),
+                n_rows: rmap.len() as u64,
+            })?;
+            let vals = row.values();
+            for (i, c) in row.indices().iter().enumerate() {
+                let col = *cmap.get(c as usize).ok_or(Error::ColOutOfRange {
+                    row: row.id(),
+                    col: c,
+                    n_cols: cmap.len() as u64,
+                })?;
+                match vals.get(i) {
+                    x @ (Scalar::F32(_) | Scalar::F64(_)) if !dtype.is_float() => {
+                        let y = exact_int(x).ok_or_else(|| Error::MergeValueNotInteger {
+                            path: path.to_path_buf(),
+                            row: row.id(),
+                            col: c,
+                            value: x.to_string(),
+                            dtype,
+                        })?;
+                        p.add_int(r, col, y)?
+                    }
+                    Scalar::F32(x) => p.add(r, col, x as f64)?,
+                    Scalar::F64(x) => p.add(r, col, x)?,
+                    Scalar::I32(x) => p.add_int(r, col, x)?,
+                    Scalar::I64(x) => p.add_int(r, col, x)?,
+                    Scalar::U32(x) => p.add_int(r, col, x)?,
+                    Scalar::U64(x) => p.add_int(r, col, x)?,
+                }
+            }
+        }
+    }
+    p.flush()?;
+    drop(p);
+    drop(ms);
+    let s = acc.finish()?;
+    crate::publish::persist_path(&tmp, out)?;
+    // Renamed into place: nothing is left at the temporary path to delete.
+    let _ = tmp.keep();
+    Ok(MergeSummary {
+        inputs: paths.len(),
+        by_label: true,
+        n_rows: s.n_rows,
+        n_cols: s.n_cols,
+        nnz: s.nnz,
+        bytes_on_disk: s.bytes_on_disk,
+    })
+}
+
+/// How to [`compact`]: built with [`CompactOptions::new`] and its setters.
+#[derive(Debug, Clone)]
+pub struct CompactOptions {
+    codec: Codec,
+    zstd_level: i32,
+    memory: Option<u64>,
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        CompactOptions::new()
+    }
+}
+
+impl CompactOptions {
+    /// The zstd codec at [`crate::consts::DEFAULT_ZSTD_LEVEL`], and the default memory
+    /// budget ([`crate::accum::default_memory_budget`]).
+    pub fn new() -> Self {
+        CompactOptions {
+            codec: Codec::Zstd,
+            zstd_level: crate::consts::DEFAULT_ZSTD_LEVEL,
+            memory: None,
+        }
+    }
+    /// Codec of the result.
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+    /// zstd level of the result (1 is fastest, up to 22).
+    pub fn zstd_level(mut self, level: i32) -> Self {
+        self.zstd_level = level;
+        self
+    }
+    /// Memory budget in bytes. It matters when the file is an unfinished symmetric build,
+    /// whose lower triangle is sorted in runs of at most a quarter of it.
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.memory = Some(bytes);
+        self
+    }
+}
+
+/// What [`compact`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactSummary {
+    pub n_rows: u64,
+    pub n_cols: u64,
+    pub nnz: u64,
+    pub chunks: usize,
+    /// Size of the file before and after.
+    pub bytes_before: u64,
+    pub bytes_on_disk: u64,
+}
+
+/// Rewrites the `.vfm` file at `path` densely with the options' codec, freeing the space
+/// that copy-on-write updates left behind. An unfinished build (a file still in its f64
+/// working form, left by a process that stopped after a commit) is finished: it gets its
+/// final dtype. The new file replaces the old one only when complete; no reader or
+/// accumulator may hold the file meanwhile.
+///
+/// ```
+/// use vecfmt::{Accumulator, AccumulatorOptions, CompactOptions, DType, Matrix};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("m.vfm");
+/// let acc = Accumulator::create(&path, AccumulatorOptions::new(DType::F32))?;
+/// acc.add(2, 3, 1.5)?;
+/// acc.commit()?;
+/// drop(acc); // as if the process had stopped after its last commit
+/// assert_eq!(Matrix::open(&path)?.dtype(), DType::F64); // the working form
+///
+/// let s = vecfmt::compact(&path, &CompactOptions::new().zstd_level(19))?;
+/// assert_eq!(s.nnz, 1);
+/// let m = Matrix::open(&path)?;
+/// assert_eq!(m.dtype(), DType::F32);
+/// assert_eq!(m.get(2, 3)?.to_f64(), 1.5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn compact(path: impl AsRef<Path>, opts: &CompactOptions) -> Result<CompactSummary> {
+    let path = path.as_ref();
+    let bytes_before = std::fs::metadata(path).map_err(io_err(path, "stat"))?.len();
+    let memory = opts.memory.unwrap_or_else(default_memory_budget);
+    let s = crate::accum::compact_with_memory(path, opts.codec, opts.zstd_level, memory)?;
+    Ok(CompactSummary {
+        n_rows: s.n_rows,
+        n_cols: s.n_cols,
+        nnz: s.nnz,
+        chunks: s.chunks,
+        bytes_before,
+        bytes_on_disk: s.bytes_on_disk,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_int_takes_whole_numbers_within_64_bits_only() {
+        assert_eq!(exact_int(Scalar::F64(3.0)), Some(3));
+        assert_eq!(exact_int(Scalar::F32(-2.0)), Some(-2));
+        assert_eq!(exact_int(Scalar::F64(0.5)), None);
+        assert_eq!(exact_int(Scalar::F64(f64::NAN)), None);
+        assert_eq!(exact_int(Scalar::F64(f64::INFINITY)), None);
+        assert_eq!(exact_int(Scalar::F64(1e20)), None);
+        assert_eq!(exact_int(Scalar::U64(u64::MAX)), Some(u64::MAX as i128));
+        assert_eq!(exact_int(Scalar::I64(i64::MIN)), Some(i64::MIN as i128));
+    }
+
+    #[test]
+    fn same_file_sees_a_hard_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+        std::fs::write(&a, b"x").unwrap();
+        std::fs::hard_link(&a, &b).unwrap();
+        std::fs::write(&c, b"x").unwrap();
+        assert!(same_file(&a, &a));
+        assert!(same_file(&a, &b));
+        assert!(!same_file(&a, &c));
+        assert!(!same_file(&a, &dir.path().join("absent")));
+    }
+}
