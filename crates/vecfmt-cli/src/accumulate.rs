@@ -77,12 +77,6 @@ impl AccumArgs {
     }
 }
 
-/// Checks that OUTPUT may be written: removes it with `--force`, keeps it with `--append`
-/// (returns `true`), and otherwise refuses with a hint naming both flags.
-pub(crate) fn prepare_output(out: &Path, force: bool, append: bool) -> Result<bool> {
-    vecfmt_text::prepare_output(out, force, append).map_err(text_error)
-}
-
 /// `eprintln!` that never panics: with stderr closed (`2>&-`) a notice is lost, not the run.
 #[macro_export]
 macro_rules! note {
