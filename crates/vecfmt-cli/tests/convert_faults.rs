@@ -231,8 +231,8 @@ fn a_full_disk_or_a_failed_rename_leaves_no_partial_output() {
 /// `H5Fflush`; an assertion in debug builds). `convert` therefore writes HDF5 output in a
 /// child process (crates/vecfmt-convert/src/isolate): every failed run must be an error
 /// naming the output and the cause ("File too large", the errno of a write past
-/// RLIMIT_FSIZE), whether HDF5 returned the error or crashed, and leave nothing behind. Fewer limits than above (10
-/// steps): every run starts a second process, and CI time counts.
+/// RLIMIT_FSIZE), whether HDF5 returned the error or crashed, and leave nothing behind.
+/// Fewer limits than above (10 steps): every run starts a second process, and CI time counts.
 #[test]
 fn hdf5_output_under_a_full_disk() {
     let dir = tempfile::tempdir().unwrap();
