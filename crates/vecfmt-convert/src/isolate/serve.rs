@@ -152,18 +152,14 @@ fn write_error(
 pub fn serve_read(hint: impl Fn(&vecfmt::Error) -> Option<String>) -> ExitCode {
     let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     let mut input = FrameReader::new(std::io::stdin().lock());
-    let r = match read_request(&mut input) {
-        Ok(v) => match ReadRequest::from_json(&v) {
-            Some(req) => serve_frames(&req, &mut out),
-            None => Err(Served::Source(
-                Error::BadRequest {
-                    what: "a malformed read request",
-                }
-                .into(),
-            )),
-        },
-        Err(e) => Err(Served::Source(e.into())),
-    };
+    let r = read_request(&mut input)
+        .and_then(|v| {
+            ReadRequest::from_json(&v).ok_or(Error::BadRequest {
+                what: "a malformed read request",
+            })
+        })
+        .map_err(|e| Served::Source(e.into()))
+        .and_then(|req| serve_frames(&req, &mut out));
     let r = match r {
         Ok(()) => Ok(()),
         Err(Served::Source(e)) => write_error(&mut out, &e, &hint),
