@@ -34,7 +34,8 @@
 //! then an error naming the file ([`Error::ReaderDied`], [`Error::WriterDied`], with the
 //! signal and, for output, the likely cause), and no partial output is left; an error the
 //! worker meets arrives as [`Error::Worker`], with its message, the operating-system error
-//! under it, and a hint from the worker's host.
+//! under it, and a hint from the worker's host; the reading worker's notes arrive at the
+//! options' [`Progress`].
 //!
 //! The worker is a program that calls [`serve_read`] when run with [`READ_SUBCOMMAND`] and
 //! [`serve_write`] when run with [`WRITE_SUBCOMMAND`] (its request comes on stdin, so the

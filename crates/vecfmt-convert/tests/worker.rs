@@ -21,8 +21,12 @@ fn main() -> ExitCode {
         Some(vecfmt_convert::WRITE_SUBCOMMAND) => return vecfmt_convert::serve_write(hint),
         _ => {}
     }
-    let tests: [(&str, fn()); 5] = [
+    let tests: [(&str, fn()); 6] = [
         ("hdf5_round_trip_through_workers", hdf5_round_trip_through_workers),
+        (
+            "the_readers_notes_and_progress_reach_the_caller",
+            the_readers_notes_and_progress_reach_the_caller,
+        ),
         (
             "worker_errors_keep_message_path_and_hint",
             worker_errors_keep_message_path_and_hint,
@@ -104,6 +108,48 @@ fn hdf5_round_trip_through_workers() {
     }
     // Nothing but the outputs: the staging directories are gone.
     assert_eq!(names(dir.path()), ["back.h5", "back.h5ad", "m.vfm"]);
+}
+
+/// Records what a conversion reports.
+#[derive(Default)]
+struct Recorder {
+    notes: std::sync::Mutex<Vec<String>>,
+    total: std::sync::Mutex<Option<Option<u64>>>,
+    read: std::sync::atomic::AtomicU64,
+}
+
+impl vecfmt_convert::Progress for Recorder {
+    fn start(&self, total_bytes: Option<u64>) {
+        *self.total.lock().unwrap() = Some(total_bytes);
+    }
+    fn advance(&self, bytes_read: u64) {
+        self.read.store(bytes_read, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn note(&self, message: &str) {
+        self.notes.lock().unwrap().push(message.to_string());
+    }
+}
+
+/// The reading worker's notes (made while it opens the file, and while it reads) come to
+/// the caller's `Progress`, not to the worker's stderr; so does how far the input is read.
+fn the_readers_notes_and_progress_reach_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, note) in [
+        ("h5py_bool_csr.h5", "/m/data is bool; read as u32"),
+        ("bad_csr_unsorted_dups.h5", "1 duplicate entries were summed"),
+    ] {
+        let rec = std::sync::Arc::new(Recorder::default());
+        let opts = ConvertOptions::new().worker(me()).progress_arc(rec.clone());
+        convert(&fixture(name), &dir.path().join("x.vfm"), &opts).unwrap();
+        let notes = rec.notes.lock().unwrap().clone();
+        assert!(notes.iter().any(|n| n.contains(note)), "{name}: {notes:?}");
+        let total = rec.total.lock().unwrap().expect("start was called");
+        let read = rec.read.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            read > 0 && total.is_none_or(|t| read <= t),
+            "{name}: read {read} of {total:?}"
+        );
+    }
 }
 
 /// An error the reading worker meets arrives with its message, naming the user's file, and

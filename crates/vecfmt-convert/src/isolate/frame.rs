@@ -9,6 +9,7 @@
 //! | `H` | either, the matrix header | u32 length + JSON header |
 //! | `R` | rows | (reader only: u64 bytes read so far) + u64 rows + u64 entries + `rows`, `indptr`, `indices` as u64s + the values in the header's dtype |
 //! | `T` | reader → parent, triplets | u64 bytes read so far + u64 triplets + u64 columns + `rows`, `cols` as u64s + the values |
+//! | `N` | reader → parent, a note | u32 length + JSON `{message}` |
 //! | `E` | worker → parent, an error | u32 length + JSON `{message, os_error, hint}` |
 //! | `K` | writer → parent | ready (after the header), or finished (after `Z`) |
 //! | `Z` | the end of the blocks | |
@@ -27,6 +28,8 @@ pub(crate) const HEADER: u8 = b'H';
 pub(crate) const ROWS: u8 = b'R';
 /// A triplet block.
 pub(crate) const TRIPLETS: u8 = b'T';
+/// A note of the reader (for the parent's [`Progress`](crate::Progress)).
+pub(crate) const NOTE: u8 = b'N';
 /// An error the worker reports.
 pub(crate) const ERROR: u8 = b'E';
 /// The writer is ready, or has finished.

@@ -19,7 +19,10 @@
 //! If the library crashes, the worker dies, and the parent reports a clean error naming the
 //! file (and, for output, what the file system says about the cause: a full disk, a
 //! file-size limit); no partial output is left behind. An error the worker meets crosses
-//! the pipe with its message, the operating-system error under it and the host's hint.
+//! the pipe with its message, the operating-system error under it and the host's hint. The
+//! reader's notes cross too, to the caller's [`Progress`](crate::Progress); the writer's go
+//! to the stderr it shares with the parent (it answers only at its `K` and `E` frames, so a
+//! note of its own could fill the pipe the parent is not reading).
 //!
 //! [`process`] starts workers and reads the signs of a crash; [`serve`] is the worker side.
 

@@ -4,6 +4,7 @@
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use vecfmt::stream::{MatrixSink, MatrixSource, RowBlock};
@@ -148,7 +149,8 @@ fn write_error(
 /// [`Error::Worker`]'s `hint`; `|_| None` gives none. The CLI passes the hint
 /// that names its flag.
 ///
-/// Notes go to stderr, which the worker shares with the parent.
+/// The reader's notes go to the parent, which hands them to its
+/// [`Progress`](crate::Progress).
 pub fn serve_read(hint: impl Fn(&vecfmt::Error) -> Option<String>) -> ExitCode {
     let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     let mut input = FrameReader::new(std::io::stdin().lock());
@@ -189,12 +191,36 @@ impl From<std::io::Error> for Served {
     }
 }
 
+/// Notes the HDF5 source makes, kept until the next frame goes out.
+#[derive(Clone, Default)]
+struct Notes(Arc<Mutex<Vec<String>>>);
+
+impl Notes {
+    fn notify(&self) -> vecfmt_hdf5::Notify {
+        let notes = self.0.clone();
+        Arc::new(move |m: &str| notes.lock().unwrap_or_else(|p| p.into_inner()).push(m.to_string()))
+    }
+
+    /// Sends the notes kept so far, each as an `N` frame.
+    fn send(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let kept = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for m in kept {
+            frame::write_json(out, frame::NOTE, &json!({ "message": m }))?;
+        }
+        Ok(())
+    }
+}
+
 fn serve_frames(req: &ReadRequest, out: &mut impl Write) -> Result<(), Served> {
+    let notes = Notes::default();
     let opts = vecfmt_hdf5::ReadOptions {
         dataset: req.dataset.clone(),
+        notify: notes.notify(),
         ..vecfmt_hdf5::ReadOptions::for_budget(req.memory)
     };
-    let mut src = vecfmt_hdf5::Hdf5Source::open(&req.path, &opts).map_err(core)?;
+    let opened = vecfmt_hdf5::Hdf5Source::open(&req.path, &opts).map_err(core);
+    notes.send(out)?;
+    let mut src = opened?;
     let mut head = frame::header_json(src.header());
     head["total"] = json!(src.total_bytes());
     frame::write_json(out, frame::HEADER, &head)?;
@@ -203,7 +229,10 @@ fn serve_frames(req: &ReadRequest, out: &mut impl Write) -> Result<(), Served> {
         out.flush()?;
         std::process::abort();
     }
-    while let Some(block) = src.next_block()? {
+    loop {
+        let block = src.next_block();
+        notes.send(out)?;
+        let Some(block) = block? else { break };
         frame::write_source_block(out, src.bytes_read(), &block)?;
     }
     out.write_all(&[frame::END])?;

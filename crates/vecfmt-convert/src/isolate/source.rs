@@ -3,6 +3,7 @@
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout};
+use std::sync::Arc;
 
 use vecfmt::stream::{Block, MatrixHeader, MatrixSource};
 use vecfmt::DType;
@@ -10,14 +11,13 @@ use vecfmt::DType;
 use super::frame::{self, FrameError, FrameReader, WireError};
 use super::process;
 use super::serve::{ReadRequest, READ_SUBCOMMAND};
-use crate::{ConvertOptions, Ended, Error, Result, Role};
+use crate::{ConvertOptions, Ended, Error, Progress, Result, Role};
 
 /// An HDF5 (or `.h5ad`) input read by a worker process (see the [crate] docs): a crash of
 /// the HDF5 C library on a malformed file is an [`Error::ReaderDied`], not the end of this
 /// process.
 ///
 /// Dropped before the end, it kills the worker.
-#[derive(Debug)]
 pub struct ChildSource {
     path: PathBuf,
     child: Child,
@@ -26,6 +26,20 @@ pub struct ChildSource {
     total: Option<u64>,
     read: u64,
     done: bool,
+    /// Where the worker's notes go.
+    progress: Arc<dyn Progress>,
+}
+
+impl std::fmt::Debug for ChildSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildSource")
+            .field("path", &self.path)
+            .field("child", &self.child)
+            .field("header", &self.header)
+            .field("read", &self.read)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ChildSource {
@@ -50,8 +64,9 @@ impl ChildSource {
             total: None,
             read: 0,
             done: false,
+            progress: opts.progress.clone(),
         };
-        let tag = s.stdout.tag().map_err(|e| s.failed(e))?;
+        let tag = s.tag()?;
         match tag {
             frame::HEADER => {
                 let start = s.stdout.offset();
@@ -62,6 +77,25 @@ impl ChildSource {
             }
             frame::ERROR => Err(s.worker_error()),
             _ => Err(s.protocol(s.stdout.offset() - 1, "no header")),
+        }
+    }
+
+    /// The next frame's tag, after handing the notes before it to the progress.
+    fn tag(&mut self) -> Result<u8> {
+        loop {
+            let tag = self.stdout.tag().map_err(|e| self.failed(e))?;
+            if tag != frame::NOTE {
+                return Ok(tag);
+            }
+            let start = self.stdout.offset();
+            let v = self.stdout.json().map_err(|e| self.failed(e))?;
+            match v["message"].as_str() {
+                Some(m) => self.progress.note(m),
+                None => {
+                    self.done = true;
+                    return Err(self.protocol(start, "a malformed note"));
+                }
+            }
         }
     }
 
@@ -119,7 +153,7 @@ impl ChildSource {
         if self.done {
             return Ok(None);
         }
-        let tag = self.stdout.tag().map_err(|e| self.failed(e))?;
+        let tag = self.tag()?;
         match tag {
             frame::ROWS | frame::TRIPLETS => {
                 let (read, block) = self
