@@ -37,6 +37,7 @@ fn format_hint(e: &Error) -> Option<&'static str> {
         .or_else(|| mtx_hint(e))
         .or_else(|| npy_hint(e))
         .or_else(|| parquet_hint(e))
+        .or_else(|| convert_hint(e))
 }
 
 fn hdf5_hint(_e: &Error) -> Option<&'static str> {
@@ -129,4 +130,22 @@ pub(crate) fn text_message(e: &vecfmt_text::Error) -> String {
         p => p.to_string(),
     };
     format!("{file}: line {line}: {problem}: {content:?}")
+}
+
+/// The hint for a conversion error: the flags that name a format, or the hint the HDF5 worker
+/// process sent with its error (this CLI's own, from [`worker_hint`]).
+fn convert_hint(e: &Error) -> Option<&'static str> {
+    use vecfmt_convert::Error as C;
+    match e.format_error::<C>()? {
+        C::UnknownExtension { .. } => Some("name the formats with --from and --to"),
+        // The CLI prints one hint, as it exits: the text would live until then anyway.
+        C::Worker { hint: Some(h), .. } => Some(Box::leak(h.clone().into_boxed_str())),
+        _ => None,
+    }
+}
+
+/// The hint the HDF5 worker process (`vecfmt __read-hdf5`, `__write-hdf5`) sends with its
+/// error: computed there, where the HDF5 crate's typed error is known.
+pub(crate) fn worker_hint(e: &Error) -> Option<String> {
+    hint(e).map(str::to_owned)
 }

@@ -13,7 +13,6 @@ use vecfmt::{Error, Matrix, RowLayout};
 mod accumulate;
 mod convert;
 mod hints;
-mod isolate;
 mod merge;
 mod units;
 
@@ -89,30 +88,12 @@ enum Command {
     Compact(merge::CompactArgs),
     /// Convert between .vfm and other formats.
     Convert(convert::ConvertArgs),
-    /// Internal: reads an HDF5 file for `convert` in a child process (see isolate.rs).
-    #[command(name = isolate::SUBCOMMAND, hide = true)]
-    ReadHdf5 {
-        #[arg(long)]
-        memory: u64,
-        #[arg(long)]
-        dataset: Option<String>,
-        file: std::path::PathBuf,
-    },
-    /// Internal: writes an HDF5 file for `convert` in a child process (see isolate.rs).
-    #[command(name = isolate::WRITE_SUBCOMMAND, hide = true)]
-    WriteHdf5 {
-        #[arg(long)]
-        memory: u64,
-        #[arg(long)]
-        layout: String,
-        #[arg(long)]
-        dataset: Option<String>,
-        #[arg(long)]
-        force: bool,
-        #[arg(long)]
-        h5ad: bool,
-        file: std::path::PathBuf,
-    },
+    /// Internal: reads an HDF5 file for `convert` in a child process (vecfmt_convert::serve_read).
+    #[command(name = vecfmt_convert::READ_SUBCOMMAND, hide = true)]
+    ReadHdf5,
+    /// Internal: writes an HDF5 file for `convert` in a child process (vecfmt_convert::serve_write).
+    #[command(name = vecfmt_convert::WRITE_SUBCOMMAND, hide = true)]
+    WriteHdf5,
 }
 
 /// `println!` that ends the command quietly when stdout is a closed pipe (`| head`), and
@@ -174,24 +155,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cooccur(args) => accumulate::cooccur(args),
         Command::Merge(args) => merge::merge(args),
         Command::Compact(args) => merge::compact(args),
-        Command::ReadHdf5 { memory, dataset, file } => Ok(isolate::serve(&file, dataset, memory)),
-        Command::WriteHdf5 {
-            memory,
-            layout,
-            dataset,
-            force,
-            h5ad,
-            file,
-        } => {
-            let req = isolate::WriteRequest {
-                layout,
-                h5ad,
-                dataset,
-                force,
-                memory,
-            };
-            Ok(isolate::serve_output(&file, &req))
-        }
+        Command::ReadHdf5 => Ok(vecfmt_convert::serve_read(hints::worker_hint)),
+        Command::WriteHdf5 => Ok(vecfmt_convert::serve_write(hints::worker_hint)),
     }
 }
 

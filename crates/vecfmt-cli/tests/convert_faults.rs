@@ -229,10 +229,10 @@ fn a_full_disk_or_a_failed_rename_leaves_no_partial_output() {
 /// writes its output, the HDF5 C library (hdf5-metno-src 0.10.4, HDF5 2.2) crashes (a free
 /// of a bad pointer in its variable-length string conversion, or a NULL dataset in
 /// `H5Fflush`; an assertion in debug builds). `convert` therefore writes HDF5 output in a
-/// child process (src/isolate.rs): every failed run must be an error naming the output and
-/// the cause ("File too large", the errno of a write past RLIMIT_FSIZE), whether HDF5
-/// returned the error or crashed, and leave nothing behind. Fewer limits than above (10
-/// steps): every run starts a second process, and CI time counts.
+/// child process (crates/vecfmt-convert/src/isolate): every failed run must be an error
+/// naming the output and the cause ("File too large", the errno of a write past
+/// RLIMIT_FSIZE), whether HDF5 returned the error or crashed, and leave nothing behind.
+/// Fewer limits than above (10 steps): every run starts a second process, and CI time counts.
 #[test]
 fn hdf5_output_under_a_full_disk() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,6 @@
-//! `vecfmt convert` reads HDF5 input in a child process (src/isolate.rs): a crash of the
-//! HDF5 C library becomes a clean error naming the file, and leaves no output behind.
+//! `vecfmt convert` reads HDF5 input in a child process (crates/vecfmt-convert/src/isolate):
+//! a crash of the HDF5 C library becomes a clean error naming the file, and leaves no output
+//! behind.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,275 @@
+//! The HDF5 worker isolation as any library caller gets it: this test binary is its own host
+//! (it serves the worker subcommands first thing in `main`, as the crate docs show), so
+//! nothing here runs the `vecfmt` CLI. `harness = false`: the worker subcommands must be
+//! dispatched before any test runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use vecfmt::stream::{Block, MatrixSource};
+use vecfmt_convert::{convert, ConvertOptions, Ended, Error, Role, Worker};
+
+/// The hint this host gives for every error its workers meet.
+fn hint(e: &vecfmt::Error) -> Option<String> {
+    Some(format!("host hint ({} bytes of message)", e.to_string().len()))
+}
+
+fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        Some(vecfmt_convert::READ_SUBCOMMAND) => return vecfmt_convert::serve_read(hint),
+        Some(vecfmt_convert::WRITE_SUBCOMMAND) => return vecfmt_convert::serve_write(hint),
+        _ => {}
+    }
+    let tests: [(&str, fn()); 6] = [
+        ("hdf5_round_trip_through_workers", hdf5_round_trip_through_workers),
+        (
+            "the_readers_notes_and_progress_reach_the_caller",
+            the_readers_notes_and_progress_reach_the_caller,
+        ),
+        (
+            "worker_errors_keep_message_path_and_hint",
+            worker_errors_keep_message_path_and_hint,
+        ),
+        ("a_crashing_worker_is_an_error", a_crashing_worker_is_an_error),
+        ("workers_that_are_not_workers", workers_that_are_not_workers),
+        (
+            "the_environment_names_the_default_worker",
+            the_environment_names_the_default_worker,
+        ),
+    ];
+    for (name, test) in tests {
+        eprint!("test {name} ... ");
+        test();
+        eprintln!("ok");
+    }
+    ExitCode::SUCCESS
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/interop/hdf5")
+        .join(name)
+}
+
+/// This test binary, as the worker.
+fn me() -> Worker {
+    Worker::new(std::env::current_exe().unwrap())
+}
+
+/// Every entry of a source, as (row, col) → value bits of its f64.
+fn entries(src: &mut dyn MatrixSource) -> BTreeMap<(u64, u64), u64> {
+    let mut m = BTreeMap::new();
+    while let Some(b) = src.next_block().unwrap() {
+        match b {
+            Block::Rows(b) => {
+                for (k, &r) in b.rows.iter().enumerate() {
+                    for j in b.indptr[k] as usize..b.indptr[k + 1] as usize {
+                        m.insert((r, b.indices[j]), b.values.as_values().get(j).to_f64().to_bits());
+                    }
+                }
+            }
+            Block::Triplets(t) => {
+                for (k, (&r, &c)) in t.rows.iter().zip(&t.cols).enumerate() {
+                    m.insert((r, c), t.values.as_values().get(k).to_f64().to_bits());
+                }
+            }
+        }
+    }
+    m
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// HDF5 → .vfm through the reading worker, then .vfm → HDF5 through the writing worker:
+/// the same entries as the fixture read in this process.
+fn hdf5_round_trip_through_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("h5py_csr_int64.h5");
+    let want = entries(&mut vecfmt_hdf5::Hdf5Source::open(&input, &Default::default()).unwrap());
+    assert!(!want.is_empty());
+    let opts = ConvertOptions::new().worker(me()).memory(64 << 20);
+    let vfm = dir.path().join("m.vfm");
+    let s = convert(&input, &vfm, &opts).unwrap();
+    assert_eq!(s.nnz, want.len() as u64);
+    assert_eq!(entries(&mut vecfmt::stream::VfmSource::open(&vfm).unwrap()), want);
+    for (name, layout) in [("back.h5", "csc"), ("back.h5ad", "csr")] {
+        let back = dir.path().join(name);
+        convert(&vfm, &back, &opts.clone().layout(layout)).unwrap();
+        let got = entries(&mut vecfmt_hdf5::Hdf5Source::open(&back, &Default::default()).unwrap());
+        assert_eq!(got, want, "{name}");
+    }
+    // Nothing but the outputs: the staging directories are gone.
+    assert_eq!(names(dir.path()), ["back.h5", "back.h5ad", "m.vfm"]);
+}
+
+/// Records what a conversion reports.
+#[derive(Default)]
+struct Recorder {
+    notes: std::sync::Mutex<Vec<String>>,
+    total: std::sync::Mutex<Option<Option<u64>>>,
+    read: std::sync::atomic::AtomicU64,
+}
+
+impl vecfmt_convert::Progress for Recorder {
+    fn start(&self, total_bytes: Option<u64>) {
+        *self.total.lock().unwrap() = Some(total_bytes);
+    }
+    fn advance(&self, bytes_read: u64) {
+        self.read.store(bytes_read, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn note(&self, message: &str) {
+        self.notes.lock().unwrap().push(message.to_string());
+    }
+}
+
+/// The reading worker's notes (made while it opens the file, and while it reads) come to
+/// the caller's `Progress`, not to the worker's stderr; so does how far the input is read.
+fn the_readers_notes_and_progress_reach_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, note) in [
+        ("h5py_bool_csr.h5", "/m/data is bool; read as u32"),
+        ("bad_csr_unsorted_dups.h5", "1 duplicate entries were summed"),
+    ] {
+        let rec = std::sync::Arc::new(Recorder::default());
+        let opts = ConvertOptions::new().worker(me()).progress_arc(rec.clone());
+        convert(&fixture(name), &dir.path().join("x.vfm"), &opts).unwrap();
+        let notes = rec.notes.lock().unwrap().clone();
+        assert!(notes.iter().any(|n| n.contains(note)), "{name}: {notes:?}");
+        let total = rec.total.lock().unwrap().expect("start was called");
+        let read = rec.read.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            read > 0 && total.is_none_or(|t| read <= t),
+            "{name}: read {read} of {total:?}"
+        );
+    }
+}
+
+/// An error the reading worker meets arrives with its message, naming the user's file, and
+/// the host's hint; the writing worker's names the output, not its staged file.
+fn worker_errors_keep_message_path_and_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = fixture("bad_two_candidates.h5");
+    let e = convert(&bad, &dir.path().join("x.vfm"), &ConvertOptions::new().worker(me())).unwrap_err();
+    match &e {
+        Error::Worker {
+            path,
+            role: Role::Reader,
+            message,
+            hint,
+            ..
+        } => {
+            assert_eq!(path, &bad);
+            assert!(message.contains("2 candidate matrices"), "{message}");
+            assert!(hint.as_deref().is_some_and(|h| h.starts_with("host hint")), "{hint:?}");
+        }
+        other => panic!("not a worker error: {other:?}"),
+    }
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{}: HDF5: the file holds 2 candidate matrices", bad.display())),
+        "{e}"
+    );
+    assert_eq!(names(dir.path()), Vec::<String>::new());
+    // The writer refuses a dataset path it cannot create, before any input is read.
+    let vfm = dir.path().join("m.vfm");
+    convert(&fixture("h5py_csr_int64.h5"), &vfm, &ConvertOptions::new().worker(me())).unwrap();
+    let out = dir.path().join("out.h5");
+    let opts = ConvertOptions::new().worker(me()).dataset("/");
+    let e = convert(&vfm, &out, &opts).unwrap_err();
+    assert!(
+        matches!(&e, Error::Worker { path, role: Role::Writer, hint: Some(_), .. } if path == &out),
+        "{e:?}"
+    );
+    assert!(e.to_string().starts_with(&format!("{}: HDF5: ", out.display())), "{e}");
+    assert!(
+        !e.to_string().contains(".vecfmt-"),
+        "the staged file leaks into the message: {e}"
+    );
+    assert_eq!(names(dir.path()), ["m.vfm"]);
+}
+
+/// The reading worker aborts after the header: an error naming the file and the signal.
+fn a_crashing_worker_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("h5py_csr_int64.h5");
+    std::env::set_var(vecfmt_convert::CRASH_FOR_TESTS, "1");
+    let e = convert(&input, &dir.path().join("x.npz"), &ConvertOptions::new().worker(me())).unwrap_err();
+    std::env::remove_var(vecfmt_convert::CRASH_FOR_TESTS);
+    assert!(
+        matches!(&e, Error::ReaderDied { path, ended: Ended::Signal(6) } if path == &input),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("SIGABRT"), "{e}");
+    assert_eq!(names(dir.path()), Vec::<String>::new());
+}
+
+/// Programs that do not speak the protocol: errors, never a hang or a panic.
+fn workers_that_are_not_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("h5py_csr_int64.h5");
+    let out = dir.path().join("x.vfm");
+    let e = convert(
+        &input,
+        &out,
+        &ConvertOptions::new().worker(Worker::new("/nonexistent/worker")),
+    )
+    .unwrap_err();
+    assert!(matches!(&e, Error::WorkerStart { role: Role::Reader, .. }), "{e:?}");
+    // `true` ends at once, without a word.
+    let e = convert(&input, &out, &ConvertOptions::new().worker(Worker::new("true"))).unwrap_err();
+    assert!(
+        matches!(&e, Error::ReaderDied { ended: Ended::Exited(s), .. } if s.success()),
+        "{e:?}"
+    );
+    // `cat` sends the request back: not a header, at byte 0 of its output. (`sh -c cat`
+    // takes the subcommand as its `$0`.)
+    let cat = Worker::new("sh").arg("-c").arg("cat");
+    let e = convert(&input, &out, &ConvertOptions::new().worker(cat.clone())).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::Protocol {
+                role: Role::Reader,
+                offset: 0,
+                what: "no header",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // A writer that answers with the request: no output, no staging directory left.
+    let vfm = dir.path().join("m.vfm");
+    convert(&input, &vfm, &ConvertOptions::new().worker(me())).unwrap();
+    let e = convert(&vfm, &dir.path().join("o.h5"), &ConvertOptions::new().worker(cat)).unwrap_err();
+    assert!(matches!(&e, Error::WriterDied { .. }), "{e:?}");
+    assert_eq!(names(dir.path()), ["m.vfm"]);
+}
+
+/// Without a worker in the options, `VECFMT_HDF5_WORKER` names it.
+fn the_environment_names_the_default_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("h5py_csr_int64.h5");
+    std::env::set_var(vecfmt_convert::WORKER_ENV, "true");
+    let e = convert(&input, &dir.path().join("x.vfm"), &ConvertOptions::new()).unwrap_err();
+    std::env::remove_var(vecfmt_convert::WORKER_ENV);
+    assert!(
+        matches!(
+            &e,
+            Error::ReaderDied {
+                ended: Ended::Exited(_),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // And without it, the current executable: this test binary, which serves.
+    convert(&input, &dir.path().join("x.vfm"), &ConvertOptions::new()).unwrap();
+}
