@@ -44,6 +44,32 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Errors
+//!
+//! What is wrong with a file, or with an output asked for, is a typed [`Error`] naming the
+//! file and the object inside it; when the HDF5 library reported the failure, its own error
+//! is the [`source`](std::error::Error::source). The [`MatrixSource`] and [`MatrixSink`]
+//! methods, and the constructors, return the core's [`vecfmt::Error`], which carries it as
+//! [`vecfmt::Error::Format`]:
+//!
+//! ```
+//! use vecfmt::stream::MatrixHeader;
+//! use vecfmt::DType;
+//! use vecfmt_hdf5::{Error, Hdf5Sink, Layout, WriteOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("dense.h5");
+//! let mut opts = WriteOptions::new(Layout::Dense);
+//! opts.dense_limit = 1 << 20;
+//! let err = Hdf5Sink::create(&path, &MatrixHeader::new(DType::F64, 1000, 1000), &opts).unwrap_err();
+//! match err.format_error::<Error>() {
+//!     Some(Error::DenseOutputTooLarge { bytes: 8_000_000, .. }) => {} // `opts.force` writes it
+//!     other => panic!("{other:?}"),
+//! }
+//! assert!(!path.exists());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! [`MatrixSource`]: vecfmt::stream::MatrixSource
 //! [`MatrixSink`]: vecfmt::stream::MatrixSink
 
