@@ -40,12 +40,25 @@ fn format_hint(e: &Error) -> Option<&'static str> {
         .or_else(|| convert_hint(e))
 }
 
-fn hdf5_hint(_e: &Error) -> Option<&'static str> {
-    None
+fn hdf5_hint(e: &Error) -> Option<&'static str> {
+    use vecfmt_hdf5::Error as H5;
+    Some(match e.format_error::<H5>()? {
+        H5::SeveralCandidates { .. } => "pick one with --dataset PATH",
+        H5::DenseOutputTooLarge { .. } => "pass --force to write it anyway, or write a sparse layout (--layout csr)",
+        H5::H5adLayout { .. } => "use --layout csr or csc, or a .h5 output",
+        H5::EmptyDatasetPath { .. } => "--dataset names the matrix's path inside the output, e.g. --dataset /matrix",
+        _ => return None,
+    })
 }
 
-fn mtx_hint(_e: &Error) -> Option<&'static str> {
-    None
+fn mtx_hint(e: &Error) -> Option<&'static str> {
+    use vecfmt_mtx::Error as Mtx;
+    Some(match e.format_error::<Mtx>()? {
+        Mtx::NotSymmetric { .. } | Mtx::SymmetricNotSquare { .. } => {
+            "write the matrix in full with --layout coordinate (or pattern)"
+        }
+        _ => return None,
+    })
 }
 
 fn npy_hint(e: &Error) -> Option<&'static str> {
@@ -148,4 +161,53 @@ fn convert_hint(e: &Error) -> Option<&'static str> {
 /// error: computed there, where the HDF5 crate's typed error is known.
 pub(crate) fn worker_hint(e: &Error) -> Option<String> {
     hint(e).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod hdf5_mtx_hint_tests {
+    use std::path::PathBuf;
+
+    use super::hint;
+
+    #[test]
+    fn format_errors_get_the_flag_that_fixes_them() {
+        let path = PathBuf::from("m.h5");
+        let several: vecfmt::Error = vecfmt_hdf5::Error::SeveralCandidates {
+            path: path.clone(),
+            candidates: Vec::new(),
+        }
+        .into();
+        assert!(hint(&several).is_some_and(|h| h.contains("--dataset")));
+        let dense: vecfmt::Error = vecfmt_hdf5::Error::DenseOutputTooLarge {
+            path: path.clone(),
+            n_rows: 1000,
+            n_cols: 1000,
+            dtype: vecfmt::DType::F64,
+            bytes: 8_000_000,
+            limit: 1 << 20,
+        }
+        .into();
+        assert!(hint(&dense).is_some_and(|h| h.contains("--force") && h.contains("--layout csr")));
+        let h5ad: vecfmt::Error = vecfmt_hdf5::Error::H5adLayout {
+            path: path.clone(),
+            layout: vecfmt_hdf5::Layout::Dense,
+        }
+        .into();
+        assert!(hint(&h5ad).is_some_and(|h| h.contains("--layout csr or csc")));
+        let empty: vecfmt::Error = vecfmt_hdf5::Error::EmptyDatasetPath { path }.into();
+        assert!(hint(&empty).is_some_and(|h| h.contains("--dataset")));
+        let asym: vecfmt::Error = vecfmt_mtx::Error::NotSymmetric {
+            path: PathBuf::from("m.mtx"),
+            above: 1,
+            below: 0,
+        }
+        .into();
+        assert!(hint(&asym).is_some_and(|h| h.contains("--layout coordinate")));
+        // A format error no flag fixes gets no hint.
+        let bad: vecfmt::Error = vecfmt_mtx::Error::Empty {
+            path: PathBuf::from("m.mtx"),
+        }
+        .into();
+        assert_eq!(hint(&bad), None);
+    }
 }

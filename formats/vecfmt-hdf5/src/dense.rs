@@ -14,7 +14,7 @@ use vecfmt::{DType, Element, Result, ValueVec};
 use crate::output::TempOutput;
 use crate::raw;
 use crate::values::{self, IsZero};
-use crate::{foreign, h5err, value_dtype, ReadOptions, WriteOptions};
+use crate::{value_dtype, write_err, Error, ReadOptions, WriteOptions};
 
 /// The most a band of chunks may take for it to be read whole past the block size.
 const MAX_BAND: u64 = 64 << 20;
@@ -47,15 +47,20 @@ impl DenseSource {
     pub(crate) fn open(path: &Path, ds: Dataset, dpath: &str, transposed: bool, opts: &ReadOptions) -> Result<Self> {
         let shape = ds.shape();
         if shape.len() != 2 {
-            return Err(foreign(
-                path,
-                format!("{dpath} has {} dimensions; a matrix needs 2", shape.len()),
-            ));
+            return Err(Error::NotTwoD {
+                path: path.to_path_buf(),
+                object: dpath.to_string(),
+                ndim: shape.len(),
+            }
+            .into());
         }
         crate::sparse::check_filters(path, dpath, &ds)?;
         let class = raw::dataset_type(&ds);
-        let (dtype, widened) = value_dtype(class)
-            .ok_or_else(|| foreign(path, format!("{dpath}: {}", crate::find::unsupported_dtype(class))))?;
+        let (dtype, widened) = value_dtype(class).ok_or_else(|| Error::UnsupportedDtype {
+            path: path.to_path_buf(),
+            object: dpath.to_string(),
+            stored: crate::find::unsupported_dtype(class),
+        })?;
         if widened {
             (opts.notify)(&format!("{dpath} is {}; read as {dtype}", class.describe()));
         }
@@ -71,13 +76,17 @@ impl DenseSource {
         let total = (n_rows as u128) * (n_cols as u128) * dtype.size() as u128;
         let row_bytes = (n_cols.max(1) as u64).saturating_mul(dtype.size() as u64);
         if total > u64::MAX as u128 || row_bytes > MAX_DENSE_ROW {
-            return Err(foreign(
-                path,
-                format!(
-                    "{dpath} declares a dense {n_rows} × {n_cols} {dtype} matrix, {total} bytes with {row_bytes} bytes per row; \
-                     vecfmt reads dense input a row at a time and refuses rows over {MAX_DENSE_ROW} bytes (is the file damaged?)"
-                ),
-            ));
+            return Err(Error::DenseInputTooLarge {
+                path: path.to_path_buf(),
+                object: dpath.to_string(),
+                n_rows,
+                n_cols,
+                dtype,
+                bytes: total,
+                row_bytes,
+                max_row_bytes: MAX_DENSE_ROW,
+            }
+            .into());
         }
         let budget_rows = (opts.block_bytes as u64 / row_bytes).max(1);
         // Whole bands of chunks along the row axis, so each chunk is decompressed once: as
@@ -126,15 +135,12 @@ impl DenseSource {
         } else {
             values::read_2d(&self.ds, rows, cols, self.header.dtype)
         };
-        let vals = res.map_err(|e| {
-            foreign(
-                &self.path,
-                format!(
-                    "cannot read rows {r0}..{r1} of {}: {}",
-                    self.dpath,
-                    crate::clean_h5_message(&e)
-                ),
-            )
+        let vals = res.map_err(|source| Error::ReadRows {
+            path: self.path.clone(),
+            object: self.dpath.clone(),
+            start: r0,
+            end: r1,
+            source,
         })?;
         self.read += (r1 - r0) * (n_cols * self.header.dtype.size()) as u64;
         let block = vecfmt::with_value_vec!(&vals, v => nonzeros(v, r0, (r1 - r0) as usize, n_cols, self.transposed));
@@ -206,14 +212,15 @@ const SLAB_BYTES: usize = 16 << 20;
 pub(crate) fn check_dense_size(out: &Path, header: &MatrixHeader, opts: &WriteOptions) -> Result<()> {
     let bytes = (header.n_rows as u128) * (header.n_cols as u128) * header.dtype.size() as u128;
     if bytes > opts.dense_limit as u128 && !opts.force {
-        return Err(foreign(
-            out,
-            format!(
-                "a dense {} × {} {} matrix takes {bytes} bytes, over the limit of {} bytes for dense output; \
-                 pass --force to write it anyway, or write a sparse layout (--layout csr)",
-                header.n_rows, header.n_cols, header.dtype, opts.dense_limit
-            ),
-        ));
+        return Err(Error::DenseOutputTooLarge {
+            path: out.to_path_buf(),
+            n_rows: header.n_rows,
+            n_cols: header.n_cols,
+            dtype: header.dtype,
+            bytes,
+            limit: opts.dense_limit,
+        }
+        .into());
     }
     Ok(())
 }
@@ -292,20 +299,22 @@ impl std::fmt::Debug for DenseSink {
 pub(crate) fn parent_and_name(file: &hdf5::File, out: &Path, path: &str) -> Result<(hdf5::Group, String)> {
     let path = path.trim_matches('/');
     if path.is_empty() {
-        return Err(foreign(out, "the --dataset path of the output is empty"));
+        return Err(Error::EmptyDatasetPath {
+            path: out.to_path_buf(),
+        }
+        .into());
     }
     let mut group: hdf5::Group = (**file).clone();
     let mut parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let name = parts.pop().expect("a non-empty path has a last part").to_string();
+    let mut at = String::new();
     for p in parts {
+        at.push('/');
+        at.push_str(p);
         group = if raw::exists(&group, p) {
-            group
-                .group(p)
-                .map_err(h5err(out, "cannot open a group of the --dataset path"))?
+            group.group(p).map_err(write_err(out, "open the group", &at))?
         } else {
-            group
-                .create_group(p)
-                .map_err(h5err(out, "cannot create a group of the --dataset path"))?
+            group.create_group(p).map_err(write_err(out, "create the group", &at))?
         };
     }
     Ok((group, name))
@@ -316,14 +325,19 @@ pub(crate) fn parent_and_name(file: &hdf5::File, out: &Path, path: &str) -> Resu
 pub(crate) fn write_label_arrays(out: &Path, group: &hdf5::Group, name: &str, header: &MatrixHeader) -> Result<()> {
     for (suffix, labels) in [("row_labels", &header.row_labels), ("col_labels", &header.col_labels)] {
         if let Some(l) = labels {
-            let ds = raw::write_fixed_strings(group, &format!("{name}_{suffix}"), l).map_err(|e| foreign(out, e))?;
+            let object = format!("{}/{name}_{suffix}", group.name().trim_end_matches('/'));
+            let ds = raw::write_fixed_strings(group, &format!("{name}_{suffix}"), l).map_err(write_err(
+                out,
+                "write the labels",
+                &object,
+            ))?;
             for (k, v) in [
                 ("CLASS", "ARRAY"),
                 ("VERSION", "2.4"),
                 ("TITLE", ""),
                 ("FLAVOR", "numpy"),
             ] {
-                raw::write_fixed_attr(&ds, k, v).map_err(|e| foreign(out, e))?;
+                raw::write_fixed_attr(&ds, k, v).map_err(write_err(out, "write an attribute of", &object))?;
             }
         }
     }
@@ -337,10 +351,14 @@ impl DenseSink {
         let (n_rows, n_cols) = (header.n_rows as usize, header.n_cols as usize);
         let (out, file) = TempOutput::create(out_path)?;
         let (group, name) = parent_and_name(&file, out_path, opts.dataset.as_deref().unwrap_or("/matrix"))?;
-        let ds = create_2d(&group, &name, header.dtype, n_rows, n_cols, opts.deflate)
-            .map_err(h5err(out_path, "cannot create the dense dataset"))?;
+        let object = format!("{}/{name}", group.name().trim_end_matches('/'));
+        let ds = create_2d(&group, &name, header.dtype, n_rows, n_cols, opts.deflate).map_err(write_err(
+            out_path,
+            "create the dense dataset",
+            &object,
+        ))?;
         for (k, v) in [("CLASS", "CARRAY"), ("VERSION", "1.1"), ("TITLE", "")] {
-            raw::write_fixed_attr(&ds, k, v).map_err(|e| foreign(out_path, e))?;
+            raw::write_fixed_attr(&ds, k, v).map_err(write_err(out_path, "write an attribute of", &object))?;
         }
         write_label_arrays(out_path, &group, &name, header)?;
         let (chunk_rows, _) = chunk_shape(n_rows, n_cols, header.dtype.size());
@@ -363,8 +381,9 @@ impl DenseSink {
         if self.dirty {
             let rows = self.slab_rows.min(self.n_rows - self.slab_start) as usize;
             let v = self.slab.as_values().slice(0..rows * self.n_cols);
-            values::write_2d(&self.ds, self.slab_start as usize, self.n_cols, v)
-                .map_err(h5err(self.out.dest(), "cannot write the dense dataset"))?;
+            let ds = &self.ds;
+            values::write_2d(ds, self.slab_start as usize, self.n_cols, v)
+                .map_err(|e| write_err(self.out.dest(), "write the dense dataset", &ds.name())(e))?;
             self.dirty = false;
         }
         Ok(())

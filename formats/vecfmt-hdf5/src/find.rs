@@ -8,6 +8,7 @@ use std::fmt;
 use hdf5::Group;
 
 use crate::raw::{self, TypeClass};
+use crate::Rejection;
 
 /// The layout of a candidate matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +53,7 @@ impl fmt::Display for Candidate {
 pub(crate) enum Found {
     Matrix(Candidate),
     /// Looks like a matrix but is not readable, and why.
-    Rejected(String, String),
+    Rejected(String, Rejection),
     Nothing,
 }
 
@@ -116,10 +117,7 @@ pub(crate) fn classify_group(g: &Group, path: &str) -> Found {
                 kind: CandidateKind::Frame,
             })
         } else {
-            Found::Rejected(
-                path.to_string(),
-                format!("a pandas {t:?} object; vecfmt reads DataFrames stored with format=\"fixed\""),
-            )
+            Found::Rejected(path.to_string(), Rejection::PandasObject { pandas_type: t })
         };
     }
     Found::Nothing
@@ -137,31 +135,41 @@ pub(crate) fn classify_dataset(ds: &hdf5::Dataset, path: &str) -> Found {
             kind: CandidateKind::Dense,
         })
     } else {
-        Found::Rejected(path.to_string(), unsupported_dtype(class))
+        Found::Rejected(
+            path.to_string(),
+            Rejection::UnsupportedDtype {
+                stored: unsupported_dtype(class),
+            },
+        )
     }
 }
 
-/// Why a stored type is not a matrix value.
+/// A stored type that is not a matrix value, described for [`Rejection::UnsupportedDtype`].
 pub(crate) fn unsupported_dtype(class: TypeClass) -> String {
-    let what = match class {
+    match class {
         TypeClass::Other("compound (structured) type") => {
             "a compound type (complex numbers or a structured array)".into()
         }
         TypeClass::Float(16) => "float128 (long double)".into(),
         other => other.describe(),
-    };
-    format!("unsupported dtype: {what}; vecfmt matrices hold int8-int64, uint8-uint64, float16-float64 and bool (stored as i32, i64, u32, u64, f32, f64)")
+    }
 }
 
 /// Every candidate (and rejected look-alike) in a file, in name order.
-pub(crate) fn walk(root: &Group) -> (Vec<Candidate>, Vec<(String, String)>) {
+pub(crate) fn walk(root: &Group) -> (Vec<Candidate>, Vec<(String, Rejection)>) {
     let mut found = Vec::new();
     let mut rejected = Vec::new();
     walk_group(root, "/", 0, &mut found, &mut rejected);
     (found, rejected)
 }
 
-fn walk_group(g: &Group, prefix: &str, depth: usize, found: &mut Vec<Candidate>, rejected: &mut Vec<(String, String)>) {
+fn walk_group(
+    g: &Group,
+    prefix: &str,
+    depth: usize,
+    found: &mut Vec<Candidate>,
+    rejected: &mut Vec<(String, Rejection)>,
+) {
     // Hard links can make cycles; no real layout nests this deep.
     if depth > 32 {
         return;

@@ -16,10 +16,11 @@ use vecfmt::stream::{Block, MatrixHeader, MatrixSink, MatrixSource, RowBlock, Tr
 use vecfmt::{DType, Result, ValueVec};
 
 use crate::dense::{parent_and_name, DenseSource};
+use crate::h5ad::attr_path;
 use crate::output::TempOutput;
 use crate::raw::{self, TypeClass};
 use crate::values;
-use crate::{foreign, h5err, value_dtype, ReadOptions, WriteOptions};
+use crate::{read_err, value_dtype, write_err, Error, ReadOptions, WriteOptions};
 
 /// The values of a pandas index (`axis0`, `axis1`, `block{i}_items`).
 #[derive(Debug, Clone, PartialEq)]
@@ -57,31 +58,42 @@ impl IndexValues {
 fn read_index(path: &Path, g: &Group, gpath: &str, key: &str) -> Result<IndexValues> {
     let variety = raw::attr_string(g, &format!("{key}_variety")).unwrap_or_else(|| "regular".into());
     if variety != "regular" {
-        return Err(foreign(
-            path,
-            format!("{gpath}: the {key} index is a pandas {variety:?} index (MultiIndex); vecfmt reads frames with a flat index and flat columns"),
-        ));
+        return Err(Error::FrameMultiIndex {
+            path: path.to_path_buf(),
+            object: gpath.to_string(),
+            key: key.to_string(),
+            variety,
+        }
+        .into());
     }
-    let ds = g
-        .dataset(key)
-        .map_err(h5err(path, &format!("cannot open {gpath}/{key}")))?;
+    let object = format!("{gpath}/{key}");
+    let ds = g.dataset(key).map_err(read_err(path, &object))?;
     let kind = raw::attr_string(&ds, "kind").unwrap_or_default();
     let class = raw::dataset_type(&ds);
-    let err = |e: String| foreign(path, format!("cannot read {gpath}/{key}: {e}"));
     Ok(match class {
-        c if c.is_string() => IndexValues::Strings(raw::read_strings(&ds, false).map_err(err)?),
+        c if c.is_string() => match raw::read_strings(&ds, false) {
+            Ok(v) => IndexValues::Strings(v),
+            Err(problem) => {
+                return Err(Error::Strings {
+                    path: path.to_path_buf(),
+                    object,
+                    problem,
+                }
+                .into())
+            }
+        },
         TypeClass::Int(_) | TypeClass::Uint(_) if kind == "integer" || kind.is_empty() => {
-            IndexValues::Ints(ds.read_raw::<i64>().map_err(|e| err(crate::clean_h5_message(&e)))?)
+            IndexValues::Ints(ds.read_raw::<i64>().map_err(read_err(path, &object))?)
         }
-        TypeClass::Float(_) => IndexValues::Floats(ds.read_raw::<f64>().map_err(|e| err(crate::clean_h5_message(&e)))?),
+        TypeClass::Float(_) => IndexValues::Floats(ds.read_raw::<f64>().map_err(read_err(path, &object))?),
         _ => {
-            return Err(foreign(
-                path,
-                format!(
-                "{gpath}/{key} is a pandas index of kind {kind:?} ({}); vecfmt reads string, integer and float indexes",
-                class.describe()
-            ),
-            ))
+            return Err(Error::FrameIndexKind {
+                path: path.to_path_buf(),
+                object,
+                kind,
+                stored: class.describe(),
+            }
+            .into())
         }
     })
 }
@@ -101,32 +113,38 @@ fn read_blocks(path: &Path, g: &Group, gpath: &str, columns: &IndexValues) -> Re
         .and_then(|v| v.first().copied())
         .unwrap_or(0);
     if raw::attr_ints(g, "ndim").and_then(|v| v.first().copied()) != Some(2) {
-        return Err(foreign(
-            path,
-            format!("{gpath}: not a 2-D pandas frame (attribute ndim is not 2)"),
-        ));
+        return Err(Error::FrameNotTwoD {
+            path: path.to_path_buf(),
+            object: gpath.to_string(),
+        }
+        .into());
     }
     let names = columns.names();
     let mut blocks = Vec::new();
     for i in 0..nblocks.max(0) {
         let items = read_index(path, g, gpath, &format!("block{i}_items"))?.names();
         let key = format!("block{i}_values");
-        let values = g
-            .dataset(&key)
-            .map_err(h5err(path, &format!("cannot open {gpath}/{key}")))?;
+        let object = format!("{gpath}/{key}");
+        let values = g.dataset(&key).map_err(read_err(path, &object))?;
         let class = raw::dataset_type(&values);
         if raw::attr_ints(&values, "transposed").is_none() && values.ndim() != 2 {
-            return Err(foreign(path, format!("{gpath}/{key} is not a 2-D block")));
+            return Err(Error::FrameBlockNotTwoD {
+                path: path.to_path_buf(),
+                object,
+            }
+            .into());
         }
         let row_major = raw::attr_ints(&values, "transposed").is_none_or(|v| v.first() != Some(&0));
         let mut cols = Vec::with_capacity(items.len());
         for it in &items {
-            let pos = names.iter().position(|n| n == it).ok_or_else(|| {
-                foreign(
-                    path,
-                    format!("{gpath}/block{i}_items names column {it:?}, which is not in axis0"),
-                )
-            })?;
+            let pos = names
+                .iter()
+                .position(|n| n == it)
+                .ok_or_else(|| Error::FrameUnknownColumn {
+                    path: path.to_path_buf(),
+                    object: format!("{gpath}/block{i}_items"),
+                    column: it.clone(),
+                })?;
             cols.push(pos);
         }
         blocks.push(FrameBlock {
@@ -170,37 +188,34 @@ pub(crate) fn open(path: &Path, g: &Group, gpath: &str, opts: &ReadOptions) -> R
         }
     }
     if blocks.len() != 1 {
-        let kinds: Vec<String> = blocks.iter().map(|b| b.class.describe()).collect();
-        return Err(foreign(
-            path,
-            format!(
-                "{gpath}: the frame's columns have {} different dtypes ({}); vecfmt reads a frame of one numeric dtype as a matrix. \
-                 Convert it first, e.g. df.astype('float64').to_hdf(...)",
-                blocks.len(),
-                kinds.join(", ")
-            ),
-        ));
+        return Err(Error::FrameMixedDtypes {
+            path: path.to_path_buf(),
+            object: gpath.to_string(),
+            dtypes: blocks.iter().map(|b| b.class.describe()).collect(),
+        }
+        .into());
     }
     let b = blocks.into_iter().next().expect("one block");
     if value_dtype(b.class).is_none() {
-        return Err(foreign(
-            path,
-            format!("{gpath}/block0_values: {}", crate::find::unsupported_dtype(b.class)),
-        ));
+        return Err(Error::UnsupportedDtype {
+            path: path.to_path_buf(),
+            object: format!("{gpath}/block0_values"),
+            stored: crate::find::unsupported_dtype(b.class),
+        }
+        .into());
     }
     let mut src = DenseSource::open(path, b.values, &format!("{gpath}/block0_values"), !b.row_major, opts)?;
     let h = src.header_mut();
     if h.n_rows != index.len() as u64 || h.n_cols != columns.len() as u64 {
-        return Err(foreign(
-            path,
-            format!(
-                "shape mismatch: {gpath} has {} index entries and {} columns, but its values are {} × {}",
-                index.len(),
-                columns.len(),
-                h.n_rows,
-                h.n_cols
-            ),
-        ));
+        return Err(Error::FrameShape {
+            path: path.to_path_buf(),
+            object: gpath.to_string(),
+            index: index.len() as u64,
+            columns: columns.len() as u64,
+            n_rows: h.n_rows,
+            n_cols: h.n_cols,
+        }
+        .into());
     }
     h.row_labels = index.labels();
     h.col_labels = columns.labels();
@@ -309,26 +324,30 @@ impl CooFrameSource {
     ) -> Result<Self> {
         let find = |name: &str| -> Result<Column> {
             let k = names.iter().position(|n| n == name).expect("checked by the caller");
-            column(&blocks, k).ok_or_else(|| foreign(path, format!("{gpath}: column {name:?} is in no block")))
+            column(&blocks, k).ok_or_else(|| {
+                Error::FrameColumnMissing {
+                    path: path.to_path_buf(),
+                    object: gpath.to_string(),
+                    column: name.to_string(),
+                }
+                .into()
+            })
         };
         let (row, col, value) = (find(coo[0])?, find(coo[1])?, find(coo[2])?);
         for (name, c) in [(coo[0], &row), (coo[1], &col)] {
             if !matches!(c.class, TypeClass::Int(_) | TypeClass::Uint(_)) {
-                return Err(foreign(
-                    path,
-                    format!("{gpath}: column {name:?} holds {}, not integers", c.class.describe()),
-                ));
+                return Err(Error::NotIntegers {
+                    path: path.to_path_buf(),
+                    object: format!("{gpath} column {name:?}"),
+                    stored: c.class.describe(),
+                }
+                .into());
             }
         }
-        let (dtype, widened) = value_dtype(value.class).ok_or_else(|| {
-            foreign(
-                path,
-                format!(
-                    "{gpath}: column {:?}: {}",
-                    coo[2],
-                    crate::find::unsupported_dtype(value.class)
-                ),
-            )
+        let (dtype, widened) = value_dtype(value.class).ok_or_else(|| Error::UnsupportedDtype {
+            path: path.to_path_buf(),
+            object: format!("{gpath}: column {:?}", coo[2]),
+            stored: crate::find::unsupported_dtype(value.class),
         })?;
         if widened {
             (opts.notify)(&format!(
@@ -385,32 +404,26 @@ impl CooFrameSource {
         Ok(src)
     }
 
-    fn ints(&self, c: &Column, name: &str, r: std::ops::Range<usize>) -> Result<Vec<u64>> {
-        let v = c.read(r.clone(), DType::I64).map_err(|e| {
-            foreign(
-                &self.path,
-                format!(
-                    "cannot read {}: column {name} rows {}..{}: {}",
-                    self.gpath,
-                    r.start,
-                    r.end,
-                    crate::clean_h5_message(&e)
-                ),
-            )
+    fn ints(&self, c: &Column, name: &'static str, r: std::ops::Range<usize>) -> Result<Vec<u64>> {
+        let v = c.read(r.clone(), DType::I64).map_err(|source| Error::ReadRows {
+            path: self.path.clone(),
+            object: format!("{} column {name:?}", self.gpath),
+            start: r.start as u64,
+            end: r.end as u64,
+            source,
         })?;
         let ValueVec::I64(v) = v else {
             unreachable!("read as i64")
         };
         if let Some(k) = v.iter().position(|&x| x < 0) {
-            return Err(foreign(
-                &self.path,
-                format!(
-                    "{}: column {name} has {} at row {}; indices cannot be negative",
-                    self.gpath,
-                    v[k],
-                    r.start + k
-                ),
-            ));
+            return Err(Error::FrameNegativeIndex {
+                path: self.path.clone(),
+                object: self.gpath.clone(),
+                column: name,
+                entry: (r.start + k) as u64,
+                value: v[k],
+            }
+            .into());
         }
         Ok(v.into_iter().map(|x| x as u64).collect())
     }
@@ -448,41 +461,37 @@ impl MatrixSource for CooFrameSource {
         self.next = r.end;
         let (rows, cols) = self.read_rc(r.clone())?;
         if let Some(k) = rows.iter().position(|&x| x >= self.header.n_rows) {
-            return Err(foreign(
-                &self.path,
-                format!(
-                    "index out of range: {} row {} has row {}, but the matrix has {} rows",
-                    self.gpath,
-                    r.start + k,
-                    rows[k],
-                    self.header.n_rows
-                ),
-            ));
+            return Err(Error::FrameIndexOutOfRange {
+                path: self.path.clone(),
+                object: self.gpath.clone(),
+                entry: (r.start + k) as u64,
+                axis: "row",
+                index: rows[k],
+                len: self.header.n_rows,
+            }
+            .into());
         }
         if let Some(k) = cols.iter().position(|&x| x >= self.header.n_cols) {
-            return Err(foreign(
-                &self.path,
-                format!(
-                    "index out of range: {} row {} has column {}, but the matrix has {} columns",
-                    self.gpath,
-                    r.start + k,
-                    cols[k],
-                    self.header.n_cols
-                ),
-            ));
+            return Err(Error::FrameIndexOutOfRange {
+                path: self.path.clone(),
+                object: self.gpath.clone(),
+                entry: (r.start + k) as u64,
+                axis: "column",
+                index: cols[k],
+                len: self.header.n_cols,
+            }
+            .into());
         }
-        let values = self.value.read(r.clone(), self.header.dtype).map_err(|e| {
-            foreign(
-                &self.path,
-                format!(
-                    "cannot read {} values {}..{}: {}",
-                    self.gpath,
-                    r.start,
-                    r.end,
-                    crate::clean_h5_message(&e)
-                ),
-            )
-        })?;
+        let values = self
+            .value
+            .read(r.clone(), self.header.dtype)
+            .map_err(|source| Error::ReadRows {
+                path: self.path.clone(),
+                object: format!("{} values", self.gpath),
+                start: r.start as u64,
+                end: r.end as u64,
+                source,
+            })?;
         Ok(Some(Block::Triplets(TripletBlock { rows, cols, values })))
     }
     fn total_bytes(&self) -> Option<u64> {
@@ -493,13 +502,18 @@ impl MatrixSource for CooFrameSource {
     }
 }
 
+/// The path of `name` in group `g`, for messages.
+fn child(g: &Group, name: &str) -> String {
+    format!("{}/{name}", g.name().trim_end_matches('/'))
+}
+
 /// Rows per chunk of the frame's arrays.
 const FRAME_CHUNK: usize = 1 << 16;
 
 /// Writes PyTables attributes on a node.
 fn pt_attrs(out: &Path, loc: &hdf5::Location, attrs: &[(&str, &str)]) -> Result<()> {
     for (k, v) in attrs {
-        raw::write_fixed_attr(loc, k, v).map_err(|e| foreign(out, e))?;
+        raw::write_fixed_attr(loc, k, v).map_err(|e| write_err(out, "write the attribute", &attr_path(loc, k))(e))?;
     }
     Ok(())
 }
@@ -508,12 +522,12 @@ fn int_attr<T: hdf5::H5Type>(out: &Path, loc: &hdf5::Location, name: &str, v: T)
     loc.new_attr::<T>()
         .create(name)
         .and_then(|a| a.write_scalar(&v))
-        .map_err(h5err(out, "cannot write an attribute"))
+        .map_err(|e| write_err(out, "write the attribute", &attr_path(loc, name))(e))
 }
 
 /// An index node as pandas writes it (a PyTables Array of strings or int64).
 fn write_index_strings(out: &Path, g: &Group, key: &str, values: &[String]) -> Result<()> {
-    let ds = raw::write_fixed_strings(g, key, values).map_err(|e| foreign(out, e))?;
+    let ds = raw::write_fixed_strings(g, key, values).map_err(|e| write_err(out, "write", &child(g, key))(e))?;
     pt_attrs(
         out,
         &ds,
@@ -559,7 +573,7 @@ fn earray(out: &Path, g: &Group, key: &str, dtype: DType, width: Option<usize>, 
         DType::U32 => make::<u32>(g, key, width, deflate),
         DType::U64 => make::<u64>(g, key, width, deflate),
     }
-    .map_err(h5err(out, "cannot create a frame array"))?;
+    .map_err(|e| write_err(out, "create", &child(g, key))(e))?;
     pt_attrs(out, &ds, &[("CLASS", "EARRAY"), ("VERSION", "1.1"), ("TITLE", "")])?;
     int_attr(out, &ds, "EXTDIM", 0i32)?;
     int_attr(out, &ds, "transposed", 1u8)?;
@@ -582,7 +596,9 @@ fn pandas_group_attrs(out: &Path, g: &Group, pandas_type: &str, varieties: &[&st
         ],
     )?;
     for v in varieties {
-        raw::write_fixed_attr(g, &format!("{v}_variety"), "regular").map_err(|e| foreign(out, e))?;
+        let name = format!("{v}_variety");
+        raw::write_fixed_attr(g, &name, "regular")
+            .map_err(|e| write_err(out, "write the attribute", &attr_path(g, &name))(e))?;
     }
     Ok(())
 }
@@ -625,7 +641,7 @@ impl FrameSink {
         let (parent, name) = parent_and_name(&file, out_path, opts.dataset.as_deref().unwrap_or("/matrix"))?;
         let g = parent
             .create_group(&name)
-            .map_err(h5err(out_path, "cannot create the frame group"))?;
+            .map_err(|e| write_err(out_path, "create the frame group", &child(&parent, &name))(e))?;
         pandas_group_attrs(
             out_path,
             &g,
@@ -638,20 +654,24 @@ impl FrameSink {
             .shape(2)
             .create("vecfmt_shape")
             .and_then(|a| a.write_raw(&[header.n_rows as i64, header.n_cols as i64]))
-            .map_err(h5err(out_path, "cannot write vecfmt_shape"))?;
+            .map_err(|e| write_err(out_path, "write the attribute", &attr_path(&g, "vecfmt_shape"))(e))?;
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         write_index_strings(out_path, &g, "axis0", &s(&["row", "col", "value"]))?;
         let index = earray(out_path, &g, "axis1", DType::I64, None, opts.deflate)?;
-        raw::write_fixed_attr(&index, "kind", "integer").map_err(|e| foreign(out_path, e))?;
+        raw::write_fixed_attr(&index, "kind", "integer")
+            .map_err(|e| write_err(out_path, "write the attribute", &attr_path(&index, "kind"))(e))?;
         let rc = earray(out_path, &g, "block0_values", DType::I64, Some(2), opts.deflate)?;
         write_index_strings(out_path, &g, "block0_items", &s(&["row", "col"]))?;
         let vals = earray(out_path, &g, "block1_values", header.dtype, Some(1), opts.deflate)?;
         write_index_strings(out_path, &g, "block1_items", &s(&["value"]))?;
         for (suffix, labels) in [("row_labels", &header.row_labels), ("col_labels", &header.col_labels)] {
             if let Some(l) = labels {
-                let sg = parent
-                    .create_group(&format!("{name}_{suffix}"))
-                    .map_err(h5err(out_path, "cannot create a label series"))?;
+                let series = format!("{name}_{suffix}");
+                let object = child(&parent, &series);
+                let sg =
+                    parent
+                        .create_group(&series)
+                        .map_err(write_err(out_path, "create the label series", &object))?;
                 pandas_group_attrs(out_path, &sg, "series", &["index"])?;
                 write_index_strings(out_path, &sg, "index", l)?;
                 let pos: Vec<i64> = (0..l.len() as i64).collect();
@@ -659,9 +679,9 @@ impl FrameSink {
                     .new_dataset::<i64>()
                     .shape(l.len())
                     .create("values")
-                    .map_err(h5err(out_path, "cannot create a label series"))?;
+                    .map_err(write_err(out_path, "create the label series", &object))?;
                 ds.write_raw(&pos)
-                    .map_err(h5err(out_path, "cannot write a label series"))?;
+                    .map_err(write_err(out_path, "write the label series", &object))?;
                 pt_attrs(
                     out_path,
                     &ds,
@@ -701,17 +721,25 @@ impl FrameSink {
         }
         let out = self.out.dest().to_path_buf();
         let end = self.written + n;
-        let e = |what: &'static str| h5err(&out, what);
-        self.index.resize(end).map_err(e("cannot extend the frame index"))?;
-        self.rc.resize((end, 2)).map_err(e("cannot extend the frame"))?;
-        self.vals.resize((end, 1)).map_err(e("cannot extend the frame"))?;
+        let e = |action: &'static str, ds: &Dataset| {
+            let object = ds.name();
+            let out = &out;
+            move |source| Error::Write {
+                path: out.clone(),
+                action,
+                object,
+                source,
+            }
+        };
+        self.index.resize(end).map_err(e("extend", &self.index))?;
+        self.rc.resize((end, 2)).map_err(e("extend", &self.rc))?;
+        self.vals.resize((end, 1)).map_err(e("extend", &self.vals))?;
         let idx: Vec<i64> = (self.written as i64..end as i64).collect();
-        values::write_1d(&self.index, self.written, vecfmt::Values::I64(&idx))
-            .map_err(e("cannot write the frame index"))?;
+        values::write_1d(&self.index, self.written, vecfmt::Values::I64(&idx)).map_err(e("write", &self.index))?;
         values::write_2d(&self.rc, self.written, 2, vecfmt::Values::I64(&self.buf_rc[..2 * n]))
-            .map_err(e("cannot write the frame"))?;
+            .map_err(e("write", &self.rc))?;
         values::write_2d(&self.vals, self.written, 1, self.buf_val.as_values().slice(0..n))
-            .map_err(e("cannot write the frame"))?;
+            .map_err(e("write", &self.vals))?;
         self.written = end;
         self.buf_rc.drain(..2 * n);
         self.buf_val = vecfmt::with_value_vec!(&self.buf_val, v => ValueVec::from(v[n..].to_vec()));

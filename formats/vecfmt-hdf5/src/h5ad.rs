@@ -13,7 +13,7 @@ use vecfmt::Result;
 
 use crate::chunks::ChunkAppender;
 use crate::raw;
-use crate::{foreign, h5err, Notify};
+use crate::{read_err, write_err, Error, Notify};
 
 /// Whether the file is an AnnData file (root `encoding-type` = `anndata`, or the classic
 /// `X`/`obs`/`var` trio).
@@ -39,7 +39,7 @@ pub(crate) fn dataframe_index(
         }
         return Ok(None);
     }
-    let g = file.group(name).map_err(h5err(path, "cannot open obs/var"))?;
+    let g = file.group(name).map_err(read_err(path, name))?;
     let key = raw::attr_string(&g, "_index").unwrap_or_else(|| "_index".into());
     if !raw::is_dataset(&g, &key) {
         notify(&format!(
@@ -47,22 +47,31 @@ pub(crate) fn dataframe_index(
         ));
         return Ok(None);
     }
-    let ds = g
-        .dataset(&key)
-        .map_err(h5err(path, "cannot open the dataframe index"))?;
+    let object = format!("/{name}/{key}");
+    let ds = g.dataset(&key).map_err(read_err(path, &object))?;
     if !raw::dataset_type(&ds).is_string() {
         notify(&format!("/{name}/{key} does not hold strings; the names are not read"));
         return Ok(None);
     }
-    let labels = raw::read_strings(&ds, false).map_err(|e| foreign(path, format!("cannot read /{name}/{key}: {e}")))?;
+    let labels = match raw::read_strings(&ds, false) {
+        Ok(l) => l,
+        Err(problem) => {
+            return Err(Error::Strings {
+                path: path.to_path_buf(),
+                object,
+                problem,
+            }
+            .into())
+        }
+    };
     if labels.len() as u64 != n {
-        return Err(foreign(
-            path,
-            format!(
-                "shape mismatch: /{name}/{key} has {} names, but the matrix has {n} along that axis",
-                labels.len()
-            ),
-        ));
+        return Err(Error::IndexLength {
+            path: path.to_path_buf(),
+            object,
+            names: labels.len() as u64,
+            len: n,
+        }
+        .into());
     }
     if labels
         .iter()
@@ -76,11 +85,20 @@ pub(crate) fn dataframe_index(
 
 /// Writes a scalar variable-length UTF-8 string attribute (what h5py writes for a `str`).
 pub(crate) fn str_attr(out: &Path, loc: &Location, name: &str, value: &str) -> Result<()> {
-    let v = VarLenUnicode::from_str(value).map_err(|e| foreign(out, format!("attribute {name}: {e}")))?;
+    let v = VarLenUnicode::from_str(value).map_err(|source| Error::BadString {
+        path: out.to_path_buf(),
+        object: attr_path(loc, name),
+        source,
+    })?;
     loc.new_attr::<VarLenUnicode>()
         .create(name)
         .and_then(|a| a.write_scalar(&v))
-        .map_err(h5err(out, "cannot write an attribute"))
+        .map_err(|e| write_err(out, "write the attribute", &attr_path(loc, name))(e))
+}
+
+/// The path of attribute `name` of `loc`, for messages (`/X@shape`).
+pub(crate) fn attr_path(loc: &Location, name: &str) -> String {
+    format!("{}@{name}", loc.name())
 }
 
 /// Writes a 1-D int64 attribute.
@@ -89,7 +107,7 @@ pub(crate) fn ints_attr(out: &Path, loc: &Location, name: &str, values: &[i64]) 
         .shape(values.len())
         .create(name)
         .and_then(|a| a.write_raw(values))
-        .map_err(h5err(out, "cannot write an attribute"))
+        .map_err(|e| write_err(out, "write the attribute", &attr_path(loc, name))(e))
 }
 
 /// Strings written per slab.
@@ -103,21 +121,28 @@ pub(crate) fn write_strings(
     n: usize,
     label: impl Fn(usize) -> String,
 ) -> Result<hdf5::Dataset> {
+    let object = format!("{}/{name}", g.name().trim_end_matches('/'));
     let b = g.new_dataset::<VarLenUnicode>();
     let ds = if n == 0 {
         b.shape(0).create(name)
     } else {
         b.chunk(n.min(STRING_SLAB)).shape(n).create(name)
     }
-    .map_err(h5err(out, "cannot create a string dataset"))?;
+    .map_err(write_err(out, "create the string dataset", &object))?;
     let mut s = 0;
     while s < n {
         let e = (s + STRING_SLAB).min(n);
         let v = (s..e)
-            .map(|k| VarLenUnicode::from_str(&label(k)).map_err(|e| foreign(out, format!("label {k}: {e}"))))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|k| {
+                VarLenUnicode::from_str(&label(k)).map_err(|source| Error::BadString {
+                    path: out.to_path_buf(),
+                    object: format!("{object}[{k}]"),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         ds.write_slice(ndarray::ArrayView1::from(&v[..]), s..e)
-            .map_err(h5err(out, "cannot write a string dataset"))?;
+            .map_err(write_err(out, "write the string dataset", &object))?;
         s = e;
     }
     Ok(ds)
@@ -193,11 +218,12 @@ fn write_index(out: &Path, g: &Group, names: &Names<'_>, deflate: u8) -> Result<
     if deflate > 0 {
         b = b.deflate(deflate);
     }
+    let object = format!("{}/_index", g.name());
     let ds = b
         .create("_index")
-        .map_err(h5err(out, "cannot create a string dataset"))?;
+        .map_err(write_err(out, "create the string dataset", &object))?;
     let mut w = ChunkAppender::new(ds, width, chunk, false, deflate);
-    let err = || h5err(out, "cannot write a string dataset");
+    let err = || write_err(out, "write the string dataset", &object);
     let mut buf = Vec::with_capacity(chunk * width);
     match names {
         Names::Labels(l) => {
@@ -274,12 +300,16 @@ impl Decimal {
 
 /// Writes the `obs` or `var` dataframe: no columns, the index from `labels` or `"0"`..`"n-1"`.
 fn dataframe(out: &Path, file: &File, name: &str, names: Names<'_>, deflate: u8) -> Result<()> {
-    let g = file.create_group(name).map_err(h5err(out, "cannot create obs/var"))?;
+    let object = format!("/{name}");
+    let g = file
+        .create_group(name)
+        .map_err(write_err(out, "create the group", &object))?;
     str_attr(out, &g, "_index", "_index")?;
-    g.new_attr::<f64>()
-        .shape(0)
-        .create("column-order")
-        .map_err(h5err(out, "cannot write column-order"))?;
+    g.new_attr::<f64>().shape(0).create("column-order").map_err(write_err(
+        out,
+        "write the attribute",
+        &format!("{object}@column-order"),
+    ))?;
     str_attr(out, &g, "encoding-type", "dataframe")?;
     str_attr(out, &g, "encoding-version", "0.2.0")?;
     let ds = write_index(out, &g, &names, deflate)?;
@@ -301,7 +331,9 @@ pub(crate) fn write_skeleton(
     dataframe(out, file, "obs", Names::of(&header.row_labels, header.n_rows), deflate)?;
     dataframe(out, file, "var", Names::of(&header.col_labels, header.n_cols), deflate)?;
     for name in ["uns", "obsm", "varm", "obsp", "varp", "layers"] {
-        let g = file.create_group(name).map_err(h5err(out, "cannot create a group"))?;
+        let g = file
+            .create_group(name)
+            .map_err(write_err(out, "create the group", &format!("/{name}")))?;
         str_attr(out, &g, "encoding-type", "dict")?;
         str_attr(out, &g, "encoding-version", "0.1.0")?;
     }

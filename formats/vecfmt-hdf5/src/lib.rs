@@ -44,16 +44,43 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Errors
+//!
+//! What is wrong with a file, or with an output asked for, is a typed [`Error`] naming the
+//! file and the object inside it; when the HDF5 library reported the failure, its own error
+//! is the [`source`](std::error::Error::source). The [`MatrixSource`] and [`MatrixSink`]
+//! methods, and the constructors, return the core's [`vecfmt::Error`], which carries it as
+//! [`vecfmt::Error::Format`]:
+//!
+//! ```
+//! use vecfmt::stream::MatrixHeader;
+//! use vecfmt::DType;
+//! use vecfmt_hdf5::{Error, Hdf5Sink, Layout, WriteOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("dense.h5");
+//! let mut opts = WriteOptions::new(Layout::Dense);
+//! opts.dense_limit = 1 << 20;
+//! let err = Hdf5Sink::create(&path, &MatrixHeader::new(DType::F64, 1000, 1000), &opts).unwrap_err();
+//! match err.format_error::<Error>() {
+//!     Some(Error::DenseOutputTooLarge { bytes: 8_000_000, .. }) => {} // `opts.force` writes it
+//!     other => panic!("{other:?}"),
+//! }
+//! assert!(!path.exists());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! [`MatrixSource`]: vecfmt::stream::MatrixSource
 //! [`MatrixSink`]: vecfmt::stream::MatrixSink
 
 use std::path::Path;
 use std::sync::Arc;
 
-use vecfmt::{DType, Error};
+use vecfmt::DType;
 
 mod chunks;
 mod dense;
+mod error;
 mod find;
 mod frame;
 mod h5ad;
@@ -64,6 +91,7 @@ mod source;
 mod sparse;
 mod values;
 
+pub use error::{Error, Rejection, Result, StringsProblem};
 pub use find::{Candidate, CandidateKind};
 pub use sink::{Hdf5Sink, Layout};
 pub use source::Hdf5Source;
@@ -174,21 +202,34 @@ impl std::fmt::Debug for WriteOptions {
     }
 }
 
-/// The name of the format in error messages.
-pub(crate) const FORMAT: &str = "HDF5";
-
-/// An error about a file in HDF5.
-pub(crate) fn foreign(path: &Path, detail: impl Into<String>) -> Error {
-    Error::Foreign {
-        path: path.to_path_buf(),
-        format: FORMAT,
-        detail: detail.into(),
+/// A `map_err` for a failed HDF5 call while writing the output `path`: `action` failed on
+/// `object` (a path inside the file, or a description of it).
+pub(crate) fn write_err<'a>(
+    path: &'a Path,
+    action: &'static str,
+    object: &'a str,
+) -> impl FnOnce(hdf5::Error) -> vecfmt::Error + 'a {
+    move |source| {
+        Error::Write {
+            path: path.to_path_buf(),
+            action,
+            object: object.to_string(),
+            source,
+        }
+        .into()
     }
 }
 
-/// Turns an error of the HDF5 library into ours, with what we were doing.
-pub(crate) fn h5err<'a>(path: &'a Path, what: &'a str) -> impl FnOnce(hdf5::Error) -> Error + 'a {
-    move |e| foreign(path, format!("{what}: {}", clean_h5_message(&e)))
+/// A `map_err` for a failed HDF5 call opening or reading `object` of the file `path`.
+pub(crate) fn read_err<'a>(path: &'a Path, object: &'a str) -> impl FnOnce(hdf5::Error) -> vecfmt::Error + 'a {
+    move |source| {
+        Error::Read {
+            path: path.to_path_buf(),
+            object: object.to_string(),
+            source,
+        }
+        .into()
+    }
 }
 
 /// The HDF5 error stack's text, on one line.

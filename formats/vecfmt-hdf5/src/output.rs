@@ -1,80 +1,55 @@
 //! A new HDF5 file written under a temporary name in the output's directory and renamed into
 //! place only when complete: an unfinished output is deleted on drop, so a failed or
 //! interrupted conversion never leaves a partial file behind.
+//!
+//! The temporary file is made by [`vecfmt::publish::temp_file_for`] (`.NAME.XXXXXX.tmp`, with
+//! the mode a new file gets); HDF5 then opens it by name, truncating it, and
+//! [`vecfmt::publish::persist_path`] puts it in place.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use vecfmt::{Error, Result};
+use tempfile::TempPath;
+use vecfmt::Result;
 
-use crate::h5err;
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
+use crate::write_err;
 
 /// The temporary file of an output in progress.
 #[derive(Debug)]
 pub(crate) struct TempOutput {
     dest: PathBuf,
-    tmp: PathBuf,
-    done: bool,
+    /// Deletes the temporary file when dropped before [`TempOutput::commit`].
+    tmp: TempPath,
 }
 
 impl TempOutput {
     /// Creates the HDF5 file under a temporary name next to `dest`.
     pub(crate) fn create(dest: &Path) -> Result<(TempOutput, hdf5::File)> {
-        let dir = match dest.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if !dir.is_dir() {
-            return Err(Error::Io {
-                path: dest.to_path_buf(),
-                op: "create",
-                error: std::io::Error::new(std::io::ErrorKind::NotFound, "the output's directory does not exist"),
-            });
-        }
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "out".into());
-        let tmp = dir.join(format!(
-            ".{name}.vecfmt-tmp-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let tmp = vecfmt::publish::temp_file_for(dest)?.into_temp_path();
         let guard = TempOutput {
             dest: dest.to_path_buf(),
             tmp,
-            done: false,
         };
         let file = crate::file_builder()
             .and_then(|b| b.create(&guard.tmp))
-            .map_err(h5err(dest, "cannot create the output file"))?;
+            .map_err(write_err(dest, "create", "the file"))?;
         Ok((guard, file))
     }
 
     /// Closes `file`, syncs it and renames it into place.
-    pub(crate) fn commit(mut self, file: hdf5::File) -> Result<()> {
-        file.flush()
-            .map_err(h5err(&self.dest, "cannot flush the output file"))?;
-        file.close()
-            .map_err(h5err(&self.dest, "cannot close the output file"))?;
+    pub(crate) fn commit(self, file: hdf5::File) -> Result<()> {
+        file.flush().map_err(write_err(&self.dest, "flush", "the file"))?;
+        file.close().map_err(write_err(&self.dest, "close", "the file"))?;
         // Sync, rename, directory sync, each an error naming the output; a failed sync or
         // rename removes the temporary file.
-        self.done = true;
-        vecfmt::stream::persist_path(&self.tmp, &self.dest)
+        vecfmt::publish::persist_path(&self.tmp, &self.dest)?;
+        // Renamed: nothing is left to delete at the temporary path.
+        let mut tmp = self.tmp;
+        tmp.disable_cleanup(true);
+        Ok(())
     }
 
     /// The final path.
     pub(crate) fn dest(&self) -> &Path {
         &self.dest
-    }
-}
-
-impl Drop for TempOutput {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
     }
 }

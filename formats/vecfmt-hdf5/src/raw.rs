@@ -23,6 +23,8 @@ use hdf5_sys::h5t::{
 };
 use hdf5_sys::h5z::H5Zfilter_avail;
 
+use crate::StringsProblem;
+
 /// What a stored datatype is, as far as vecfmt cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TypeClass {
@@ -284,7 +286,7 @@ fn split_fixed(buf: &[u8], size: usize, pad: H5T_str_t) -> Vec<Vec<u8>> {
 }
 
 /// Reads all fixed-length strings of a container (dataset or attribute) as byte strings.
-fn read_fixed(obj: &Container, is_attr: bool, n: usize) -> Result<Vec<Vec<u8>>, String> {
+fn read_fixed(obj: &Container, is_attr: bool, n: usize) -> Result<Vec<Vec<u8>>, StringsProblem> {
     hdf5::sync::sync(|| {
         // SAFETY: the ids are valid while `obj` lives; the memory type is a copy of the
         // file type (same size, so no conversion), and `buf` holds exactly `n` elements of
@@ -296,12 +298,12 @@ fn read_fixed(obj: &Container, is_attr: bool, n: usize) -> Result<Vec<Vec<u8>>, 
                 H5Dget_type(obj.id())
             });
             if ftype.0 < 0 {
-                return Err("cannot read the string type".to_string());
+                return Err(StringsProblem::Hdf5(last_error("cannot read the string type")));
             }
             let size = H5Tget_size(ftype.0);
             let pad = H5Tget_strpad(ftype.0);
             let mtype = TypeId(H5Tcopy(ftype.0));
-            let len = n.checked_mul(size).ok_or("string data too large")?;
+            let len = n.checked_mul(size).ok_or(StringsProblem::TooLarge)?;
             let mut buf = vec![0u8; len];
             let rc: herr_t = if is_attr {
                 H5Aread(obj.id(), mtype.0, buf.as_mut_ptr().cast())
@@ -316,20 +318,25 @@ fn read_fixed(obj: &Container, is_attr: bool, n: usize) -> Result<Vec<Vec<u8>>, 
                 )
             };
             if rc < 0 {
-                return Err("HDF5 could not read the strings".to_string());
+                return Err(StringsProblem::Hdf5(last_error("HDF5 could not read the strings")));
             }
             Ok(split_fixed(&buf, size, pad))
         }
     })
 }
 
-fn utf8(bytes: Vec<u8>) -> Result<String, String> {
-    String::from_utf8(bytes).map_err(|e| format!("a string is not valid UTF-8 ({e})"))
+fn utf8(bytes: Vec<u8>) -> Result<String, StringsProblem> {
+    String::from_utf8(bytes).map_err(StringsProblem::NotUtf8)
+}
+
+/// The HDF5 library's error stack after a failed call, or `what` when there is none.
+fn last_error(what: &str) -> hdf5::Error {
+    hdf5::Error::query().unwrap_or_else(|_| what.into())
 }
 
 /// Reads every string of a 1-D (or scalar) string dataset or attribute: fixed or variable
 /// length, ASCII or UTF-8.
-pub(crate) fn read_strings(obj: &Container, is_attr: bool) -> Result<Vec<String>, String> {
+pub(crate) fn read_strings(obj: &Container, is_attr: bool) -> Result<Vec<String>, StringsProblem> {
     let tid = TypeId(hdf5::sync::sync(|| {
         // SAFETY: the id is valid while `obj` lives; the returned type id is owned.
         unsafe {
@@ -357,14 +364,16 @@ pub(crate) fn read_strings(obj: &Container, is_attr: bool) -> Result<Vec<String>
                 }
             });
             if utf8_cset {
-                let v: Vec<hdf5::types::VarLenUnicode> = obj.read_raw().map_err(|e| e.to_string())?;
+                let v: Vec<hdf5::types::VarLenUnicode> = obj.read_raw().map_err(StringsProblem::Hdf5)?;
                 Ok(v.into_iter().map(|s| s.as_str().to_owned()).collect())
             } else {
-                let v: Vec<hdf5::types::VarLenAscii> = obj.read_raw().map_err(|e| e.to_string())?;
+                let v: Vec<hdf5::types::VarLenAscii> = obj.read_raw().map_err(StringsProblem::Hdf5)?;
                 v.into_iter().map(|s| utf8(s.as_bytes().to_vec())).collect()
             }
         }
-        other => Err(format!("expected strings, found {}", other.describe())),
+        other => Err(StringsProblem::NotStrings {
+            stored: other.describe(),
+        }),
     }
 }
 
@@ -470,8 +479,8 @@ pub(crate) fn filters(ds: &Dataset) -> Vec<FilterInfo> {
 /// Writes a scalar fixed-length UTF-8 string attribute, the way PyTables stores `CLASS`,
 /// `VERSION`, `TITLE` and pandas its `str` attributes (PyTables reads UTF-8 ones back as
 /// `str`, ASCII ones as `bytes`). An empty string is stored as one NUL byte.
-pub(crate) fn write_fixed_attr(loc: &Location, name: &str, value: &str) -> Result<(), String> {
-    let cname = CString::new(name).map_err(|_| "attribute name with a NUL byte".to_string())?;
+pub(crate) fn write_fixed_attr(loc: &Location, name: &str, value: &str) -> hdf5::Result<()> {
+    let cname = CString::new(name).map_err(|_| hdf5::Error::from("attribute name with a NUL byte"))?;
     let bytes = value.as_bytes();
     hdf5::sync::sync(|| {
         // SAFETY: all ids are created here and closed before returning; the buffer holds
@@ -480,47 +489,51 @@ pub(crate) fn write_fixed_attr(loc: &Location, name: &str, value: &str) -> Resul
             let size = bytes.len().max(1);
             let t = TypeId(H5Tcopy(*H5T_C_S1));
             if t.0 < 0 || H5Tset_size(t.0, size) < 0 {
-                return Err("cannot make a string type".to_string());
+                return Err(last_error("cannot make a string type"));
             }
             H5Tset_strpad(t.0, H5T_str_t::H5T_STR_NULLTERM);
             H5Tset_cset(t.0, H5T_cset_t::H5T_CSET_UTF8);
             let space = H5Screate(H5S_class_t::H5S_SCALAR);
             if space < 0 {
-                return Err("cannot make a scalar dataspace".to_string());
+                return Err(last_error("cannot make a scalar dataspace"));
             }
             let attr = H5Acreate2(loc.id(), cname.as_ptr(), t.0, space, H5P_DEFAULT, H5P_DEFAULT);
+            // Taken before the next call, which clears the library's error stack.
+            let created = if attr < 0 {
+                Err(last_error(&format!("cannot create attribute {name}")))
+            } else {
+                Ok(())
+            };
             H5Sclose(space);
-            if attr < 0 {
-                return Err(format!("cannot create attribute {name}"));
-            }
+            created?;
             let mut buf = vec![0u8; size];
             buf[..bytes.len()].copy_from_slice(bytes);
             let rc = H5Awrite(attr, t.0, buf.as_ptr().cast());
+            let written = if rc < 0 {
+                Err(last_error(&format!("cannot write attribute {name}")))
+            } else {
+                Ok(())
+            };
             H5Aclose(attr);
-            if rc < 0 {
-                return Err(format!("cannot write attribute {name}"));
-            }
-            Ok(())
+            written
         }
     })
 }
 
 /// Writes a 1-D fixed-length string dataset (numpy `S` array, as pandas stores an index
 /// of strings): each string UTF-8 encoded, padded with NULs to the longest.
-pub(crate) fn write_fixed_strings(group: &hdf5::Group, name: &str, values: &[String]) -> Result<Dataset, String> {
+pub(crate) fn write_fixed_strings(group: &hdf5::Group, name: &str, values: &[String]) -> hdf5::Result<Dataset> {
     let size = values.iter().map(|s| s.len()).max().unwrap_or(1).max(1);
     let mut buf = vec![0u8; size * values.len()];
     for (k, s) in values.iter().enumerate() {
         buf[k * size..k * size + s.len()].copy_from_slice(s.as_bytes());
     }
-    let dt =
-        hdf5::Datatype::from_descriptor(&hdf5::types::TypeDescriptor::FixedAscii(size)).map_err(|e| e.to_string())?;
+    let dt = hdf5::Datatype::from_descriptor(&hdf5::types::TypeDescriptor::FixedAscii(size))?;
     let ds = group
         .new_dataset_builder()
         .empty_as(&dt)
         .shape(values.len())
-        .create(name)
-        .map_err(|e| e.to_string())?;
+        .create(name)?;
     if values.is_empty() {
         return Ok(ds);
     }
@@ -530,7 +543,7 @@ pub(crate) fn write_fixed_strings(group: &hdf5::Group, name: &str, values: &[Str
         unsafe {
             let rc = hdf5_sys::h5d::H5Dwrite(ds.id(), dt.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.as_ptr().cast());
             if rc < 0 {
-                return Err(format!("cannot write dataset {name}"));
+                return Err(last_error(&format!("cannot write dataset {name}")));
             }
             Ok(())
         }

@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use vecfmt::stream::{MatrixHeader, MatrixSink, RowBlock};
-use vecfmt::{Codec, Element, Error, Matrix, MatrixWriter, Result, ValueVec, Values, WriterOptions};
+use vecfmt::{Codec, Element, Matrix, MatrixWriter, Result, ValueVec, Values, WriterOptions};
 
 use crate::dense::{parent_and_name, DenseSink};
 use crate::frame::FrameSink;
 use crate::h5ad;
 use crate::output::TempOutput;
 use crate::sparse::CompressedWriter;
-use crate::{foreign, h5err, WriteOptions};
+use crate::{write_err, Error, WriteOptions};
 
 /// The layout of an HDF5 output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,12 +74,11 @@ impl Hdf5Sink {
             Layout::Csr | Layout::Csc => Ok(Hdf5Sink {
                 inner: Box::new(SparseSink::create(path, header, opts, true)?),
             }),
-            other => Err(foreign(
-                path,
-                format!(
-                    "an .h5ad output holds X as csr or csc, not {other:?}; use --layout csr or csc, or a .h5 output"
-                ),
-            )),
+            layout => Err(Error::H5adLayout {
+                path: path.to_path_buf(),
+                layout,
+            }
+            .into()),
         }
     }
 }
@@ -163,7 +162,7 @@ impl SparseSink {
             let (parent, name) = parent_and_name(&file, path, &group_path)?;
             let g = parent
                 .create_group(&name)
-                .map_err(h5err(path, "cannot create the matrix group"))?;
+                .map_err(write_err(path, "create the group", &group_path))?;
             Mode::Csr(Box::new(CompressedWriter::create(
                 path,
                 g,
@@ -215,7 +214,7 @@ impl SparseSink {
         let (n_rows, n_cols) = (self.header.n_rows, self.header.n_cols);
         let counts_bytes = (n_cols + 1).saturating_mul(8);
         if counts_bytes > self.memory {
-            return Err(Error::OverBudget {
+            return Err(vecfmt::Error::OverBudget {
                 what: "CSC output (one counter per column)",
                 needed: counts_bytes,
                 budget: self.memory,
@@ -236,7 +235,7 @@ impl SparseSink {
         let (parent, name) = parent_and_name(&self.file, out, &self.group_path)?;
         let g = parent
             .create_group(&name)
-            .map_err(h5err(out, "cannot create the matrix group"))?;
+            .map_err(write_err(out, "create the group", &self.group_path))?;
         let mut w = CompressedWriter::create(out, g, self.header.dtype, n_cols, n_rows, self.deflate)?;
         // Memory: the column starts (8 bytes a column) and, per pass, the rows and values of
         // the pass's columns; half the rest of the budget is left for HDF5 and the writer.
@@ -283,7 +282,7 @@ impl SparseSink {
         }
         if passes > 1 {
             (self.notify)(&format!(
-                "CSC output took {passes} passes over the spooled rows (raise --memory for fewer)"
+                "CSC output took {passes} passes over the spooled rows (a larger memory budget takes fewer)"
             ));
         }
         w.finish(out)
@@ -304,7 +303,7 @@ fn gather<T: Element>(
     start: usize,
     c0: usize,
 ) -> Result<()> {
-    let src = T::slice(&values).ok_or(Error::DTypeMismatch {
+    let src = T::slice(&values).ok_or(vecfmt::Error::DTypeMismatch {
         actual: T::DTYPE,
         requested: values.dtype(),
     })?;
@@ -331,7 +330,7 @@ impl MatrixSink for SparseSink {
                 for (k, &r) in b.rows.iter().enumerate() {
                     let (s, e) = (b.indptr[k] as usize, b.indptr[k + 1] as usize);
                     if let Some(&c) = b.indices[s..e].iter().find(|&&c| c >= self.header.n_cols) {
-                        return Err(Error::ColOutOfRange {
+                        return Err(vecfmt::Error::ColOutOfRange {
                             row: r,
                             col: c,
                             n_cols: self.header.n_cols,

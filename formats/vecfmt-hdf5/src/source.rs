@@ -6,13 +6,13 @@ use std::path::Path;
 
 use hdf5::File;
 use vecfmt::stream::{Block, MatrixHeader, MatrixSource};
-use vecfmt::{Error, Result};
+use vecfmt::Result;
 
 use crate::dense::DenseSource;
 use crate::find::{self, Candidate, CandidateKind, Found};
 use crate::raw;
 use crate::sparse::SparseSource;
-use crate::{foreign, frame, h5ad, h5err, Notify, ReadOptions};
+use crate::{frame, h5ad, read_err, Error, Notify, ReadOptions};
 
 /// A matrix read from an HDF5 file, in any of the layouts of the crate docs.
 pub struct Hdf5Source {
@@ -35,7 +35,7 @@ const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 /// Checks the signature before HDF5 sees the file, for a clear message.
 fn check_signature(path: &Path) -> Result<()> {
     let io = |op: &'static str| {
-        move |error| Error::Io {
+        move |error| vecfmt::Error::Io {
             path: path.to_path_buf(),
             op,
             error,
@@ -52,32 +52,23 @@ fn check_signature(path: &Path) -> Result<()> {
         }
         off = if off == 0 { 512 } else { off * 2 };
     }
-    Err(foreign(
-        path,
-        if len < 8 {
-            format!("not an HDF5 file: it is only {len} bytes long")
-        } else {
-            "not an HDF5 file: no HDF5 signature at its start".to_string()
-        },
-    ))
+    Err(Error::NotHdf5 {
+        path: path.to_path_buf(),
+        len,
+    }
+    .into())
 }
 
 /// Opens `path` for reading, with a clear message for files HDF5 cannot open.
 pub(crate) fn open_file(path: &Path) -> Result<File> {
     check_signature(path)?;
-    crate::file_builder().and_then(|b| b.open(path)).map_err(|e| {
-        foreign(
-            path,
-            format!(
-                "cannot open the file (truncated or corrupt?): {}",
-                crate::clean_h5_message(&e)
-            ),
-        )
+    crate::file_builder().and_then(|b| b.open(path)).map_err(|source| {
+        Error::Open {
+            path: path.to_path_buf(),
+            source,
+        }
+        .into()
     })
-}
-
-fn list(cands: &[Candidate]) -> String {
-    cands.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n")
 }
 
 impl Hdf5Source {
@@ -101,25 +92,18 @@ impl Hdf5Source {
                 match found.len() {
                     1 => found.into_iter().next().expect("one"),
                     0 => {
-                        let why = if rejected.is_empty() {
-                            "it holds no CSR/CSC group, 2-D numeric dataset or pandas frame".to_string()
-                        } else {
-                            rejected
-                                .iter()
-                                .map(|(p, w)| format!("{p}: {w}"))
-                                .collect::<Vec<_>>()
-                                .join("; ")
-                        };
-                        return Err(foreign(path, format!("no matrix found: {why}")));
+                        return Err(Error::NoMatrix {
+                            path: path.to_path_buf(),
+                            rejected,
+                        }
+                        .into());
                     }
-                    n => {
-                        return Err(foreign(
-                            path,
-                            format!(
-                                "the file holds {n} candidate matrices; pick one with --dataset:\n{}",
-                                list(&found)
-                            ),
-                        ))
+                    _ => {
+                        return Err(Error::SeveralCandidates {
+                            path: path.to_path_buf(),
+                            candidates: found,
+                        }
+                        .into())
                     }
                 }
             }
@@ -134,29 +118,31 @@ impl Hdf5Source {
     }
 }
 
-/// The candidate at a path given with `--dataset`.
+/// The candidate at the path named in [`ReadOptions::dataset`].
 fn resolve(path: &Path, file: &File, d: &str) -> Result<Candidate> {
     let p = format!("/{}", d.trim_matches('/'));
     let inner = p.trim_start_matches('/');
-    let missing = |what: &str| {
-        let cands = find::walk(file).0;
-        let list = if cands.is_empty() {
-            "none".to_string()
-        } else {
-            cands.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
-        };
-        foreign(path, format!("{p} {what}; the candidates in the file are: {list}"))
+    let not_a_matrix = |ndim: Option<usize>| Error::NotAMatrix {
+        path: path.to_path_buf(),
+        object: p.clone(),
+        ndim,
+        candidates: find::walk(file).0,
     };
     if inner.is_empty() || !file.link_exists(inner) {
-        return Err(missing("does not exist"));
+        return Err(Error::NoSuchObject {
+            path: path.to_path_buf(),
+            object: p.clone(),
+            candidates: find::walk(file).0,
+        }
+        .into());
     }
     let found = if raw::is_group(file, inner) {
-        let g = file.group(inner).map_err(h5err(path, "cannot open the group"))?;
+        let g = file.group(inner).map_err(read_err(path, &p))?;
         find::classify_group(&g, &p)
     } else if raw::is_dataset(file, inner) {
-        let ds = file.dataset(inner).map_err(h5err(path, "cannot open the dataset"))?;
+        let ds = file.dataset(inner).map_err(read_err(path, &p))?;
         if ds.ndim() != 2 {
-            return Err(missing(&format!("is a {}-D dataset, not a matrix", ds.ndim())));
+            return Err(not_a_matrix(Some(ds.ndim())).into());
         }
         find::classify_dataset(&ds, &p)
     } else {
@@ -164,8 +150,13 @@ fn resolve(path: &Path, file: &File, d: &str) -> Result<Candidate> {
     };
     match found {
         Found::Matrix(c) => Ok(c),
-        Found::Rejected(_, why) => Err(foreign(path, format!("{p}: {why}"))),
-        Found::Nothing => Err(missing("is not a CSR/CSC group, 2-D dataset or pandas frame")),
+        Found::Rejected(_, reason) => Err(Error::Rejected {
+            path: path.to_path_buf(),
+            object: p.clone(),
+            reason,
+        }
+        .into()),
+        Found::Nothing => Err(not_a_matrix(None).into()),
     }
 }
 
@@ -216,7 +207,7 @@ fn open_candidate(
     let in_anndata = anndata && (inner == "X" || inner.starts_with("layers/"));
     Ok(match c.kind {
         CandidateKind::Csr | CandidateKind::Csc => {
-            let g = file.group(inner).map_err(h5err(path, "cannot open the group"))?;
+            let g = file.group(inner).map_err(read_err(path, &c.path))?;
             let mut src = SparseSource::open(path, &g, &c.path, c.kind, opts)?;
             let h = src.header_mut().clone();
             let (rows, cols) = if in_anndata {
@@ -253,17 +244,14 @@ fn open_candidate(
             Box::new(src)
         }
         CandidateKind::Dense => {
-            let ds = file.dataset(inner).map_err(h5err(path, "cannot open the dataset"))?;
+            let ds = file.dataset(inner).map_err(read_err(path, &c.path))?;
             let mut src = DenseSource::open(path, ds, &c.path, false, opts)?;
             let h = src.header_mut().clone();
             let (rows, cols) = if in_anndata {
                 anndata_labels(path, file, &h, &opts.notify)?
             } else {
                 let (parent, name) = match inner.rsplit_once('/') {
-                    Some((p, n)) => (
-                        file.group(p).map_err(h5err(path, "cannot open the group"))?,
-                        n.to_string(),
-                    ),
+                    Some((p, n)) => (file.group(p).map_err(read_err(path, p))?, n.to_string()),
                     None => ((**file).clone(), inner.to_string()),
                 };
                 (
@@ -289,7 +277,7 @@ fn open_candidate(
             Box::new(src)
         }
         CandidateKind::Frame => {
-            let g = file.group(inner).map_err(h5err(path, "cannot open the group"))?;
+            let g = file.group(inner).map_err(read_err(path, &c.path))?;
             frame::open(path, &g, &c.path, opts)?
         }
     })

@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 
 use hdf5::{Dataset, Group};
 use vecfmt::stream::{Block, MatrixHeader, MatrixSource, RowBlock, TripletBlock};
-use vecfmt::{DType, Element, Error, Result, Values};
+use vecfmt::{DType, Element, Result, Values};
 
 use crate::chunks::ChunkAppender;
 use crate::find::CandidateKind;
 use crate::raw::{self, TypeClass};
 use crate::values::{self, IndexError};
-use crate::{foreign, h5err, value_dtype, Notify, ReadOptions};
+use crate::{read_err, value_dtype, Error, Notify, ReadOptions};
 
 /// `indptr` entries read at a time.
 const PTR_WINDOW: usize = 1 << 16;
@@ -27,21 +27,14 @@ const PTR_WINDOW: usize = 1 << 16;
 pub(crate) fn check_filters(path: &Path, name: &str, ds: &Dataset) -> Result<()> {
     for f in raw::filters(ds) {
         if !f.available {
-            let stored = if f.name.is_empty() {
-                String::new()
-            } else {
-                format!(", stored name {:?}", f.name)
-            };
-            return Err(foreign(
-                path,
-                format!(
-                    "{name} is compressed with HDF5 filter {} ({}{stored}), which this vecfmt build does not include; \
-                     it reads deflate (gzip), shuffle, fletcher32, scaleoffset, nbit and blosc (blosclz, lz4, lz4hc, zlib, zstd, snappy). \
-                     Rewrite the file with one of those, e.g. h5repack -f GZIP=4",
-                    f.id,
-                    raw::filter_name(f.id)
-                ),
-            ));
+            return Err(Error::FilterUnavailable {
+                path: path.to_path_buf(),
+                object: name.to_string(),
+                filter: f.id,
+                filter_name: raw::filter_name(f.id),
+                stored_name: f.name,
+            }
+            .into());
         }
     }
     Ok(())
@@ -49,16 +42,17 @@ pub(crate) fn check_filters(path: &Path, name: &str, ds: &Dataset) -> Result<()>
 
 /// Opens a 1-D dataset of a sparse group.
 fn member(path: &Path, group: &Group, gpath: &str, name: &str) -> Result<Dataset> {
-    let ds = group
-        .dataset(name)
-        .map_err(h5err(path, &format!("cannot open {gpath}/{name}")))?;
+    let object = format!("{gpath}/{name}");
+    let ds = group.dataset(name).map_err(read_err(path, &object))?;
     if ds.ndim() != 1 {
-        return Err(foreign(
-            path,
-            format!("{gpath}/{name} must be 1-D, but has shape {:?}", ds.shape()),
-        ));
+        return Err(Error::NotOneDimensional {
+            path: path.to_path_buf(),
+            object,
+            shape: ds.shape(),
+        }
+        .into());
     }
-    check_filters(path, &format!("{gpath}/{name}"), &ds)?;
+    check_filters(path, &object, &ds)?;
     Ok(ds)
 }
 
@@ -76,25 +70,29 @@ fn declared_shape(path: &Path, group: &Group, gpath: &str) -> Result<Option<(u64
         if group.attr(attr).is_ok() {
             let v = raw::attr_ints(group, attr).and_then(ints_of);
             return v.map(Some).ok_or_else(|| {
-                foreign(
-                    path,
-                    format!("{gpath}: attribute {attr} is not two non-negative integers"),
-                )
+                Error::BadShapeAttribute {
+                    path: path.to_path_buf(),
+                    object: gpath.to_string(),
+                    attribute: attr.to_string(),
+                }
+                .into()
             });
         }
     }
     if raw::is_dataset(group, "shape") {
-        let ds = group
-            .dataset("shape")
-            .map_err(h5err(path, "cannot open the shape dataset"))?;
+        let object = format!("{gpath}/shape");
+        let ds = group.dataset("shape").map_err(read_err(path, &object))?;
         let v = match raw::dataset_type(&ds) {
             TypeClass::Int(_) | TypeClass::Uint(_) => ds.read_raw::<i64>().ok(),
             _ => None,
         };
-        return v
-            .and_then(ints_of)
-            .map(Some)
-            .ok_or_else(|| foreign(path, format!("{gpath}/shape is not two non-negative integers")));
+        return v.and_then(ints_of).map(Some).ok_or_else(|| {
+            Error::BadShapeDataset {
+                path: path.to_path_buf(),
+                object,
+            }
+            .into()
+        });
     }
     Ok(None)
 }
@@ -152,8 +150,11 @@ impl SparseSource {
         let indices = member(path, group, gpath, "indices")?;
         let indptr = member(path, group, gpath, "indptr")?;
         let class = raw::dataset_type(&data);
-        let (dtype, widened) = value_dtype(class)
-            .ok_or_else(|| foreign(path, format!("{gpath}/data: {}", crate::find::unsupported_dtype(class))))?;
+        let (dtype, widened) = value_dtype(class).ok_or_else(|| Error::UnsupportedDtype {
+            path: path.to_path_buf(),
+            object: format!("{gpath}/data"),
+            stored: crate::find::unsupported_dtype(class),
+        })?;
         if widened {
             (opts.notify)(&format!("{gpath}/data is {}; read as {dtype}", class.describe()));
         }
@@ -161,30 +162,31 @@ impl SparseSource {
         let ptr_class = raw::dataset_type(&indptr);
         for (name, c) in [("indices", idx_class), ("indptr", ptr_class)] {
             if !matches!(c, TypeClass::Int(_) | TypeClass::Uint(_)) {
-                return Err(foreign(
-                    path,
-                    format!("{gpath}/{name} must hold integers, but holds {}", c.describe()),
-                ));
+                return Err(Error::NotIntegers {
+                    path: path.to_path_buf(),
+                    object: format!("{gpath}/{name}"),
+                    stored: c.describe(),
+                }
+                .into());
             }
         }
         let nnz = data.size() as u64;
         if indices.size() as u64 != nnz {
-            return Err(foreign(
-                path,
-                format!(
-                    "{gpath}: data has {nnz} entries but indices has {}; they must be the same length",
-                    indices.size()
-                ),
-            ));
+            return Err(Error::DataIndicesLength {
+                path: path.to_path_buf(),
+                object: gpath.to_string(),
+                data: nnz,
+                indices: indices.size() as u64,
+            }
+            .into());
         }
         if indptr.size() == 0 {
-            return Err(foreign(
-                path,
-                format!(
-                    "{gpath}/indptr is empty; it needs one entry more than there are {}",
-                    if csc { "columns" } else { "rows" }
-                ),
-            ));
+            return Err(Error::EmptyIndptr {
+                path: path.to_path_buf(),
+                object: format!("{gpath}/indptr"),
+                axis: if csc { "column" } else { "row" },
+            }
+            .into());
         }
         let n_major = indptr.size() as u64 - 1;
         // At least a chunk of data and of indices, so each chunk is decompressed at most
@@ -220,26 +222,28 @@ impl SparseSource {
         let first = src.read_ptr(0..1)?[0];
         let last = src.read_ptr(n_major as usize..n_major as usize + 1)?[0];
         if first != 0 || last != nnz {
-            return Err(foreign(
-                path,
-                format!(
-                    "{gpath}/indptr runs from {first} to {last}, but must run from 0 to the number of entries ({nnz})"
-                ),
-            ));
+            return Err(Error::IndptrEnds {
+                path: path.to_path_buf(),
+                object: format!("{gpath}/indptr"),
+                first,
+                last,
+                nnz,
+            }
+            .into());
         }
         let (n_rows, n_cols) = match declared_shape(path, group, gpath)? {
             Some((r, c)) => {
                 let major = if csc { c } else { r };
                 if major != n_major {
-                    return Err(foreign(
-                        path,
-                        format!(
-                            "shape mismatch: {gpath} declares shape ({r}, {c}), but indptr has {} entries, so {} {}",
-                            n_major + 1,
-                            n_major,
-                            if csc { "columns" } else { "rows" }
-                        ),
-                    ));
+                    return Err(Error::IndptrShape {
+                        path: path.to_path_buf(),
+                        object: gpath.to_string(),
+                        n_rows: r,
+                        n_cols: c,
+                        majors: n_major,
+                        axis: if csc { "column" } else { "row" },
+                    }
+                    .into());
                 }
                 (r, c)
             }
@@ -278,31 +282,30 @@ impl SparseSource {
         &mut self.header
     }
 
-    fn index_err(&self, what: &str, range: &Range<usize>, e: IndexError) -> Error {
+    fn index_err(&self, what: &str, range: &Range<usize>, e: IndexError) -> vecfmt::Error {
+        let path = self.path.clone();
+        let object = format!("{}/{what}", self.gpath);
         match e {
-            IndexError::Hdf5(e) => foreign(
-                &self.path,
-                format!(
-                    "cannot read {}/{what}[{}..{}]: {}",
-                    self.gpath,
-                    range.start,
-                    range.end,
-                    crate::clean_h5_message(&e)
-                ),
-            ),
-            IndexError::Negative { at, value } => foreign(
-                &self.path,
-                format!(
-                    "{}/{what}[{}] is {value}; indices cannot be negative",
-                    self.gpath,
-                    range.start + at
-                ),
-            ),
-            IndexError::NotInteger(c) => foreign(
-                &self.path,
-                format!("{}/{what} holds {}, not integers", self.gpath, c.describe()),
-            ),
+            IndexError::Hdf5(source) => Error::ReadElements {
+                path,
+                object,
+                start: range.start as u64,
+                end: range.end as u64,
+                source,
+            },
+            IndexError::Negative { at, value } => Error::NegativeIndex {
+                path,
+                object,
+                position: (range.start + at) as u64,
+                value,
+            },
+            IndexError::NotInteger(c) => Error::NotIntegers {
+                path,
+                object,
+                stored: c.describe(),
+            },
         }
+        .into()
     }
 
     fn read_ptr(&self, r: Range<usize>) -> Result<Vec<u64>> {
@@ -337,17 +340,14 @@ impl SparseSource {
         let v = self.read_ptr(s..e)?;
         for k in 1..v.len() {
             if v[k] < v[k - 1] {
-                return Err(foreign(
-                    &self.path,
-                    format!(
-                        "{}/indptr is not monotone: indptr[{}] = {} is less than indptr[{}] = {}",
-                        self.gpath,
-                        s + k,
-                        v[k],
-                        s + k - 1,
-                        v[k - 1]
-                    ),
-                ));
+                return Err(Error::IndptrNotMonotone {
+                    path: self.path.clone(),
+                    object: format!("{}/indptr", self.gpath),
+                    at: (s + k) as u64,
+                    value: v[k],
+                    previous: v[k - 1],
+                }
+                .into());
             }
         }
         self.read += (e - s) as u64 * ptr_class_size(self.ptr_class);
@@ -375,36 +375,29 @@ impl SparseSource {
         let range = base as usize..p[k] as usize;
         self.next = majors.end;
         let indices = self.read_indices(range.clone())?;
-        let vals = values::read_1d(&self.data, range.clone(), self.header.dtype).map_err(|e| {
-            foreign(
-                &self.path,
-                format!(
-                    "cannot read {}/data[{}..{}]: {}",
-                    self.gpath,
-                    range.start,
-                    range.end,
-                    crate::clean_h5_message(&e)
-                ),
-            )
-        })?;
+        let vals =
+            values::read_1d(&self.data, range.clone(), self.header.dtype).map_err(|source| Error::ReadElements {
+                path: self.path.clone(),
+                object: format!("{}/data", self.gpath),
+                start: range.start as u64,
+                end: range.end as u64,
+                source,
+            })?;
         self.read += (range.len() * (self.header.dtype.size() + ptr_class_size(self.idx_class) as usize)) as u64;
         if let Some(pos) = indices.iter().position(|&i| i >= self.n_minor) {
             let m = majors.start + ends.partition_point(|&e| e <= pos as u64) as u64 - 1;
-            let (rowcol, axis, n) = if self.csc {
-                ("column", "row", "rows")
-            } else {
-                ("row", "column", "columns")
-            };
-            return Err(foreign(
-                &self.path,
-                format!(
-                    "index out of range: {}/indices[{}] = {} ({axis} of {rowcol} {m}), but the matrix has {} {n}",
-                    self.gpath,
-                    range.start + pos,
-                    indices[pos],
-                    self.n_minor
-                ),
-            ));
+            let (major_axis, minor_axis) = if self.csc { ("column", "row") } else { ("row", "column") };
+            return Err(Error::IndexOutOfRange {
+                path: self.path.clone(),
+                object: format!("{}/indices", self.gpath),
+                position: (range.start + pos) as u64,
+                index: indices[pos],
+                minor_axis,
+                major_axis,
+                major: m,
+                len: self.n_minor,
+            }
+            .into());
         }
         if self.csc {
             let mut cols = Vec::with_capacity(indices.len());
@@ -469,7 +462,7 @@ impl SparseSource {
                     {
                         self.duplicates += 1;
                         let last = out_val.last_mut().expect("an entry was pushed with the index");
-                        *last = last.checked_add(x).ok_or(Error::Overflow { row: r, col: c })?;
+                        *last = last.checked_add(x).ok_or(vecfmt::Error::Overflow { row: r, col: c })?;
                     } else {
                         out_idx.push(c);
                         out_val.push(x);
@@ -569,13 +562,20 @@ impl CompressedWriter {
         deflate: u8,
     ) -> Result<Self> {
         let idx_i32 = n_minor <= i32::MAX as u64 + 1;
-        let err = |what: &'static str| h5err(out, what);
+        let gname = group.name();
+        let err = |member: &str| {
+            let object = format!("{gname}/{member}");
+            move |source| Error::Write {
+                path: out.to_path_buf(),
+                action: "create",
+                object,
+                source,
+            }
+        };
         let idx_dtype = if idx_i32 { DType::I32 } else { DType::I64 };
-        let data = values::create_1d(&group, "data", dtype, ENTRY_CHUNK, deflate).map_err(err("cannot create data"))?;
-        let indices = values::create_1d(&group, "indices", idx_dtype, ENTRY_CHUNK, deflate)
-            .map_err(err("cannot create indices"))?;
-        let indptr =
-            values::create_1d(&group, "indptr", DType::I64, PTR_CHUNK, deflate).map_err(err("cannot create indptr"))?;
+        let data = values::create_1d(&group, "data", dtype, ENTRY_CHUNK, deflate).map_err(err("data"))?;
+        let indices = values::create_1d(&group, "indices", idx_dtype, ENTRY_CHUNK, deflate).map_err(err("indices"))?;
+        let indptr = values::create_1d(&group, "indptr", DType::I64, PTR_CHUNK, deflate).map_err(err("indptr"))?;
         let shuffle = deflate > 0;
         Ok(CompressedWriter {
             group,
@@ -594,26 +594,31 @@ impl CompressedWriter {
 
     /// Appends major `m` (after every major pushed so far) with its minor indices and values.
     pub(crate) fn push(&mut self, out: &Path, m: u64, idx: &[u64], vals: Values<'_>) -> Result<()> {
-        if m < self.majors || m >= self.n_major {
-            return Err(foreign(
-                out,
-                format!(
-                    "internal: major {m} out of order (next {}, of {})",
-                    self.majors, self.n_major
-                ),
-            ));
+        // Majors are rows for CSR output (pushed as the source gives them); CSC output
+        // pushes its columns in order itself.
+        if m >= self.n_major {
+            return Err(vecfmt::Error::RowOutOfRange {
+                row: m,
+                n_rows: self.n_major,
+            });
+        }
+        if m < self.majors {
+            return Err(vecfmt::Error::RowOrder {
+                row: m,
+                previous: self.majors - 1,
+            });
         }
         if vals.dtype() != self.dtype {
-            return Err(Error::DTypeMismatch {
+            return Err(vecfmt::Error::DTypeMismatch {
                 actual: self.dtype,
                 requested: vals.dtype(),
             });
         }
         if vals.len() != idx.len() {
-            return Err(foreign(
-                out,
-                format!("internal: {} values for {} indices", vals.len(), idx.len()),
-            ));
+            return Err(vecfmt::Error::LengthMismatch {
+                what: "row",
+                detail: format!("{} values for {} indices", vals.len(), idx.len()),
+            });
         }
         while self.majors < m {
             self.buf_ptr.push(self.nnz as i64);
@@ -630,11 +635,13 @@ impl CompressedWriter {
                 self.scratch.extend_from_slice(&(c as i64).to_ne_bytes());
             }
         }
-        let err = |what: &'static str| h5err(out, what);
+        let group = &self.group;
         self.indices
             .extend(&self.scratch)
-            .map_err(err("cannot write indices"))?;
-        self.data.extend(vals.as_bytes()).map_err(err("cannot write data"))?;
+            .map_err(|e| write_failed(group, out, "indices", e))?;
+        self.data
+            .extend(vals.as_bytes())
+            .map_err(|e| write_failed(group, out, "data", e))?;
         self.nnz += idx.len() as u64;
         self.buf_ptr.push(self.nnz as i64);
         self.majors += 1;
@@ -645,9 +652,10 @@ impl CompressedWriter {
     }
 
     fn flush_ptr(&mut self, out: &Path) -> Result<()> {
+        let group = &self.group;
         self.indptr
             .extend(bytemuck::cast_slice(&self.buf_ptr))
-            .map_err(h5err(out, "cannot write indptr"))?;
+            .map_err(|e| write_failed(group, out, "indptr", e))?;
         self.buf_ptr.clear();
         Ok(())
     }
@@ -662,10 +670,26 @@ impl CompressedWriter {
             }
         }
         self.flush_ptr(out)?;
-        let err = |what: &'static str| h5err(out, what);
-        self.data.finish().map_err(err("cannot write data"))?;
-        self.indices.finish().map_err(err("cannot write indices"))?;
-        self.indptr.finish().map_err(err("cannot write indptr"))?;
+        let group = &self.group;
+        self.data.finish().map_err(|e| write_failed(group, out, "data", e))?;
+        self.indices
+            .finish()
+            .map_err(|e| write_failed(group, out, "indices", e))?;
+        self.indptr
+            .finish()
+            .map_err(|e| write_failed(group, out, "indptr", e))?;
         Ok(self.group)
     }
+}
+
+/// The error of a failed write of `member` of `group` in the output `out` (the object's
+/// name is made only when it is needed).
+fn write_failed(group: &Group, out: &Path, member: &str, source: hdf5::Error) -> vecfmt::Error {
+    Error::Write {
+        path: out.to_path_buf(),
+        action: "write",
+        object: format!("{}/{member}", group.name()),
+        source,
+    }
+    .into()
 }
