@@ -26,6 +26,8 @@ pub(crate) fn hint(e: &Error) -> Option<&'static str> {
         Error::MergeValueNotInteger { .. } => "pass --dtype f64 to sum the values as floats",
         Error::SumOutOfRange { .. } => "pass --dtype with a wider type (f64, i64)",
         Error::Format(_) => return format_hint(e),
+        // A stopped accumulator shows the hint of what stopped it.
+        Error::Poisoned { cause, .. } => return hint(cause),
         _ => return None,
     })
 }

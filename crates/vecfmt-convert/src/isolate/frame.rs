@@ -131,7 +131,7 @@ impl WireError {
     /// The worker's error `e`, with the hint its host gives.
     pub(crate) fn new(e: &vecfmt::Error, hint: Option<String>) -> WireError {
         WireError {
-            message: e.to_string(),
+            message: full_message(e),
             os_error: os_error_of(e),
             hint,
         }
@@ -159,6 +159,23 @@ impl WireError {
             .unwrap_or(m);
         m.strip_prefix("HDF5: ").unwrap_or(m).to_string()
     }
+}
+
+/// `e`'s message followed by each of its sources' (as `{:#}` prints a chain), so that what
+/// a C library said under a typed error (HDF5's "File too large") reaches the parent. A
+/// source whose text the message already holds is not repeated.
+fn full_message(e: &vecfmt::Error) -> String {
+    let mut m = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !m.contains(&s) {
+            m.push_str(": ");
+            m.push_str(&s);
+        }
+        cause = c.source();
+    }
+    m
 }
 
 /// The operating-system error code under `e`: a core I/O error's, or the first
