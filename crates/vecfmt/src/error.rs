@@ -104,13 +104,6 @@ pub enum Error {
         needed: u64,
         budget: u64,
     },
-    /// A file in a foreign format (HDF5, .npy, Parquet, ...) is malformed or unsupported.
-    #[error("{}: {format}: {detail}", .path.display())]
-    Foreign {
-        path: PathBuf,
-        format: &'static str,
-        detail: String,
-    },
     /// A foreign-format file (HDF5, `.npy`/`.npz`, Parquet, Matrix Market) is malformed,
     /// unsupported, or could not be written. The format crate's own typed error is kept
     /// whole: its message names the file and the place in it (member, row group, dataset,

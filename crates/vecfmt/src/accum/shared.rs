@@ -307,11 +307,6 @@ fn copy_of(e: &Error) -> Error {
         &Error::BadMetadata { kind } => Error::BadMetadata { kind },
         &Error::Overflow { row, col } => Error::Overflow { row, col },
         &Error::OverBudget { what, needed, budget } => Error::OverBudget { what, needed, budget },
-        Error::Foreign { path, format, detail } => Error::Foreign {
-            path: path.clone(),
-            format,
-            detail: detail.clone(),
-        },
         Error::InexactCast {
             path,
             row,
