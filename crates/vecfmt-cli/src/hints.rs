@@ -1,6 +1,8 @@
 //! Exit-code classes and the one-line hints the CLI prints under an error. The library's
 //! errors say what is wrong and where; only here do they meet the flags that fix them.
 
+use std::borrow::Cow;
+
 use vecfmt::Error;
 
 pub(crate) fn is_damage(e: &Error) -> bool {
@@ -10,7 +12,16 @@ pub(crate) fn is_damage(e: &Error) -> bool {
     )
 }
 
-pub(crate) fn hint(e: &Error) -> Option<&'static str> {
+/// The hint to print under `e`: a flag that changes the outcome, or what to try next. The
+/// HDF5 worker's errors bring the hint the worker computed, where their typed error was known.
+pub(crate) fn hint(e: &Error) -> Option<Cow<'static, str>> {
+    if let Some(vecfmt_convert::Error::Worker { hint: Some(h), .. }) = e.format_error::<vecfmt_convert::Error>() {
+        return Some(Cow::Owned(h.clone()));
+    }
+    static_hint(e).map(Cow::Borrowed)
+}
+
+fn static_hint(e: &Error) -> Option<&'static str> {
     Some(match e {
         Error::NotVfm { .. } => "is this a .vfm file? `vecfmt convert` brings in HDF5, .npz, .npy, Parquet and .mtx",
         Error::CorruptChunk { .. } | Error::Corrupt { .. } | Error::NoValidCommit { .. } => {
@@ -27,7 +38,7 @@ pub(crate) fn hint(e: &Error) -> Option<&'static str> {
         Error::SumOutOfRange { .. } => "pass --dtype with a wider type (f64, i64)",
         Error::Format(_) => return format_hint(e),
         // A stopped accumulator shows the hint of what stopped it.
-        Error::Poisoned { cause, .. } => return hint(cause),
+        Error::Poisoned { cause, .. } => return static_hint(cause),
         _ => return None,
     })
 }
@@ -153,8 +164,6 @@ fn convert_hint(e: &Error) -> Option<&'static str> {
     use vecfmt_convert::Error as C;
     match e.format_error::<C>()? {
         C::UnknownExtension { .. } => Some("name the formats with --from and --to"),
-        // The CLI prints one hint, as it exits: the text would live until then anyway.
-        C::Worker { hint: Some(h), .. } => Some(Box::leak(h.clone().into_boxed_str())),
         _ => None,
     }
 }
@@ -162,7 +171,7 @@ fn convert_hint(e: &Error) -> Option<&'static str> {
 /// The hint the HDF5 worker process (`vecfmt __read-hdf5`, `__write-hdf5`) sends with its
 /// error: computed there, where the HDF5 crate's typed error is known.
 pub(crate) fn worker_hint(e: &Error) -> Option<String> {
-    hint(e).map(str::to_owned)
+    hint(e).map(Cow::into_owned)
 }
 
 #[cfg(test)]
