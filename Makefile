@@ -44,7 +44,18 @@ demo: deps
 test: deps venv
 	$(CARGO) test --workspace --locked
 	$(CARGO) build --locked -p vecfmt-cli
+	$(MAKE) python-dev
 	VECFMT_BIN=$(CURDIR)/target/debug/vecfmt $(PY) -m pytest -q -p no:cacheprovider tests/python
+	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules --pyargs vecfmt
+
+## The Python package (python/, PyO3 + maturin) into the test venv. `python-dev` builds the
+## extension with the dev profile, sharing the test build's artifacts (the tests don't time
+## anything); `python-release` is what `pip install ./python` gives a user, for benchmarks.
+.PHONY: python-dev python-release
+python-dev: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MATURIN_PEP517_ARGS="--profile dev" $(PY) -m pip install --quiet --no-build-isolation --no-deps --force-reinstall ./python
+python-release: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pip install --quiet --no-build-isolation --no-deps --force-reinstall ./python
 
 lint: deps
 	$(CARGO) fmt --all -- --check

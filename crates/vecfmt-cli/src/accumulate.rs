@@ -289,7 +289,8 @@ are words, stored as labels. Windows never cross lines; words under --min-count 
 windowing. Input: one sentence or document per line, whitespace-separated tokens; plain, .gz or .zst.\n\n\
 Examples:\n  vecfmt cooccur corpus.txt -o cooc.vfm --window 10 --min-count 5 --memory 8G\n  \
 vecfmt cooccur corpus.txt --save-vocab vocab.txt --vocab-only\n  \
-vecfmt cooccur corpus.txt --vocab vocab.txt --shard 3/8 -o part3.vfm   # then: vecfmt merge part*.vfm -o cooc.vfm"
+vecfmt cooccur corpus.txt --vocab vocab.txt --shard 3/8 -o part3.vfm   # then: vecfmt merge part*.vfm -o cooc.vfm\n  \
+vecfmt cooccur corpus.txt --vocab-only --shard 3/8 --save-vocab vocab3.tsv   # then: vecfmt vocab merge vocab*.tsv -o vocab.tsv"
 )]
 pub struct CooccurArgs {
     /// Corpus files (default: stdin).
@@ -325,7 +326,8 @@ pub struct CooccurArgs {
     /// Write the vocabulary (word and count per line, most frequent first).
     #[arg(long, value_name = "FILE")]
     pub save_vocab: Option<PathBuf>,
-    /// Stop after the vocabulary pass (with --save-vocab).
+    /// Stop after the vocabulary pass (with --save-vocab). With --shard, count only the
+    /// shard's words and save every one with its count, for `vecfmt vocab merge`.
     #[arg(long, requires = "save_vocab")]
     pub vocab_only: bool,
     /// Process the K-th of N byte ranges of the input, split at line boundaries.
@@ -359,6 +361,9 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
         opts = opts.threads(n);
     }
     let inputs = Input::from_paths(&args.inputs);
+    if let (true, Some(shard)) = (args.vocab_only, args.shard) {
+        return vocab_part(&inputs, &args, opts.shard(shard));
+    }
     if args.vocab_only {
         vecfmt_text::vocabulary(&inputs, &opts).map_err(text_error)?;
         return Ok(ExitCode::SUCCESS);
@@ -405,5 +410,31 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
             b => format!("; {b} tokens were not valid UTF-8 (counted by their lossy decoding)"),
         }
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cooccur --vocab-only --shard K/N`: the shard's part of a distributed vocabulary.
+fn vocab_part(inputs: &[Input], args: &CooccurArgs, opts: CooccurOptions) -> Result<ExitCode> {
+    // Cutting a shard's words would lose the counts of words that pass the cut only in the
+    // sum, so the cut belongs to the merge.
+    if args.min_count != 1 || args.max_vocab.is_some() {
+        bail!(
+            "--vocab-only --shard saves every word of the shard with its count; give --min-count and --max-vocab to `vecfmt vocab merge`"
+        );
+    }
+    if args.vocab.is_some() {
+        bail!("--vocab-only --shard counts the shard's words; --vocab gives a vocabulary instead: leave one out");
+    }
+    let path = args
+        .save_vocab
+        .as_deref()
+        .expect("clap requires --save-vocab with --vocab-only");
+    let s = vecfmt_text::vocab_part(inputs, path, &opts).map_err(text_error)?;
+    if s.invalid_utf8_tokens > 0 {
+        note!(
+            "vecfmt: {} tokens were not valid UTF-8 (counted by their lossy decoding)",
+            s.invalid_utf8_tokens
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

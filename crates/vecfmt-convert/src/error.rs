@@ -99,6 +99,21 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is a stop the caller asked for through
+    /// [`ConvertOptions::cancel`](crate::ConvertOptions::cancel) (`vecfmt::Error::Cancelled`),
+    /// rather than a failure.
+    ///
+    /// ```
+    /// let e = vecfmt_convert::Error::from(vecfmt::Error::Cancelled);
+    /// assert!(e.is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            Error::Core(e) => e.is_cancelled(),
+            _ => false,
+        }
+    }
+
     /// The hint an HDF5 worker's host attached to the error it reported, if any.
     pub fn worker_hint(&self) -> Option<&str> {
         match self {

@@ -139,6 +139,7 @@ pub struct ConvertOptions {
     pub(crate) force: bool,
     pub(crate) worker: Option<Worker>,
     pub(crate) progress: Arc<dyn Progress>,
+    pub(crate) cancel: vecfmt::Cancel,
 }
 
 impl Default for ConvertOptions {
@@ -158,6 +159,7 @@ impl Default for ConvertOptions {
             force: false,
             worker: None,
             progress: Arc::new(StderrNotes),
+            cancel: vecfmt::Cancel::new(),
         }
     }
 }
@@ -178,6 +180,7 @@ impl std::fmt::Debug for ConvertOptions {
             .field("dataset", &self.dataset)
             .field("force", &self.force)
             .field("worker", &self.worker)
+            .field("cancel", &self.cancel)
             .finish_non_exhaustive()
     }
 }
@@ -283,6 +286,16 @@ impl ConvertOptions {
     /// [`progress`](Self::progress), shared.
     pub fn progress_arc(mut self, progress: Arc<dyn Progress>) -> Self {
         self.progress = progress;
+        self
+    }
+
+    /// A flag that stops [`convert`](crate::convert): checked per block read and per block
+    /// written (and while waiting for the next block), it makes the conversion return
+    /// `vecfmt::Error::Cancelled` (see [`Error::is_cancelled`](crate::Error::is_cancelled))
+    /// within moments, with the temporary output removed, an HDF5 worker process killed and
+    /// reaped, and the output as it was.
+    pub fn cancel(mut self, cancel: vecfmt::Cancel) -> Self {
+        self.cancel = cancel;
         self
     }
 

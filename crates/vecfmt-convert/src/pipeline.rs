@@ -184,6 +184,11 @@ fn marked_symmetric(h: &MatrixHeader) -> bool {
 ///
 /// The output is created, and finished, on the calling thread.
 ///
+/// A [`ConvertOptions::cancel`] flag stops the conversion between two blocks (or while
+/// waiting for one): the error is `vecfmt::Error::Cancelled` ([`Error::is_cancelled`]), the
+/// temporary output and any scratch file are removed, HDF5 worker processes are killed,
+/// and `output` is as it was.
+///
 /// ```
 /// use vecfmt::{DType, Matrix, MatrixWriter, WriterOptions};
 /// use vecfmt_convert::{convert, ConvertOptions};
@@ -204,14 +209,21 @@ fn marked_symmetric(h: &MatrixHeader) -> bool {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<ConvertSummary> {
+    opts.cancel.check()?;
     let from = opts.from.map_or_else(|| Format::from_path(input), Ok)?;
     let to = opts.to.map_or_else(|| Format::from_path(output), Ok)?;
     // An unknown layout is reported before any work starts.
     to.layout(opts.layout.as_deref(), output)?;
     let (path, o) = (input.to_path_buf(), opts.clone());
-    let mut source = ReadAhead::spawn(input, opts.progress.clone(), move || open_source(&path, from, &o))?;
+    let mut source = ReadAhead::spawn(input, opts.progress.clone(), opts.cancel.clone(), move || {
+        open_source(&path, from, &o)
+    })?;
     opts.progress.start(source.total_bytes());
     let sink = create_sink(output, to, source.header(), opts)?;
+    let sink = Box::new(Cancellable {
+        sink,
+        cancel: opts.cancel.clone(),
+    });
     let s = pump(&mut source, sink, opts.memory)?;
     Ok(ConvertSummary {
         from,
@@ -228,6 +240,7 @@ pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Con
 /// and waits with it, so one block more than a plain pump is alive at a time. After each
 /// block, the options' progress hears how far the input is read.
 struct ReadAhead {
+    cancel: vecfmt::Cancel,
     header: MatrixHeader,
     total: Option<u64>,
     read: Arc<AtomicU64>,
@@ -242,6 +255,7 @@ impl ReadAhead {
     fn spawn(
         input: &Path,
         progress: Arc<dyn crate::Progress>,
+        cancel: vecfmt::Cancel,
         open: impl FnOnce() -> Result<Box<dyn MatrixSource>> + Send + 'static,
     ) -> Result<Self> {
         let (head_tx, head_rx) = mpsc::sync_channel::<Result<(MatrixHeader, Option<u64>)>>(1);
@@ -276,15 +290,23 @@ impl ReadAhead {
                 op: "start the reading thread",
                 error,
             })?;
-        let (header, total) = match head_rx.recv() {
-            Ok(r) => r?,
-            Err(_) => {
+        let (header, total) = match recv_unless_cancelled(&head_rx, &cancel) {
+            Ok(Some(r)) => r?,
+            Err(e) => {
+                // Stopped while the source opens: the thread ends when it next sends.
+                drop(head_rx);
+                drop(rx);
+                let _ = thread.join();
+                return Err(e.into());
+            }
+            Ok(None) => {
                 return Err(Error::ReadThread {
                     path: input.to_path_buf(),
                 })
             }
         };
         Ok(ReadAhead {
+            cancel,
             header,
             total,
             read,
@@ -305,15 +327,15 @@ impl MatrixSource for ReadAhead {
         if self.done {
             return Ok(None);
         }
-        let got = self.rx.as_ref().expect("present until drop").recv();
+        let got = recv_unless_cancelled(self.rx.as_ref().expect("present until drop"), &self.cancel)?;
         self.progress.advance(self.read.load(Ordering::Relaxed));
         match got {
-            Ok(Ok(Some(b))) => Ok(Some(b)),
-            Ok(other) => {
+            Some(Ok(Some(b))) => Ok(Some(b)),
+            Some(other) => {
                 self.done = true;
                 other
             }
-            Err(_) => {
+            None => {
                 self.done = true;
                 Err(Error::ReadThread {
                     path: self.input.clone(),
@@ -335,7 +357,45 @@ impl Drop for ReadAhead {
         // Closing the channel first lets a reader blocked on a full channel see it and stop.
         drop(self.rx.take());
         if let Some(t) = self.thread.take() {
+            // Also after a stop: the thread ends at its next send, so this waits for at most
+            // the block it is reading, and its source goes with it (an HDF5 worker is killed
+            // and reaped) before the call returns.
             let _ = t.join();
         }
+    }
+}
+
+/// How often a wait for the reading thread looks at the cancellation flag.
+const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The next message of `rx`, or `None` when its sender is gone; `Err(Cancelled)` as soon as
+/// `cancel` is set, instead of waiting on.
+fn recv_unless_cancelled<T>(rx: &mpsc::Receiver<T>, cancel: &vecfmt::Cancel) -> vecfmt::Result<Option<T>> {
+    loop {
+        cancel.check()?;
+        match rx.recv_timeout(CANCEL_POLL) {
+            Ok(m) => return Ok(Some(m)),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(None),
+        }
+    }
+}
+
+/// A sink that stops at the caller's request: before each block and before finishing. The
+/// sink under it is dropped unfinished, which removes its temporary output.
+struct Cancellable {
+    sink: Box<dyn MatrixSink>,
+    cancel: vecfmt::Cancel,
+}
+
+impl MatrixSink for Cancellable {
+    fn write_rows(&mut self, block: &vecfmt::stream::RowBlock) -> vecfmt::Result<()> {
+        self.cancel.check()?;
+        self.sink.write_rows(block)
+    }
+
+    fn finish(self: Box<Self>) -> vecfmt::Result<()> {
+        self.cancel.check()?;
+        self.sink.finish()
     }
 }

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         Some(vecfmt_convert::WRITE_SUBCOMMAND) => return vecfmt_convert::serve_write(hint),
         _ => {}
     }
-    let tests: [(&str, fn()); 6] = [
+    let tests: [(&str, fn()); 8] = [
         ("hdf5_round_trip_through_workers", hdf5_round_trip_through_workers),
         (
             "the_readers_notes_and_progress_reach_the_caller",
@@ -36,6 +36,14 @@ fn main() -> ExitCode {
         (
             "the_environment_names_the_default_worker",
             the_environment_names_the_default_worker,
+        ),
+        (
+            "a_cancelled_conversion_leaves_no_output_and_no_worker",
+            a_cancelled_conversion_leaves_no_output_and_no_worker,
+        ),
+        (
+            "a_conversion_cancelled_before_it_starts_touches_nothing",
+            a_conversion_cancelled_before_it_starts_touches_nothing,
         ),
     ];
     for (name, test) in tests {
@@ -272,4 +280,106 @@ fn the_environment_names_the_default_worker() {
     );
     // And without it, the current executable: this test binary, which serves.
     convert(&input, &dir.path().join("x.vfm"), &ConvertOptions::new()).unwrap();
+}
+
+/// Cancels the conversion once `after` blocks have been read, and counts the blocks.
+struct CancelAfter {
+    cancel: vecfmt::Cancel,
+    after: u64,
+    blocks: std::sync::atomic::AtomicU64,
+}
+
+impl vecfmt_convert::Progress for CancelAfter {
+    fn advance(&self, _bytes_read: u64) {
+        let n = self.blocks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if n == self.after {
+            self.cancel.cancel();
+        }
+    }
+}
+
+/// A `.vfm` input of many chunks (blocks), written here.
+fn many_blocks(path: &Path) {
+    let opts = vecfmt::WriterOptions::new(vecfmt::DType::F32, 5000)
+        .n_rows(60_000)
+        .chunk_bytes(8192);
+    let mut w = vecfmt::MatrixWriter::create(path, opts).unwrap();
+    for r in 0..60_000u64 {
+        let c = (r * 13 % 4990) as u32;
+        w.push_row(r, &[c, c + 3, c + 9], &[1.0f32, 0.5, 2.0]).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// Conversions stopped part way, through the in-process npz sink, the HDF5 writing worker
+/// and the HDF5 reading worker: the error is the cancellation, the old output (or none)
+/// stays, the staging directories and temporary files are gone, and the writing worker
+/// was reaped before the call returned.
+fn a_cancelled_conversion_leaves_no_output_and_no_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let vfm = dir.path().join("m.vfm");
+    many_blocks(&vfm);
+    let h5 = dir.path().join("m.h5");
+    let base = ConvertOptions::new().worker(me()).memory(64 << 20);
+    convert(&vfm, &h5, &base).unwrap();
+    for (input, output) in [("m.vfm", "out.npz"), ("m.vfm", "out.h5"), ("m.h5", "out.npz")] {
+        let (input, output) = (dir.path().join(input), dir.path().join(output));
+        std::fs::write(&output, b"the old output").unwrap();
+        let before = names(dir.path());
+        let cancel = vecfmt::Cancel::new();
+        let progress = std::sync::Arc::new(CancelAfter {
+            cancel: cancel.clone(),
+            after: 3,
+            blocks: Default::default(),
+        });
+        // 1 MiB: the HDF5 reader's blocks are 64 KiB, so the input takes many.
+        let opts = base
+            .clone()
+            .memory(1 << 20)
+            .progress_arc(progress.clone())
+            .cancel(cancel);
+        let t = std::time::Instant::now();
+        let e = convert(&input, &output, &opts).unwrap_err();
+        let took = t.elapsed();
+        assert!(e.is_cancelled(), "{}: {e:?}", output.display());
+        assert!(matches!(e, Error::Core(vecfmt::Error::Cancelled)), "{e:?}");
+        assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+        // It stopped after the third block, long before the end.
+        let blocks = progress.blocks.load(std::sync::atomic::Ordering::Relaxed);
+        assert!((3..10).contains(&blocks), "{}: {blocks} blocks", input.display());
+        assert_eq!(std::fs::read(&output).unwrap(), b"the old output");
+        assert_eq!(names(dir.path()), before, "{}", output.display());
+        assert_eq!(live_children(), 0, "{}", output.display());
+        std::fs::remove_file(&output).unwrap();
+    }
+}
+
+/// This process's children that have not been reaped (zombies included), from /proc.
+fn live_children() -> usize {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // `pid (comm) state ppid ...`: the command may hold spaces, so split after `)`.
+            let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+            after.split_whitespace().nth(1) == Some(me.as_str())
+        })
+        .count()
+}
+
+fn a_conversion_cancelled_before_it_starts_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let vfm = dir.path().join("m.vfm");
+    many_blocks(&vfm);
+    let cancel = vecfmt::Cancel::new();
+    cancel.cancel();
+    for out in ["out.npz", "out.h5"] {
+        let opts = ConvertOptions::new().worker(me()).cancel(cancel.clone());
+        let e = convert(&vfm, &dir.path().join(out), &opts).unwrap_err();
+        assert!(e.is_cancelled(), "{e:?}");
+    }
+    assert_eq!(names(dir.path()), ["m.vfm"]);
+    assert_eq!(live_children(), 0);
 }

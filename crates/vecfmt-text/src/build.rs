@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vecfmt::{
-    Accumulator, AccumulatorOptions, AccumulatorStats, Axis, Codec, DType, EvictionPolicy, FinishSummary, Matrix,
-    Producer,
+    Accumulator, AccumulatorOptions, AccumulatorStats, Axis, Cancel, Codec, DType, EvictionPolicy, FinishSummary,
+    Matrix, Producer,
 };
 
-use crate::cooccur::thread_count;
+use crate::cooccur::{remove_cancelled, thread_count};
 use crate::error::LineProblem;
-use crate::pool::{run_pool, BinaryLayout, Block, Counters};
+use crate::pool::{run_pool_until, BinaryLayout, Block, Counters};
 use crate::progress::{with_progress, Pass, Progress, ProgressHandle};
 use crate::triplets::{parse_triplet, LineError, Value};
 use crate::{prepare_output, read_vocab, total_size, Checkpoint, Error, Input, Result};
@@ -48,6 +48,7 @@ pub struct BuildOptions {
     checkpoint: Checkpoint,
     policy: EvictionPolicy,
     progress: ProgressHandle,
+    cancel: Cancel,
 }
 
 impl Default for BuildOptions {
@@ -78,6 +79,7 @@ impl BuildOptions {
             checkpoint: Checkpoint::default(),
             policy: EvictionPolicy::default(),
             progress: ProgressHandle::default(),
+            cancel: Cancel::new(),
         }
     }
     /// Rows are given as labels.
@@ -164,6 +166,12 @@ impl BuildOptions {
         self.progress = ProgressHandle(p);
         self
     }
+    /// A flag that stops the build (see [`build`]): checked per block read and per row of
+    /// the finish.
+    pub fn cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = cancel;
+        self
+    }
 }
 
 /// What [`build`] did.
@@ -200,6 +208,15 @@ struct BuildWorker<'a> {
 /// its metadata (`vecfmt:build`); if the input fails part way, [`Error::Stopped`] says how
 /// many, and the rest can be added with [`BuildOptions::append`].
 ///
+/// A [`BuildOptions::cancel`] flag stops the build within moments (the worst case is a
+/// block of lines being summed, or a commit under way): nothing more is committed, and the
+/// error [`is_cancelled`](Error::is_cancelled). When the build created the output and no
+/// checkpoint had committed input yet, the output is removed and the error is
+/// `vecfmt::Error::Cancelled` itself; otherwise it is [`Error::Stopped`], and the output is
+/// at its last commit (for an existing output added to, possibly the one it had before).
+/// A stop during the finish leaves the output at the commit the finish made first, which
+/// `vecfmt::compact` finishes.
+///
 /// ```
 /// use vecfmt_text::{build, BuildOptions, Input};
 /// let dir = tempfile::tempdir()?;
@@ -220,6 +237,7 @@ pub fn build(inputs: &[Input], output: impl AsRef<Path>, opts: &BuildOptions) ->
     let output = output.as_ref();
     let start = Instant::now();
     let progress = &*opts.progress.0;
+    opts.cancel.check()?;
     let memory = opts.memory.unwrap_or_else(vecfmt::accum::default_memory_budget);
     let append = prepare_output(output, opts.replace, opts.append)?;
     let labelled = opts.row_labels || opts.col_labels;
@@ -254,7 +272,8 @@ pub fn build(inputs: &[Input], output: impl AsRef<Path>, opts: &BuildOptions) ->
         .codec(opts.codec)
         .zstd_level(opts.zstd_level)
         .row_labels(opts.row_labels)
-        .col_labels(opts.col_labels);
+        .col_labels(opts.col_labels)
+        .cancel(opts.cancel.clone());
     if let Some(n) = opts.n_rows {
         acc_opts = acc_opts.n_rows(n);
     }
@@ -289,12 +308,13 @@ pub fn build(inputs: &[Input], output: impl AsRef<Path>, opts: &BuildOptions) ->
         Some(&acc),
         &triplets,
         || {
-            run_pool(
+            run_pool_until(
                 inputs,
                 None,
                 thread_count(opts.threads),
                 opts.checkpoint,
                 &counters,
+                &opts.cancel,
                 || BuildWorker {
                     p: acc.producer(),
                     acc: &acc,
@@ -336,15 +356,29 @@ pub fn build(inputs: &[Input], output: impl AsRef<Path>, opts: &BuildOptions) ->
             )
         },
     );
+    let committed_lines = committed_lines.into_inner();
     if let Err(e) = result {
+        if e.is_cancelled() && !append && committed_lines == 0 {
+            // Nothing of the input was committed to the output this call created: it goes.
+            drop(acc);
+            return Err(remove_cancelled(output, e));
+        }
         return Err(Error::Stopped {
             output: output.to_owned(),
-            committed_lines: committed_lines.load(Ordering::Relaxed),
+            committed_lines,
             cause: Box::new(e),
         });
     }
     let stats = acc.stats();
-    let finish = acc.finish()?;
+    let finish = acc.finish().map_err(|e| match e {
+        // The finish's rewrite stopped: the output holds the commit it made first.
+        e if e.is_cancelled() => Error::Stopped {
+            output: output.to_owned(),
+            committed_lines,
+            cause: Box::new(e.into()),
+        },
+        e => e.into(),
+    })?;
     Ok(BuildSummary {
         output: output.to_owned(),
         triplets: triplets.into_inner(),

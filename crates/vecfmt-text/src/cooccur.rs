@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vecfmt::{
-    Accumulator, AccumulatorOptions, AccumulatorStats, Axis, Codec, DType, EvictionPolicy, FinishSummary, Producer,
+    Accumulator, AccumulatorOptions, AccumulatorStats, Axis, Cancel, Codec, DType, EvictionPolicy, FinishSummary,
+    Producer,
 };
 
-use crate::pool::{run_pool, Counters};
+use crate::pool::{run_pool_until, Counters};
 use crate::progress::{with_progress, Pass, Progress, ProgressHandle};
 use crate::vocab::{count_vocab, normalise, read_vocab, tokens, write_vocab, Vocab};
 use crate::{prepare_output, total_size, Checkpoint, Error, Input, Result, Shard, WordMap};
@@ -35,7 +36,7 @@ impl Weighting {
     }
 }
 
-/// Options of [`cooccur`], [`vocabulary`] and [`count_vocab`].
+/// Options of [`cooccur`], [`vocabulary`], [`count_vocab`] and [`vocab_part`](crate::vocab_part).
 ///
 /// ```
 /// use vecfmt_text::{CooccurOptions, Weighting};
@@ -67,6 +68,7 @@ pub struct CooccurOptions {
     pub(crate) policy: EvictionPolicy,
     pub(crate) replace: bool,
     pub(crate) progress: ProgressHandle,
+    pub(crate) cancel: Cancel,
 }
 
 impl Default for CooccurOptions {
@@ -99,6 +101,7 @@ impl CooccurOptions {
             policy: EvictionPolicy::default(),
             replace: false,
             progress: ProgressHandle::default(),
+            cancel: Cancel::new(),
         }
     }
     /// Context window: neighbours up to `n` tokens away (at least 1).
@@ -116,7 +119,8 @@ impl CooccurOptions {
         self.symmetric = yes;
         self
     }
-    /// Drop words seen fewer than `k` times, before windowing: they take no slot.
+    /// Drop words seen fewer than `k` times, before windowing: they take no slot. (A
+    /// [`vocab_part`](crate::vocab_part) keeps every word; `vocab_merge` cuts.)
     pub fn min_count(mut self, k: u64) -> Self {
         self.min_count = k;
         self
@@ -142,7 +146,9 @@ impl CooccurOptions {
         self.save_vocab = Some(path.into());
         self
     }
-    /// Count only this shard of the input (then sum the shards with `vecfmt::merge`).
+    /// Count only this shard of the input (then sum the shards with `vecfmt::merge`). The
+    /// pairs pass and [`vocab_part`](crate::vocab_part) honour it; [`vocabulary`] counts the
+    /// whole input, whose vocabulary every shard needs.
     pub fn shard(mut self, shard: Shard) -> Self {
         self.shard = Some(shard);
         self
@@ -191,6 +197,12 @@ impl CooccurOptions {
     /// Where progress goes.
     pub fn progress(mut self, p: Arc<dyn Progress>) -> Self {
         self.progress = ProgressHandle(p);
+        self
+    }
+    /// A flag that stops the run (see [`cooccur`]): checked per block read, per line
+    /// counted and per row of the finish.
+    pub fn cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = cancel;
         self
     }
 
@@ -244,6 +256,7 @@ pub struct CooccurSummary {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn vocabulary(inputs: &[Input], opts: &CooccurOptions) -> Result<Vocab> {
+    opts.cancel.check()?;
     if let Some(stream) = inputs.iter().find(|i| !i.is_file()) {
         if opts.vocab.is_none() {
             return Err(Error::NeedsVocab { input: stream.name() });
@@ -283,6 +296,14 @@ struct PairWorker<'a> {
 /// The output is committed at every checkpoint; if the input fails part way,
 /// [`Error::Stopped`] says how much of it the output holds.
 ///
+/// A [`CooccurOptions::cancel`] flag stops the run within moments (the worst case is a
+/// block of lines being summed, or a commit under way): nothing more is committed, and the
+/// error [`is_cancelled`](Error::is_cancelled). If no checkpoint had committed input yet,
+/// the output is removed and the error is `vecfmt::Error::Cancelled` itself; otherwise it
+/// is [`Error::Stopped`], and the output is at that commit. A stop during the finish leaves
+/// the output at the pairs pass's last commit, which `vecfmt::compact` finishes. No
+/// temporary file or spill directory is left either way.
+///
 /// ```
 /// use vecfmt_text::{cooccur, CooccurOptions, Input, Weighting};
 /// let dir = tempfile::tempdir()?;
@@ -306,6 +327,7 @@ pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions
     let start = Instant::now();
     let progress = &*opts.progress.0;
     let vocab = vocabulary(inputs, opts)?;
+    opts.cancel.check()?;
     let invalid = AtomicU64::new(vocab.invalid_utf8_tokens);
     prepare_output(out, opts.replace, false)?;
     let memory = opts.memory.unwrap_or_else(vecfmt::accum::default_memory_budget);
@@ -325,7 +347,8 @@ pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions
         // which stays in the third-level cache, takes about half of C1's updates (a
         // 1024 × 1024 block took a third; a 56 MB table for k = 1024 missed the cache and
         // cost more than it saved).
-        .dense_block((n as u32).min(362));
+        .dense_block((n as u32).min(362))
+        .cancel(opts.cancel.clone());
     let acc = Accumulator::create(out, acc_opts)?;
     acc.hold_external(map.heap_bytes() as i64);
     acc.set_labels(Axis::Row, &labels)?;
@@ -358,90 +381,118 @@ pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions
     let counters = Counters::default();
     let toks = AtomicU64::new(0);
     let mut committed_lines = 0u64;
-    with_progress(progress, Pass::Pairs, total_size(inputs), &counters, Some(&acc), &toks, || {
-        run_pool(
-            inputs,
-            opts.shard,
-            opts.thread_count(),
-            opts.checkpoint,
-            &counters,
-            || PairWorker {
-                p: acc.producer(),
-                ids: Vec::new(),
-                toks: Vec::new(),
-                map: &map,
-            },
-            |w, b| {
-                let mut count = 0u64;
-                for line in b.data.split(|&c| c == b'\n') {
-                    w.ids.clear();
-                    // Hash the line's tokens and prefetch their slots, then look them up.
-                    w.toks.clear();
-                    for t in tokens(line) {
-                        let h = w.map.hash(t);
-                        w.map.prefetch(h);
-                        let at = t.as_ptr() as usize - line.as_ptr() as usize;
-                        w.toks.push((at, t.len(), h));
-                    }
-                    for &(at, len, h) in &w.toks {
-                        let t = &line[at..at + len];
-                        count += 1;
-                        let norm = normalise(t, lowercase);
-                        let id = match norm.as_deref() {
-                            None => w.map.get_hashed(t, h),
-                            Some(n) => w.map.get(n),
-                        };
-                        let t = norm.as_deref().unwrap_or(t);
-                        let id = match id {
-                            Some(id) => Some(id),
-                            None if std::str::from_utf8(t).is_err() => {
-                                invalid.fetch_add(1, Ordering::Relaxed);
-                                w.map.get(String::from_utf8_lossy(t).as_bytes())
+    let cancel = &opts.cancel;
+    let pairs = with_progress(
+        progress,
+        Pass::Pairs,
+        total_size(inputs),
+        &counters,
+        Some(&acc),
+        &toks,
+        || {
+            run_pool_until(
+                inputs,
+                opts.shard,
+                opts.thread_count(),
+                opts.checkpoint,
+                &counters,
+                cancel,
+                || PairWorker {
+                    p: acc.producer(),
+                    ids: Vec::new(),
+                    toks: Vec::new(),
+                    map: &map,
+                },
+                |w, b| {
+                    let mut count = 0u64;
+                    for line in b.data.split(|&c| c == b'\n') {
+                        // A block takes a worker a good part of a second: look at the flag per
+                        // line (a relaxed load), so that a stop is prompt.
+                        cancel.check()?;
+                        w.ids.clear();
+                        // Hash the line's tokens and prefetch their slots, then look them up.
+                        w.toks.clear();
+                        for t in tokens(line) {
+                            let h = w.map.hash(t);
+                            w.map.prefetch(h);
+                            let at = t.as_ptr() as usize - line.as_ptr() as usize;
+                            w.toks.push((at, t.len(), h));
+                        }
+                        for &(at, len, h) in &w.toks {
+                            let t = &line[at..at + len];
+                            count += 1;
+                            let norm = normalise(t, lowercase);
+                            let id = match norm.as_deref() {
+                                None => w.map.get_hashed(t, h),
+                                Some(n) => w.map.get(n),
+                            };
+                            let t = norm.as_deref().unwrap_or(t);
+                            let id = match id {
+                                Some(id) => Some(id),
+                                None if std::str::from_utf8(t).is_err() => {
+                                    invalid.fetch_add(1, Ordering::Relaxed);
+                                    w.map.get(String::from_utf8_lossy(t).as_bytes())
+                                }
+                                None => None,
+                            };
+                            if let Some(id) = id {
+                                w.ids.push(id);
                             }
-                            None => None,
-                        };
-                        if let Some(id) = id {
-                            w.ids.push(id);
+                        }
+                        let ids = &w.ids;
+                        for i in 1..ids.len() {
+                            let word = ids[i] as u64;
+                            let lo = i.saturating_sub(window);
+                            for j in lo..i {
+                                let ctx = ids[j] as u64;
+                                // Symmetric: the accumulator adds it at (word, ctx) and (ctx, word).
+                                w.p.add(word, ctx, weights[i - j])?;
+                            }
                         }
                     }
-                    let ids = &w.ids;
-                    for i in 1..ids.len() {
-                        let word = ids[i] as u64;
-                        let lo = i.saturating_sub(window);
-                        for j in lo..i {
-                            let ctx = ids[j] as u64;
-                            // Symmetric: the accumulator adds it at (word, ctx) and (ctx, word).
-                            w.p.add(word, ctx, weights[i - j])?;
-                        }
-                    }
-                }
-                toks.fetch_add(count, Ordering::Relaxed);
-                Ok(())
-            },
-            |w| Ok(w.p.flush()?),
-            |lines| {
-                acc.set_metadata(
+                    toks.fetch_add(count, Ordering::Relaxed);
+                    Ok(())
+                },
+                |w| Ok(w.p.flush()?),
+                |lines| {
+                    acc.set_metadata(
                     "vecfmt:progress",
                     serde_json::json!({"lines": lines, "bytes": counters.bytes.load(Ordering::Relaxed), "tokens": toks.load(Ordering::Relaxed)}),
                 );
-                acc.commit()?;
-                committed_lines = lines;
-                progress.committed(lines);
-                Ok(())
-            },
-        )
-    })
-    .map_err(|e| Error::Stopped {
-        output: out.to_owned(),
-        committed_lines,
-        cause: Box::new(e),
-    })?;
+                    acc.commit()?;
+                    committed_lines = lines;
+                    progress.committed(lines);
+                    Ok(())
+                },
+            )
+        },
+    );
+    if let Err(e) = pairs {
+        if e.is_cancelled() && committed_lines == 0 {
+            // Nothing of the input was committed: the output, created by this call, goes.
+            drop(acc);
+            return Err(remove_cancelled(out, e));
+        }
+        return Err(Error::Stopped {
+            output: out.to_owned(),
+            committed_lines,
+            cause: Box::new(e),
+        });
+    }
     let stats = acc.stats();
     let pairs_pass_done = start.elapsed();
     // The word table is done with: its memory goes to the finish.
     acc.hold_external(-(map.heap_bytes() as i64));
     drop(map);
-    let finish = acc.finish()?;
+    let finish = acc.finish().map_err(|e| match e {
+        // The finish's rewrite stopped: the output holds the commit it made first.
+        e if e.is_cancelled() => Error::Stopped {
+            output: out.to_owned(),
+            committed_lines,
+            cause: Box::new(e.into()),
+        },
+        e => e.into(),
+    })?;
     Ok(CooccurSummary {
         output: out.to_owned(),
         words: n,
@@ -453,4 +504,14 @@ pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions
         elapsed: start.elapsed(),
         invalid_utf8_tokens: invalid.into_inner(),
     })
+}
+
+/// Removes the output of a cancelled run that committed none of its input (the run created
+/// it), and returns the cancellation; a failure to remove it is the error instead.
+pub(crate) fn remove_cancelled(output: &Path, cancelled: Error) -> Error {
+    match std::fs::remove_file(output) {
+        Ok(()) => cancelled,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => cancelled,
+        Err(e) => Error::io(output.display().to_string(), "cannot remove the cancelled output")(e),
+    }
 }

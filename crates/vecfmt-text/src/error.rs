@@ -80,8 +80,9 @@ pub enum Error {
     /// The output exists, and neither replacing it nor adding to it was asked for.
     #[error("{}: exists", .path.display())]
     OutputExists { path: PathBuf },
-    /// The input failed part way: the output holds its last commit, which covers the first
-    /// `committed_lines` lines (or records) of the input.
+    /// The input failed part way, or the run was cancelled ([`Error::is_cancelled`]): the
+    /// output holds its last commit, which covers the first `committed_lines` lines (or
+    /// records) of the input.
     #[error("{} keeps its last commit ({committed_lines} lines of input)", .output.display())]
     Stopped {
         output: PathBuf,
@@ -105,6 +106,21 @@ pub enum Error {
     /// A vocabulary file that gives a label twice.
     #[error("{}: line {line}: label {label:?} occurs twice", .path.display())]
     VocabDuplicate { path: PathBuf, line: u64, label: String },
+    /// A vocabulary file's line whose count is missing or not a non-negative integer (where
+    /// the counts matter: a vocabulary part, `label<TAB>count` per line).
+    #[error("{}: line {line}: expected a label, a tab and its count, found {}", .path.display(),
+            if .text.is_empty() { "no count".to_owned() } else { format!("count {:?}", .text) })]
+    VocabBadCount { path: PathBuf, line: u64, text: String },
+    /// A word whose count, summed over vocabulary parts, passes 2^64 - 1; the line is the
+    /// part's line where it did.
+    #[error("{}: line {line}: the count of {label:?} summed over the parts passes 2^64 - 1", .path.display())]
+    VocabCountOverflow { path: PathBuf, line: u64, label: String },
+    /// A vocabulary merge given no parts.
+    #[error("no vocabulary parts to merge")]
+    NoVocabParts,
+    /// A vocabulary part given twice, whose words would be counted twice.
+    #[error("{}: given twice as a vocabulary part (its words would be counted twice)", .path.display())]
+    VocabPartTwice { path: PathBuf },
     /// A vocabulary too large for the word table, which addresses its bytes with 32 bits.
     #[error("the vocabulary holds more than 4 GiB of words")]
     VocabTooLarge,
@@ -177,6 +193,30 @@ pub enum HeaderProblem {
 }
 
 impl Error {
+    /// Whether this is a stop the caller asked for through a [`vecfmt::Cancel`]
+    /// (`vecfmt::Error::Cancelled`), or an error that wraps one ([`Error::Stopped`] when
+    /// the output keeps a commit), rather than a failure.
+    ///
+    /// ```
+    /// use vecfmt_text::Error;
+    /// let e = Error::Stopped {
+    ///     output: "out.vfm".into(),
+    ///     committed_lines: 1000,
+    ///     cause: Box::new(vecfmt::Error::Cancelled.into()),
+    /// };
+    /// assert!(e.is_cancelled());
+    /// assert!(!Error::ZeroWindow.is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            Error::Core(e) => e.is_cancelled(),
+            Error::AtLine { source, .. } | Error::AtRecord { source, .. } => source.is_cancelled(),
+            Error::Stopped { cause, .. } => cause.is_cancelled(),
+            Error::TooManyBadLines { last, .. } => last.is_cancelled(),
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(file: impl Into<String>, op: &'static str) -> impl FnOnce(io::Error) -> Error {
         let file = file.into();
         move |error| Error::Io { file, op, error }

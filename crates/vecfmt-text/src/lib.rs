@@ -7,12 +7,18 @@
 //!   the binary stream of `docs/TRIPLETS.md`) into a `.vfm` file under a memory budget.
 //! - [`cooccur`] counts word co-occurrences of a corpus into a word × context matrix:
 //!   [`vocabulary`] (counted by [`count_vocab`] or read by [`read_vocab`]), then the pairs.
+//! - A vocabulary can also be counted shard by shard ([`vocab_part`]) and the parts summed
+//!   ([`vocab_merge`]), with the result a single pass gives.
 //! - Both read their [`Input`]s (plain files, `.gz`, `.zst`, stdin or any reader) in
 //!   line-aligned blocks on a worker pool ([`pool`]), whole or as one [`Shard`], and commit
 //!   the output at every [`Checkpoint`], so a failure or a kill loses at most the work since
 //!   the last one.
 //! - Progress goes to a [`Progress`] the caller implements; errors are [`Error`]s that say
 //!   what went wrong and where (input, line, record or byte offset).
+//! - A `vecfmt::Cancel` in the options ([`CooccurOptions::cancel`], [`BuildOptions::cancel`])
+//!   stops a run from another thread: the output stays at its last commit, or is removed
+//!   when none of the input was committed, and [`Error::is_cancelled`] tells the stop from
+//!   a failure.
 //!
 //! ```
 //! use vecfmt_text::{cooccur, CooccurOptions, Input};
@@ -39,6 +45,7 @@ mod progress;
 mod triplets;
 mod units;
 mod vocab;
+mod vocab_parts;
 mod wordmap;
 
 use std::path::Path;
@@ -51,6 +58,10 @@ pub use pool::{BinaryLayout, TRIPLET_MAGIC};
 pub use progress::{NoProgress, Pass, Progress, Snapshot};
 pub use units::{parse_bytes, parse_duration};
 pub use vocab::{count_vocab, normalise, read_vocab, tokens, write_vocab, Vocab};
+pub use vocab_parts::{
+    count_vocab_part, read_vocab_counts, vocab_merge, vocab_part, VocabMergeOptions, VocabMergeSummary,
+    VocabPartSummary,
+};
 pub use wordmap::WordMap;
 
 /// Gets the output path ready: an existing output is removed when `replace` is set, kept

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::time::Instant;
 
+use vecfmt::Cancel;
+
 use crate::error::HeaderProblem;
 use crate::{Checkpoint, Error, Input, Result, Shard};
 
@@ -103,6 +105,19 @@ pub fn read_blocks(
     shard: Option<Shard>,
     counters: &Counters,
     stop: &AtomicBool,
+    sink: impl FnMut(Block) -> Result<()>,
+) -> Result<()> {
+    read_blocks_until(inputs, shard, counters, stop, &Cancel::new(), sink)
+}
+
+/// [`read_blocks`], which also stops with `vecfmt::Error::Cancelled` (as [`Error::Core`])
+/// once `cancel` is set, before reading the next block.
+pub fn read_blocks_until(
+    inputs: &[Input],
+    shard: Option<Shard>,
+    counters: &Counters,
+    stop: &AtomicBool,
+    cancel: &Cancel,
     mut sink: impl FnMut(Block) -> Result<()>,
 ) -> Result<()> {
     let sizes: Vec<Option<u64>> = inputs
@@ -141,6 +156,9 @@ pub fn read_blocks(
         let mut binary: Option<BinaryLayout> = None;
         let mut first = lo == 0;
         while !done && !stop.load(Ordering::Relaxed) {
+            // Checked per block read, also for the blocks of other shards, which are read
+            // and not handed on.
+            cancel.check()?;
             let mut buf = std::mem::take(&mut carry);
             let old = buf.len();
             buf.resize(old + BLOCK, 0);
@@ -203,6 +221,9 @@ pub fn read_blocks(
                 match buf[from..].iter().rposition(|&b| b == b'\n') {
                     Some(i) => from + i + 1,
                     None => {
+                        // Without the bytes before `from` (a partial line of the previous
+                        // shard), which the next round would otherwise take for a line.
+                        buf.drain(..from);
                         carry = buf;
                         continue;
                     }
@@ -322,6 +343,55 @@ pub fn run_pool<W: Send>(
     make: impl Fn() -> W + Sync,
     work: impl Fn(&mut W, Block) -> Result<()> + Sync,
     flush: impl Fn(&mut W) -> Result<()> + Sync,
+    commit: impl FnMut(u64) -> Result<()>,
+) -> Result<()> {
+    run_pool_until(
+        inputs,
+        shard,
+        threads,
+        checkpoint,
+        counters,
+        &Cancel::new(),
+        make,
+        work,
+        flush,
+        commit,
+    )
+}
+
+/// [`run_pool`], stopped by `cancel`: once it is set, the reader stops before its next
+/// block, the workers skip the blocks they have not started, nothing more is flushed or
+/// committed (a commit under way completes), and the pool returns `vecfmt::Error::Cancelled`
+/// (as [`Error::Core`]), unless an error came first.
+///
+/// ```
+/// use vecfmt_text::pool::{run_pool_until, Counters};
+/// use vecfmt_text::{Checkpoint, Input};
+///
+/// let cancel = vecfmt::Cancel::new();
+/// cancel.cancel();
+/// let input = Input::reader("numbers", std::io::Cursor::new(b"1\n2\n3\n".to_vec()));
+/// let e = run_pool_until(
+///     &[input], None, 2, Checkpoint::Never, &Counters::default(), &cancel,
+///     || (),
+///     |_, _| panic!("no block is read once cancelled"),
+///     |_| Ok(()),
+///     |_| panic!("nothing is committed once cancelled"),
+/// )
+/// .unwrap_err();
+/// assert!(e.is_cancelled());
+/// ```
+#[expect(clippy::too_many_arguments, reason = "the pool's four callbacks are its interface")]
+pub fn run_pool_until<W: Send>(
+    inputs: &[Input],
+    shard: Option<Shard>,
+    threads: usize,
+    checkpoint: Checkpoint,
+    counters: &Counters,
+    cancel: &Cancel,
+    make: impl Fn() -> W + Sync,
+    work: impl Fn(&mut W, Block) -> Result<()> + Sync,
+    flush: impl Fn(&mut W) -> Result<()> + Sync,
     mut commit: impl FnMut(u64) -> Result<()>,
 ) -> Result<()> {
     let threads = threads.max(1);
@@ -346,6 +416,11 @@ pub fn run_pool<W: Send>(
                     match msg {
                         Ok(Msg::Block(b)) => {
                             if stop.load(Ordering::Relaxed) {
+                                continue;
+                            }
+                            if cancel.is_cancelled() {
+                                // Stops the reader too, without waiting for its next block.
+                                fail(vecfmt::Error::Cancelled.into());
                                 continue;
                             }
                             if let Err(e) = work(&mut w, b) {
@@ -377,7 +452,7 @@ pub fn run_pool<W: Send>(
             barrier.wait();
             !stop.load(Ordering::Relaxed)
         };
-        let read = read_blocks(inputs, shard, counters, &stop, |b| {
+        let read = read_blocks_until(inputs, shard, counters, &stop, cancel, |b| {
             let lines = match b.binary {
                 Some(l) => (b.data.len() / l.record()) as u64,
                 None => count_lines(&b.data),
@@ -394,8 +469,8 @@ pub fn run_pool<W: Send>(
                 Checkpoint::Bytes(n) => counters.bytes.load(Ordering::Relaxed) - last_bytes >= n,
                 Checkpoint::Never => false,
             };
-            if due && !stop.load(Ordering::Relaxed) {
-                if sync_all(&tx) {
+            if due && !stop.load(Ordering::Relaxed) && !cancel.is_cancelled() {
+                if sync_all(&tx) && !cancel.is_cancelled() {
                     commit(counters.lines.load(Ordering::Relaxed))?;
                 }
                 last = Instant::now();
@@ -406,8 +481,16 @@ pub fn run_pool<W: Send>(
         if let Err(e) = read {
             fail(e);
         }
-        let ok = sync_all(&tx);
+        if cancel.is_cancelled() {
+            // Read to the end, but cancelled since: no final flush and commit.
+            fail(vecfmt::Error::Cancelled.into());
+        }
+        let mut ok = sync_all(&tx);
         drop(tx);
+        if ok && cancel.is_cancelled() {
+            fail(vecfmt::Error::Cancelled.into());
+            ok = false;
+        }
         if ok {
             if let Err(e) = commit(counters.lines.load(Ordering::Relaxed)) {
                 fail(e);
@@ -459,6 +542,31 @@ mod tests {
                 }
             }
             assert_eq!(joined, text.as_bytes(), "{n} shards");
+        }
+    }
+
+    /// A shard that started in the last line of a file (or where the rest of the block after
+    /// the skipped partial line held no newline) used to keep the partial line's tail as a
+    /// line of its own: shards then overlapped.
+    #[test]
+    fn a_shard_starting_in_the_last_line_of_a_file_skips_that_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.txt"), dir.path().join("b.txt"));
+        std::fs::write(&a, "x\nyyyyyyyy\n").unwrap();
+        std::fs::write(&b, "z\n").unwrap();
+        let inputs = [Input::path(&a), Input::path(&b)];
+        // 13 bytes: shard 2 of 2 starts at byte 6, inside a's last line.
+        let second: Vec<u8> = blocks(&inputs, Some(Shard::new(2, 2).unwrap()))
+            .into_iter()
+            .flat_map(|b| b.2)
+            .collect();
+        assert_eq!(second, b"z\n");
+        for n in 1..=13 {
+            let joined: Vec<u8> = (1..=n)
+                .flat_map(|k| blocks(&inputs, Some(Shard::new(k, n).unwrap())))
+                .flat_map(|b| b.2)
+                .collect();
+            assert_eq!(joined, b"x\nyyyyyyyy\nz\n", "{n} shards");
         }
     }
 

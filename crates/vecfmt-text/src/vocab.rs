@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::fx::FxMap;
-use crate::pool::{run_pool, Counters};
+use crate::pool::{run_pool_until, Counters};
 use crate::progress::{with_progress, Pass};
-use crate::{total_size, Checkpoint, CooccurOptions, Error, Input, Result};
+use crate::{total_size, Checkpoint, CooccurOptions, Error, Input, Result, Shard};
 
 /// Whitespace-separated tokens of a line.
 ///
@@ -73,7 +73,9 @@ struct CountWorker {
 
 /// Counts the tokens of `inputs` (normalised as `opts` says), keeps the words seen at least
 /// `opts`' min-count times and, of those, its max-vocab most frequent. Reads every input
-/// once; streams can be counted, but then cannot be read again for the pairs.
+/// once; streams can be counted, but then cannot be read again for the pairs. Reads the
+/// whole input even when `opts` names a shard, since every shard's pairs pass needs the same
+/// vocabulary; [`count_vocab_part`](crate::count_vocab_part) counts a shard's words alone.
 ///
 /// ```
 /// use vecfmt_text::{count_vocab, CooccurOptions, Input};
@@ -83,6 +85,22 @@ struct CountWorker {
 /// # Ok::<(), vecfmt_text::Error>(())
 /// ```
 pub fn count_vocab(inputs: &[Input], opts: &CooccurOptions) -> Result<Vocab> {
+    let (words, invalid) = count_words(inputs, None, opts)?;
+    Ok(Vocab {
+        words: rank(words, opts.min_count, opts.max_vocab),
+        invalid_utf8_tokens: invalid,
+    })
+}
+
+/// Every word of `shard` of the inputs (all of them without one) with its count, normalised
+/// as `opts` says, and the number of tokens that were not valid UTF-8. The shard's lines are
+/// those of the pairs pass ([`crate::pool::read_blocks`]), so the shards' counts sum to the
+/// whole input's.
+pub(crate) fn count_words(
+    inputs: &[Input],
+    shard: Option<Shard>,
+    opts: &CooccurOptions,
+) -> Result<(FxMap<String, u64>, u64)> {
     let counters = Counters::default();
     let invalid = AtomicU64::new(0);
     let global: Mutex<FxMap<Box<[u8]>, u64>> = Mutex::new(FxMap::default());
@@ -96,12 +114,13 @@ pub fn count_vocab(inputs: &[Input], opts: &CooccurOptions) -> Result<Vocab> {
         None,
         &toks,
         || {
-            run_pool(
+            run_pool_until(
                 inputs,
-                None,
+                shard,
                 opts.thread_count(),
                 Checkpoint::Never,
                 &counters,
+                &opts.cancel,
                 || CountWorker {
                     counts: FxMap::default(),
                 },
@@ -150,15 +169,24 @@ pub fn count_vocab(inputs: &[Input], opts: &CooccurOptions) -> Result<Vocab> {
         };
         *words.entry(s).or_insert(0) += v;
     }
-    let mut v: Vec<(String, u64)> = words.into_iter().filter(|(_, c)| *c >= opts.min_count).collect();
+    Ok((words, invalid.into_inner()))
+}
+
+/// The vocabulary's order and cut: words seen fewer than `min_count` times dropped, the
+/// rest by count, most frequent first, ties in byte order of the word (a total order: the
+/// words are unique), then the first `max_vocab` kept. The single pass and
+/// [`crate::vocab_merge`] both cut here, so that their ties fall the same way.
+pub(crate) fn rank(
+    words: impl IntoIterator<Item = (String, u64)>,
+    min_count: u64,
+    max_vocab: Option<usize>,
+) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = words.into_iter().filter(|(_, c)| *c >= min_count).collect();
     v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    if let Some(m) = opts.max_vocab {
+    if let Some(m) = max_vocab {
         v.truncate(m);
     }
-    Ok(Vocab {
-        words: v,
-        invalid_utf8_tokens: invalid.into_inner(),
-    })
+    v
 }
 
 /// Reads a vocabulary file: one label per line, optionally followed by whitespace and a
@@ -212,10 +240,17 @@ pub fn read_vocab(path: &Path) -> Result<Vec<String>> {
 pub fn write_vocab(path: &Path, words: &[(String, u64)]) -> Result<()> {
     let name = || path.display().to_string();
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(Error::io(name(), "cannot create"))?);
+    write_words(&mut f, words)
+        .and_then(|()| f.flush())
+        .map_err(Error::io(name(), "write error"))?;
+    Ok(())
+}
+
+/// The lines of a vocabulary file: `word<TAB>count`.
+pub(crate) fn write_words(f: &mut impl Write, words: &[(String, u64)]) -> std::io::Result<()> {
     for (w, c) in words {
-        writeln!(f, "{w}\t{c}").map_err(Error::io(name(), "write error"))?;
+        writeln!(f, "{w}\t{c}")?;
     }
-    f.flush().map_err(Error::io(name(), "write error"))?;
     Ok(())
 }
 

@@ -166,10 +166,6 @@ pub enum Error {
     /// inputs have labels there, or matching by label was required).
     #[error("{}: has no {axis} labels, so its {axis}s cannot be matched by label with the other inputs'", .path.display())]
     MergeMissingLabels { path: PathBuf, axis: Axis },
-    /// The inputs of a merge have different labels on one axis and none on the other, so
-    /// the unlabelled axis cannot be matched.
-    #[error("the inputs' {labelled} labels differ, and they have no {unlabelled} labels: their {unlabelled}s cannot be matched")]
-    MergeLabelsOnOneAxis { labelled: Axis, unlabelled: Axis },
     /// A value of a merge's input that an integer result cannot take: a float with a
     /// fraction, a NaN or an infinity, or beyond 64 bits.
     #[error("{}: value {value} at row {row}, column {col} is not a whole number of at most 64 bits, so it cannot be summed into {dtype}", .path.display())]
@@ -190,9 +186,31 @@ pub enum Error {
         sum: String,
         dtype: crate::DType,
     },
+    /// The operation stopped because its caller asked it to, through a
+    /// [`Cancel`](crate::Cancel): it removed what it had created that was not committed, and
+    /// a file being built is at its last commit.
+    #[error("cancelled: stopped at the caller's request")]
+    Cancelled,
 }
 
 impl Error {
+    /// Whether this is [`Error::Cancelled`], or an error that wraps it (an accumulator
+    /// stopped by a cancellation, [`Error::Poisoned`]): a stop the caller asked for, not a
+    /// failure.
+    ///
+    /// ```
+    /// assert!(vecfmt::Error::Cancelled.is_cancelled());
+    /// let e = vecfmt::Error::RowOutOfRange { row: 7, n_rows: 3 };
+    /// assert!(!e.is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            Error::Cancelled => true,
+            Error::Poisoned { cause, .. } => cause.is_cancelled(),
+            _ => false,
+        }
+    }
+
     /// The format crate's typed error inside an [`Error::Format`], when it is of type `E`
     /// (for example `vecfmt_parquet::Error`).
     pub fn format_error<E: std::error::Error + 'static>(&self) -> Option<&E> {

@@ -7,6 +7,9 @@
 //! - [`MatrixWriter`] streams rows into a new file, encoding chunks in parallel.
 //! - [`Matrix`] opens a file and serves any row in O(1): zero-copy for the `raw` codec,
 //!   through a byte-budgeted cache for `lz4` and `zstd`.
+//! - [`Accumulator`] sums updates out of core; [`merge`] and [`compact`] rewrite whole
+//!   matrices. A [`Cancel`] in their options stops them from another thread, and a
+//!   [`MergeProgress`] hears how far a rewrite has got.
 //!
 //! The format is specified in `docs/FORMAT.md`; structs that mirror it name their section.
 //!
@@ -36,6 +39,7 @@ compile_error!("vecfmt maps little-endian files in place and supports little-end
 
 pub mod accum;
 mod cache;
+mod cancel;
 pub mod chunk;
 pub mod consts;
 mod dtype;
@@ -52,6 +56,7 @@ pub mod stream;
 mod writer;
 
 pub use accum::{Accumulator, AccumulatorOptions, AccumulatorStats, EvictionPolicy, FinishSummary, Producer};
+pub use cancel::{Cancel, MergeProgress, MergeStage};
 pub use chunk::{ChunkData, CsrView};
 pub use dtype::{DType, Element, IndexLike, IndexVec, Indices, Scalar, ValueVec, Values};
 pub use error::{Axis, Error, Malformed, Result};

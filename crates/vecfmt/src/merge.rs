@@ -9,8 +9,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::accum::{default_memory_budget, Accumulator, AccumulatorOptions};
+use crate::cancel::{Cancel, MergeProgress, MergeStage, Watch};
 use crate::dtype::{DType, Indices, Scalar, ValueVec};
 use crate::error::{io_err, Axis, Error, Result};
 use crate::layout::Codec;
@@ -22,8 +24,10 @@ use crate::writer::{MatrixWriter, WriterOptions};
 #[non_exhaustive]
 pub enum LabelMatching {
     /// By label on each axis where every input has labels (the result has the union of
-    /// them); by position where none has. Inputs with labels on one axis only must have the
-    /// same labels there. The default.
+    /// them); by position where none has. When the inputs have labels on one axis only and
+    /// they differ, that axis is matched by label and the other by position (words by
+    /// label, hashed feature columns by number): the inputs must then agree on the
+    /// unlabelled axis's extent. The default.
     #[default]
     Auto,
     /// By label on both axes: every input must have row and column labels.
@@ -43,6 +47,7 @@ pub struct MergeOptions {
     zstd_level: i32,
     dtype: Option<DType>,
     overwrite: bool,
+    watch: Watch,
 }
 
 impl Default for MergeOptions {
@@ -64,6 +69,7 @@ impl MergeOptions {
             zstd_level: crate::consts::DEFAULT_ZSTD_LEVEL,
             dtype: None,
             overwrite: false,
+            watch: Watch::default(),
         }
     }
     /// How rows and columns of the inputs are matched.
@@ -101,6 +107,17 @@ impl MergeOptions {
     /// Replace the output if it exists (it is replaced only when the merge is complete).
     pub fn overwrite(mut self, yes: bool) -> Self {
         self.overwrite = yes;
+        self
+    }
+    /// A flag that stops the merge (checked at every row): it then returns
+    /// [`Error::Cancelled`], its temporary output is removed, and `output` is as it was.
+    pub fn cancel(mut self, cancel: Cancel) -> Self {
+        self.watch.cancel = Some(cancel);
+        self
+    }
+    /// Where the merge reports the rows it has gone through.
+    pub fn progress(mut self, progress: Arc<dyn MergeProgress>) -> Self {
+        self.watch.progress = Some(progress);
         self
     }
 }
@@ -157,6 +174,7 @@ pub struct MergeSummary {
 /// ```
 pub fn merge<P: AsRef<Path>>(inputs: &[P], output: impl AsRef<Path>, opts: &MergeOptions) -> Result<MergeSummary> {
     let output = output.as_ref();
+    opts.watch.check()?;
     let paths: Vec<&Path> = inputs.iter().map(AsRef::as_ref).collect();
     for p in &paths {
         if same_file(p, output) {
@@ -224,13 +242,23 @@ pub fn merge<P: AsRef<Path>>(inputs: &[P], output: impl AsRef<Path>, opts: &Merg
         }
     }
     let aligned = same(&row_l) && same(&col_l);
-    if !aligned && (none(&row_l) || none(&col_l)) {
-        let (labelled, unlabelled) = if none(&row_l) {
-            (Axis::Col, Axis::Row)
-        } else {
-            (Axis::Row, Axis::Col)
-        };
-        return Err(Error::MergeLabelsOnOneAxis { labelled, unlabelled });
+    if !aligned {
+        // An axis without labels is matched by position: the inputs must agree on its extent,
+        // as unlabelled inputs must agree on their shape.
+        for (v, axis) in [(&row_l, Axis::Row), (&col_l, Axis::Col)] {
+            if !none(v) {
+                continue;
+            }
+            let extent = |m: &Matrix| if axis == Axis::Row { m.n_rows() } else { m.n_cols() };
+            if let Some(k) = ms.iter().position(|m| extent(m) != extent(first)) {
+                return Err(Error::MergeShapes {
+                    path: paths[k].to_path_buf(),
+                    shape: ms[k].shape(),
+                    first: paths[0].to_path_buf(),
+                    first_shape: first.shape(),
+                });
+            }
+        }
     }
     if aligned {
         let shape = first.shape();
@@ -362,6 +390,7 @@ fn merge_aligned(
     let mut isum: BTreeMap<u64, i128> = BTreeMap::new();
     let mut idx: Vec<u64> = Vec::new();
     let mut vals = ValueVec::new(dtype);
+    let mut tick = opts.watch.ticker(MergeStage::Write, ms[0].n_rows());
     loop {
         let mut next: Option<u64> = None;
         for it in iters.iter_mut() {
@@ -376,6 +405,8 @@ fn merge_aligned(
             }
         }
         let Some(row) = next else { break };
+        // Stopping drops the unfinished writer, which removes its temporary file.
+        tick.at(row)?;
         sum.clear();
         isum.clear();
         for (it, path) in iters.iter_mut().zip(paths) {
@@ -453,7 +484,10 @@ fn merge_aligned(
         }
         w.push_row_dyn(row, Indices::U64(&idx), vals.as_values())?;
     }
-    w.finish()
+    opts.watch.check()?;
+    let s = w.finish()?;
+    tick.done();
+    Ok(s)
 }
 
 /// Sums inputs whose labels differ through the accumulator, matching rows and columns by
@@ -469,46 +503,70 @@ fn merge_by_label(
     col_l: &[Option<Vec<String>>],
 ) -> Result<MergeSummary> {
     let tmp = crate::publish::temp_file_for(out)?.into_temp_path();
-    let acc = Accumulator::create(
-        &tmp,
-        AccumulatorOptions::new(dtype)
-            .memory(opts.memory.unwrap_or_else(default_memory_budget))
-            .whole_process(opts.whole_process)
-            .codec(opts.codec)
-            .zstd_level(opts.zstd_level)
-            .row_labels(true)
-            .col_labels(true)
-            // The temporary file exists (empty): the accumulator replaces it.
-            .overwrite(true),
-    )?;
+    // An axis without labels (on every input: `merge` checked it) is matched by position,
+    // and keeps its extent, which the inputs share.
+    let (by_row_label, by_col_label) = (all(row_l), all(col_l));
+    let mut aopts = AccumulatorOptions::new(dtype)
+        .memory(opts.memory.unwrap_or_else(default_memory_budget))
+        .whole_process(opts.whole_process)
+        .codec(opts.codec)
+        .zstd_level(opts.zstd_level)
+        .row_labels(by_row_label)
+        .col_labels(by_col_label)
+        // The temporary file exists (empty): the accumulator replaces it.
+        .overwrite(true)
+        .watch(opts.watch.clone());
+    if let Some(first) = ms.first() {
+        if !by_row_label {
+            aopts = aopts.n_rows(first.n_rows());
+        }
+        if !by_col_label {
+            aopts = aopts.n_cols(first.n_cols());
+        }
+    }
+    let acc = Accumulator::create(&tmp, aopts)?;
     let mut p = acc.producer();
+    let total: u64 = ms.iter().map(Matrix::n_rows).sum();
+    let mut tick = opts.watch.ticker(MergeStage::Read, total);
+    let mut base = 0u64;
     for (k, (m, path)) in ms.iter().zip(paths).enumerate() {
-        let ids = |labels: &Option<Vec<String>>, axis: Axis| -> Result<Vec<u64>> {
-            // Every input has labels on both axes here: `merge` checked it.
-            let labels = labels.as_deref().unwrap_or_default();
+        // The ids of an input's labels in the result; None for an axis matched by position.
+        let ids = |labels: &Option<Vec<String>>, axis: Axis| -> Result<Option<Vec<u64>>> {
+            let Some(labels) = labels.as_deref() else {
+                return Ok(None);
+            };
             labels
                 .iter()
                 .map(|l| match axis {
                     Axis::Row => acc.row_id(l),
                     Axis::Col => acc.col_id(l),
                 })
-                .collect()
+                .collect::<Result<Vec<u64>>>()
+                .map(Some)
         };
         let rmap = ids(&row_l[k], Axis::Row)?;
         let cmap = ids(&col_l[k], Axis::Col)?;
         for row in m.iter_rows() {
             let row = row?;
-            let r = *rmap.get(row.id() as usize).ok_or(Error::RowOutOfRange {
-                row: row.id(),
-                n_rows: rmap.len() as u64,
-            })?;
+            // Stopping drops the accumulator and the temporary file under it.
+            tick.at(base + row.id())?;
+            let r = match &rmap {
+                Some(rmap) => *rmap.get(row.id() as usize).ok_or(Error::RowOutOfRange {
+                    row: row.id(),
+                    n_rows: rmap.len() as u64,
+                })?,
+                None => row.id(),
+            };
             let vals = row.values();
             for (i, c) in row.indices().iter().enumerate() {
-                let col = *cmap.get(c as usize).ok_or(Error::ColOutOfRange {
-                    row: row.id(),
-                    col: c,
-                    n_cols: cmap.len() as u64,
-                })?;
+                let col = match &cmap {
+                    Some(cmap) => *cmap.get(c as usize).ok_or(Error::ColOutOfRange {
+                        row: row.id(),
+                        col: c,
+                        n_cols: cmap.len() as u64,
+                    })?,
+                    None => c,
+                };
                 match vals.get(i) {
                     x @ (Scalar::F32(_) | Scalar::F64(_)) if !dtype.is_float() => {
                         let y = exact_int(x).ok_or_else(|| Error::MergeValueNotInteger {
@@ -529,7 +587,9 @@ fn merge_by_label(
                 }
             }
         }
+        base += m.n_rows();
     }
+    tick.done();
     p.flush()?;
     drop(p);
     drop(ms);
@@ -553,6 +613,7 @@ pub struct CompactOptions {
     codec: Codec,
     zstd_level: i32,
     memory: Option<u64>,
+    watch: Watch,
 }
 
 impl Default for CompactOptions {
@@ -569,6 +630,7 @@ impl CompactOptions {
             codec: Codec::Zstd,
             zstd_level: crate::consts::DEFAULT_ZSTD_LEVEL,
             memory: None,
+            watch: Watch::default(),
         }
     }
     /// Codec of the result.
@@ -585,6 +647,17 @@ impl CompactOptions {
     /// whose lower triangle is sorted in runs of at most a quarter of it.
     pub fn memory(mut self, bytes: u64) -> Self {
         self.memory = Some(bytes);
+        self
+    }
+    /// A flag that stops the rewrite (checked at every row): it then returns
+    /// [`Error::Cancelled`], its temporary file is removed, and the file is as it was.
+    pub fn cancel(mut self, cancel: Cancel) -> Self {
+        self.watch.cancel = Some(cancel);
+        self
+    }
+    /// Where the rewrite reports the rows it has gone through.
+    pub fn progress(mut self, progress: Arc<dyn MergeProgress>) -> Self {
+        self.watch.progress = Some(progress);
         self
     }
 }
@@ -627,9 +700,10 @@ pub struct CompactSummary {
 /// ```
 pub fn compact(path: impl AsRef<Path>, opts: &CompactOptions) -> Result<CompactSummary> {
     let path = path.as_ref();
+    opts.watch.check()?;
     let bytes_before = std::fs::metadata(path).map_err(io_err(path, "stat"))?.len();
     let memory = opts.memory.unwrap_or_else(default_memory_budget);
-    let s = crate::accum::compact_with_memory(path, opts.codec, opts.zstd_level, memory)?;
+    let s = crate::accum::compact_watched(path, opts.codec, opts.zstd_level, memory, &opts.watch)?;
     Ok(CompactSummary {
         n_rows: s.n_rows,
         n_cols: s.n_cols,

@@ -253,29 +253,54 @@ fn label_matching_can_be_required_or_ignored() {
 }
 
 #[test]
-fn labels_that_differ_on_one_axis_and_are_missing_on_the_other_are_refused() {
+fn labels_on_one_axis_are_matched_by_label_and_the_other_axis_by_position() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.vfm"), dir.path().join("b.vfm"));
-    let e = Entries::from([((0, 0), 1.0)]);
-    write(&a, DType::F32, (2, 2), &e, Some(&["cat", "dog"]), None);
-    write(&b, DType::F32, (2, 2), &e, Some(&["dog", "cat"]), None);
-    let out = dir.path().join("out.vfm");
-    let err = vecfmt::merge(&[&a, &b], &out, &MergeOptions::new()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::MergeLabelsOnOneAxis {
-                labelled: Axis::Row,
-                unlabelled: Axis::Col
-            }
-        ),
-        "{err}"
+    // Rows are words, columns hashed features without labels.
+    write(
+        &a,
+        DType::F32,
+        (2, 3),
+        &Entries::from([((0, 0), 1.0), ((1, 2), 4.0)]),
+        Some(&["cat", "dog"]),
+        None,
     );
-    assert!(!out.exists());
-    // The same row labels on both: the inputs line up, and are summed.
-    write(&b, DType::F32, (2, 2), &e, Some(&["cat", "dog"]), None);
-    vecfmt::merge(&[&a, &b], &out, &MergeOptions::new()).unwrap();
-    assert_eq!(entries(&out), Entries::from([((0, 0), 2.0)]));
+    write(
+        &b,
+        DType::F32,
+        (2, 3),
+        &Entries::from([((0, 2), 2.0), ((1, 0), 8.0)]),
+        Some(&["dog", "wolf"]),
+        None,
+    );
+    let out = dir.path().join("out.vfm");
+    let s = vecfmt::merge(&[&a, &b], &out, &MergeOptions::new()).unwrap();
+    assert!(s.by_label);
+    assert_eq!((s.n_rows, s.n_cols), (3, 3));
+    let m = vecfmt::Matrix::open(&out).unwrap();
+    assert!(m.col_labels().is_none());
+    let row = |w: &str| {
+        let r = m.row_by_label(w).unwrap();
+        r.iter().map(|(c, v)| (c, v.to_f64())).collect::<Vec<_>>()
+    };
+    assert_eq!(row("cat"), vec![(0, 1.0)]);
+    assert_eq!(row("dog"), vec![(2, 6.0)]);
+    assert_eq!(row("wolf"), vec![(0, 8.0)]);
+    // The unlabelled axis must have one extent: 3 columns against 4 is refused.
+    let c = dir.path().join("c.vfm");
+    write(
+        &c,
+        DType::F32,
+        (2, 4),
+        &Entries::from([((0, 3), 1.0)]),
+        Some(&["owl", "cat"]),
+        None,
+    );
+    let out2 = dir.path().join("out2.vfm");
+    let err = vecfmt::merge(&[&a, &c], &out2, &MergeOptions::new()).unwrap_err();
+    assert!(matches!(err, Error::MergeShapes { .. }), "{err}");
+    assert!(err.to_string().contains("c.vfm"), "{err}");
+    assert!(!out2.exists());
 }
 
 #[test]

@@ -16,6 +16,7 @@ use super::pending::Val;
 use super::shared::Shared;
 use super::store::CommitParts;
 use super::{symmetric, Accumulator, FinishSummary, Inner, WORKING_KEY};
+use crate::cancel::{MergeStage, Watch};
 use crate::consts::DEFAULT_MAX_CHUNK_BYTES;
 use crate::{Axis, ChunkEntry, Codec, Commit, DType, Error, Matrix, MatrixWriter, Result, WriterOptions};
 
@@ -96,6 +97,9 @@ impl Accumulator {
     /// Commits, then writes the finished file: the target dtype, the final codec, chunks
     /// laid out densely. Producers must have been flushed and dropped.
     pub fn finish(self) -> Result<FinishSummary> {
+        // A stop asked for already: not even the last commit (the file stays at the one
+        // before).
+        dispatch!(&self.inner, s => s.opts.watch.check())?;
         if let Some(p) = self.local.lock().expect("local producer lock").as_mut() {
             p.flush()?;
         }
@@ -119,7 +123,15 @@ impl Accumulator {
         // The cache is gone: give its heap back before the rewrite takes its own memory.
         trim_heap_now();
         let w = if opts.symmetric {
-            symmetric::rewrite_symmetric(&path, opts.dtype, opts.codec, opts.zstd_level, budget as u64)?.0
+            symmetric::rewrite_symmetric(
+                &path,
+                opts.dtype,
+                opts.codec,
+                opts.zstd_level,
+                budget as u64,
+                &opts.watch,
+            )?
+            .0
         } else {
             rewrite(
                 &path,
@@ -128,6 +140,7 @@ impl Accumulator {
                 opts.zstd_level,
                 None,
                 opts.max_chunk_bytes,
+                &opts.watch,
             )?
         };
         Ok(FinishSummary {
@@ -172,15 +185,25 @@ pub fn compact_with_memory(
     zstd_level: i32,
     memory: u64,
 ) -> Result<crate::WriteSummary> {
-    let path = path.as_ref();
+    compact_watched(path.as_ref(), codec, zstd_level, memory, &Watch::default())
+}
+
+/// [`compact_with_memory`], stopped by the watch's flag and reporting to its progress.
+pub(crate) fn compact_watched(
+    path: &Path,
+    codec: Codec,
+    zstd_level: i32,
+    memory: u64,
+    watch: &Watch,
+) -> Result<crate::WriteSummary> {
     let m = Matrix::open(path)?;
     let dtype = marked_dtype(m.metadata()).unwrap_or(m.dtype());
     let symmetric = marked_symmetric(m.metadata());
     drop(m);
     if symmetric {
-        return Ok(symmetric::rewrite_symmetric(path, dtype, codec, zstd_level, memory)?.0);
+        return Ok(symmetric::rewrite_symmetric(path, dtype, codec, zstd_level, memory, watch)?.0);
     }
-    rewrite(path, dtype, codec, zstd_level, None, DEFAULT_MAX_CHUNK_BYTES)
+    rewrite(path, dtype, codec, zstd_level, None, DEFAULT_MAX_CHUNK_BYTES, watch)
 }
 
 /// Rewrites a `.vfm` file densely in another dtype and codec, through a temporary file that
@@ -193,12 +216,17 @@ pub(super) fn rewrite(
     zstd_level: i32,
     marker: Option<serde_json::Value>,
     max_chunk_bytes: u64,
+    watch: &Watch,
 ) -> Result<crate::WriteSummary> {
+    watch.check()?;
     let m = crate::OpenOptions::new().max_chunk_bytes(max_chunk_bytes).open(path)?;
     let mut w = start_rewrite(&m, path, dtype, (m.n_rows(), m.n_cols()), codec, zstd_level, marker)?;
     let mut vals = crate::ValueVec::new(dtype);
+    let mut tick = watch.ticker(MergeStage::Write, m.n_rows());
     for row in m.iter_rows() {
         let row = row?;
+        // Dropping the unfinished writer removes its temporary file; the file is untouched.
+        tick.at(row.id())?;
         vals.clear();
         let src = row.values();
         for k in 0..src.len() {
@@ -212,7 +240,10 @@ pub(super) fn rewrite(
         w.push_row_dyn(row.id(), row.indices(), vals.as_values())?;
     }
     drop(m);
-    w.finish()
+    watch.check()?;
+    let s = w.finish()?;
+    tick.done();
+    Ok(s)
 }
 
 /// A writer that will replace the file `m` was opened from, with `m`'s labels and metadata

@@ -60,7 +60,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::{Axis, Codec, Commit, Error, Result};
 
-pub(crate) use commit::cast_push;
+pub(crate) use commit::{cast_push, compact_watched};
 pub use commit::{compact, compact_with_memory};
 pub use huge::HugeBuf;
 pub use options::{default_memory_budget, AccumulatorOptions, EvictionPolicy, FINISH_ZSTD_LEVEL};

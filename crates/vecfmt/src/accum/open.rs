@@ -93,6 +93,11 @@ impl Accumulator {
                     3,
                     Some(working_marker(&opts)),
                     opts.max_chunk_bytes,
+                    // Stoppable, but not reported: the progress is for the finish.
+                    &crate::cancel::Watch {
+                        cancel: opts.watch.cancel.clone(),
+                        progress: None,
+                    },
                 )?;
                 Accumulator::open(path, opts)
             }

@@ -36,6 +36,7 @@ pub struct AccumulatorOptions {
     pub(super) symmetric: bool,
     pub(super) whole_process: bool,
     pub(super) max_chunk_bytes: u64,
+    pub(super) watch: crate::cancel::Watch,
 }
 
 impl AccumulatorOptions {
@@ -58,6 +59,7 @@ impl AccumulatorOptions {
             symmetric: false,
             whole_process: false,
             max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
+            watch: crate::cancel::Watch::default(),
         }
     }
     /// Memory budget in bytes: pending sums, cached chunks and labels together. The default
@@ -144,6 +146,28 @@ impl AccumulatorOptions {
     /// square shape (shared labels, or ids).
     pub fn symmetric(mut self, yes: bool) -> Self {
         self.symmetric = yes;
+        self
+    }
+    /// A flag that stops [`Accumulator::finish`](super::Accumulator::finish): it then
+    /// returns [`Error::Cancelled`](crate::Error::Cancelled) and removes its temporary file.
+    /// Set before `finish`, the file stays at its last commit; set while `finish` rewrites
+    /// the file, at the commit `finish` made first (all the sums, in the working form that
+    /// [`compact`](crate::compact) finishes). Adding and committing do not look at it: a
+    /// caller that stops adding simply drops the accumulator. Opening a finished file to add
+    /// to it (which rewrites it in its working form first) stops too, leaving it as it was.
+    pub fn cancel(mut self, cancel: crate::Cancel) -> Self {
+        self.watch.cancel = Some(cancel);
+        self
+    }
+    /// Where [`Accumulator::finish`](super::Accumulator::finish) reports the rows of its
+    /// rewrite.
+    pub fn progress(mut self, progress: std::sync::Arc<dyn crate::MergeProgress>) -> Self {
+        self.watch.progress = Some(progress);
+        self
+    }
+    /// [`cancel`](Self::cancel) and [`progress`](Self::progress) at once.
+    pub(crate) fn watch(mut self, watch: crate::cancel::Watch) -> Self {
+        self.watch = watch;
         self
     }
     /// Let [`Accumulator::create`](super::Accumulator::create) replace an existing file.

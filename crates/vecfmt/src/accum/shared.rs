@@ -274,6 +274,7 @@ fn copy_of(e: &Error) -> Error {
             detail: detail.clone(),
         },
         Error::Locked { path } => Error::Locked { path: path.clone() },
+        Error::Cancelled => Error::Cancelled,
         &Error::RowOutOfRange { row, n_rows } => Error::RowOutOfRange { row, n_rows },
         &Error::ColOutOfRange { row, col, n_cols } => Error::ColOutOfRange { row, col, n_cols },
         Error::LabelNotFound { axis, label } => Error::LabelNotFound {

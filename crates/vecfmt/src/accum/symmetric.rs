@@ -14,6 +14,7 @@ use std::path::Path;
 
 use super::commit::{cast_push, cast_scalar, f32_of, start_rewrite};
 use super::pending::{key, radix_sort_rows_in, Entry};
+use crate::cancel::{MergeStage, Watch};
 use crate::error::io_err;
 use crate::{Codec, DType, Error, Indices, Matrix, Result, Scalar, ValueVec, Values};
 
@@ -215,7 +216,9 @@ pub(crate) fn rewrite_symmetric(
     codec: Codec,
     zstd_level: i32,
     memory: u64,
+    watch: &Watch,
 ) -> Result<(crate::WriteSummary, SymmetricStats)> {
+    watch.check()?;
     let m = Matrix::open(path)?;
     let n = m.n_rows().max(m.n_cols());
     if n > u32::MAX as u64 {
@@ -256,9 +259,12 @@ pub(crate) fn rewrite_symmetric(
         // low halves (U's row, the transposed column), and sorting it by row alone (stable)
         // sorts it: half the passes of a full sort.
         let mut fill = || -> Result<()> {
+            let mut tick = watch.ticker(MergeStage::Transpose, m.n_rows());
             for row in m.iter_rows() {
                 let row = row?;
                 let r = row.id();
+                // Stopping here drops the runs and the spill directory with them.
+                tick.at(r)?;
                 let (ix, vals) = (row.indices(), row.values());
                 // Columns are strictly increasing (chunks are validated): the entries below
                 // the diagonal of Uᵀ are a suffix.
@@ -309,6 +315,7 @@ pub(crate) fn rewrite_symmetric(
                     }
                 }
             }
+            tick.done();
             Ok(())
         };
         let filled = fill();
@@ -343,6 +350,7 @@ pub(crate) fn rewrite_symmetric(
     let mut next_u = rows.next().transpose()?;
     let mut idx: Vec<u32> = Vec::new();
     let mut vals = ValueVec::new(dtype);
+    let mut tick = watch.ticker(MergeStage::Write, n);
     loop {
         let mut t_row: Option<u64> = None;
         for run in runs.iter_mut() {
@@ -356,6 +364,9 @@ pub(crate) fn rewrite_symmetric(
             (Some(a), None) | (None, Some(a)) => a,
             (Some(a), Some(b)) => a.min(b),
         };
+        // Stopping here drops the unfinished writer (its temporary file goes) and the spill
+        // directory; the working file is untouched.
+        tick.at(r)?;
         idx.clear();
         vals.clear();
         // Ids are below 2^32 (checked above). The transposed values are already in `dtype`.
@@ -405,7 +416,10 @@ pub(crate) fn rewrite_symmetric(
     drop(runs);
     drop(spill_dir);
     drop(m);
-    Ok((w.finish()?, stats))
+    watch.check()?;
+    let s = w.finish()?;
+    tick.done();
+    Ok((s, stats))
 }
 
 /// A sorted run written to a spill file, rewound.
