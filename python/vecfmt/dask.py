@@ -90,8 +90,10 @@ def cooccur(
     for forbidden in ("shard", "save_vocab", "progress", "checkpoint", "memory"):
         if forbidden in options:
             raise TypeError(f"vecfmt.dask.cooccur: {forbidden}= is set by the engine, not by the caller")
+    # The parts of an earlier attempt are reused only when they were counted from the same
+    # inputs, options and vocabulary (its content, not only its name).
     key = _token("cooccur", paths, [_stat(p) for p in paths], shards, options, min_count, max_vocab,
-                 os.fspath(vocab) if vocab else None)
+                 _digest(vocab) if vocab else None)
     work = _workdir(output, key)
     phases: dict[str, float] = {}
     try:
@@ -162,6 +164,12 @@ def build(
     >>> s["shape"], s["nnz"]
     ((4, 4), 7)
     """
+    for labelled, extent, axis in ((row_labels, n_rows, "rows"), (col_labels, n_cols, "cols")):
+        if not labelled and extent is None:
+            raise ValueError(
+                f"n_{axis} is needed when the {axis[:-1]} axis has no labels: every part must have the same "
+                f"number of {axis} to be merged by position"
+            )
     client = _client(client)
     output = os.fspath(output)
     _check_output(output, overwrite)
@@ -352,6 +360,17 @@ def _stat(path: str):
         return [st.st_size, st.st_mtime_ns]
     except OSError:
         return None
+
+
+def _digest(path) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except FileNotFoundError:
+        raise FileNotFoundError(2, f"{os.fspath(path)}: the vocabulary file does not exist", os.fspath(path)) from None
+    return h.hexdigest()
 
 
 def _as_list(inputs) -> list:

@@ -118,7 +118,21 @@ impl<'py> Arr<'py> {
             ))
             .into());
         }
+        // Arrays that are not aligned (an unpickled buffer, a view at an odd offset) or not
+        // in native byte order are copied into an aligned, native one first: reading them in
+        // place would be undefined behaviour.
         let dt = a.dtype();
+        let aligned: bool = obj.getattr("flags")?.getattr("aligned")?.extract()?;
+        let native = dt.is_native_byteorder().unwrap_or(true);
+        if !aligned || !native {
+            let native_dt = if native {
+                dt.clone().into_any()
+            } else {
+                dt.call_method1("newbyteorder", ("=",))?
+            };
+            let copy = obj.call_method1("astype", (native_dt,))?;
+            return Arr::of(&copy, what);
+        }
         let (kind, size) = (dt.kind(), dt.itemsize());
         let arr = match (kind, size) {
             (b'i', 1) => Arr::I8(obj.extract()?),

@@ -134,9 +134,17 @@ def test_any_int_dtype_strides_and_byte_order_are_read_as_values(cli, tmp_path):
         acc.add(base_r[1::4].astype(">i4"), base_c[1::4].astype(np.uint16), vals[1::4].astype(">f8"))
         acc.add(base_r[3::4].astype(np.int8), base_c[3::4].astype(np.uint8), vals[3::4].astype(np.float32))
         acc.add(np.asfortranarray(base_r[:4]), base_c[:4], vals[:4])
+        # Unaligned arrays (as an unpickled buffer can give) are copied, never read in place.
+        raw = bytearray(8 * 3 * 5 + 1)
+        ur, uc, uv = (np.frombuffer(raw, dtype=t, count=5, offset=1 + 40 * k)
+                      for k, t in enumerate([np.int64, np.int64, np.float64]))
+        assert not (ur.flags.aligned or uc.flags.aligned or uv.flags.aligned)
+        ur[:], uc[:], uv[:] = base_r[5:10], base_c[5:10], vals[5:10]
+        acc.add(ur, uc, uv)
     want = np.zeros((40, 40))
     want[base_r, base_c] = vals
     want[base_r[:4], base_c[:4]] += vals[:4]
+    want[base_r[5:10], base_c[5:10]] += vals[5:10]
     np.testing.assert_array_equal(read_csr(cli, path, tmp_path).toarray(), want)
 
 

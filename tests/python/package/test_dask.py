@@ -171,3 +171,43 @@ def test_bad_input_names_the_shard_and_file(client, small_corpus, tmp_path):
     assert "missing.txt" in str(e.value) and "shard" in str(e.value)
     assert not out.exists()
     assert [n for n in os.listdir(tmp_path) if n != "missing.txt"] == []
+
+
+def test_parts_of_another_vocabulary_are_not_reused(client, small_corpus, tmp_path, cli):
+    # A first run keeps its parts (as a failed run would leave them); the vocabulary file is
+    # then rewritten under the same name. The second run must count afresh, not reuse parts
+    # of the other vocabulary.
+    vocab = tmp_path / "vocab.tsv"
+    first = tmp_path / "first.vfm"
+    vecfmt.cooccur(small_corpus, first, window=3, min_count=2, memory="64M", threads=1, save_vocab=vocab)
+    out = tmp_path / "dask.vfm"
+    vecfmt.dask.cooccur(small_corpus, out, client, shards=3, memory_per_task="32M", window=3, vocab=vocab,
+                        keep_parts=True)
+    os.remove(out)
+    one = tmp_path / "one.vfm"
+    vecfmt.cooccur(small_corpus, one, window=3, min_count=5, memory="64M", threads=1, save_vocab=vocab,
+                   overwrite=True)
+    vecfmt.dask.cooccur(small_corpus, out, client, shards=3, memory_per_task="32M", window=3, vocab=vocab)
+    assert_bit_equal(cli, out, one, tmp_path)
+
+
+def test_a_mismatched_dtype_names_the_partition_and_leaves_nothing(client, tmp_path):
+    def fn(k):
+        # Values with a fraction cannot go into an integer matrix.
+        yield np.array([k]), np.array([0]), np.array([0.5 + k])
+
+    out = tmp_path / "ints.vfm"
+    with pytest.raises(vecfmt.Error) as e:
+        vecfmt.dask.build(range(3), fn, out, client, memory_per_task="32M", dtype="i32", n_rows=3, n_cols=1)
+    assert "partition" in str(e.value), str(e.value)
+    assert not out.exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_build_needs_the_extent_of_an_unlabelled_axis(client, tmp_path):
+    with pytest.raises(ValueError, match="n_cols"):
+        vecfmt.dask.build(range(2), lambda k: iter(()), tmp_path / "m.vfm", client, row_labels=True)
+    with pytest.raises(ValueError, match="n_rows"):
+        vecfmt.dask.build(range(2), lambda k: iter(()), tmp_path / "m.vfm", client, n_cols=3)
+    assert os.listdir(tmp_path) == []
+
