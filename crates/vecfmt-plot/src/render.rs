@@ -60,14 +60,48 @@ pub fn render(s: &Summary, opts: &PlotOptions) -> Result<Vec<u8>> {
     })
 }
 
+/// Encodes an RGB buffer as a PNG: indexed (a palette of at most 256 colours, in the order
+/// they first appear, so the bytes are the same every time) when the picture has that few
+/// colours, which makes it about a third of the size; RGB otherwise.
 fn encode_png(w: &mut impl Write, rgb: &[u8], width: u32, height: u32) -> std::result::Result<(), String> {
     let mut enc = png::Encoder::new(w, width, height);
-    enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     enc.set_compression(png::Compression::High);
+    let data = match palette(rgb) {
+        Some((colours, indices)) => {
+            enc.set_color(png::ColorType::Indexed);
+            enc.set_palette(colours);
+            indices
+        }
+        None => {
+            enc.set_color(png::ColorType::Rgb);
+            rgb.to_vec()
+        }
+    };
     let mut writer = enc.write_header().map_err(|e| e.to_string())?;
-    writer.write_image_data(rgb).map_err(|e| e.to_string())?;
+    writer.write_image_data(&data).map_err(|e| e.to_string())?;
     writer.finish().map_err(|e| e.to_string())
+}
+
+/// The palette (RGB triples) and one index per pixel, if there are at most 256 colours.
+fn palette(rgb: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut index: std::collections::HashMap<[u8; 3], u8> = std::collections::HashMap::new();
+    let mut colours = Vec::new();
+    let mut out = Vec::with_capacity(rgb.len() / 3);
+    for px in rgb.chunks_exact(3) {
+        let c = [px[0], px[1], px[2]];
+        let i = match index.get(&c) {
+            Some(&i) => i,
+            None => {
+                let i = u8::try_from(index.len()).ok()?;
+                index.insert(c, i);
+                colours.extend_from_slice(&c);
+                i
+            }
+        };
+        out.push(i);
+    }
+    Some((colours, out))
 }
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
@@ -80,7 +114,8 @@ fn render_rgb(s: &Summary, opts: &PlotOptions) -> std::result::Result<Vec<u8>, S
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let k = (w as f64 / 1500.0).min(h as f64 / 1000.0);
+        // Below 0.75 of the default size, text would get too small to read: it stops shrinking.
+        let k = (w as f64 / 1500.0).min(h as f64 / 1000.0).max(0.75);
         let px = |v: f64| (v * k).round().max(1.0);
         let (top, body) = root.split_vertically(px(105.0) as u32);
         title(&top, s, &px).map_err(|e| e.to_string())?;
@@ -91,6 +126,7 @@ fn render_rgb(s: &Summary, opts: &PlotOptions) -> std::result::Result<Vec<u8>, S
         column_ranks(&cols_area, s, &px).map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
     }
+    snap_greys(&mut buf);
     Ok(buf)
 }
 
@@ -298,12 +334,34 @@ fn density<'a>(root: &Area<'a>, area: &Area<'a>, s: &Summary, px: &impl Fn(f64) 
         for (i, &x) in xs.iter().enumerate() {
             let d = raster.density(x, y);
             if d > 0.0 {
-                let c: RGBColor = ViridisRGB.get_color_normalized(d.log10(), llo, lhi);
+                let c = colour(d.log10(), llo, lhi);
                 root.draw_pixel((xr.start + i as i32, yr.start + j as i32), &c)?;
             }
         }
     }
     colour_bar(&bar, llo, lhi, px)
+}
+
+/// Levels of the colour scale: enough for the eye on a log scale, and few enough that the
+/// whole picture fits a 256-colour palette.
+const LEVELS: f64 = 64.0;
+
+/// The colour of log10 density `v` on the scale from `lo` to `hi`, one of [`LEVELS`].
+fn colour(v: f64, lo: f64, hi: f64) -> RGBColor {
+    let t = ((v - lo) / (hi - lo)).clamp(0.0, 1.0);
+    let level = (t * LEVELS).floor().min(LEVELS - 1.0) / (LEVELS - 1.0);
+    ViridisRGB.get_color_normalized(level, 0.0, 1.0)
+}
+
+/// Snaps grey pixels (anti-aliased text and lines on white) to 16 levels, so that the
+/// picture fits a palette; the text looks the same.
+fn snap_greys(rgb: &mut [u8]) {
+    for px in rgb.chunks_exact_mut(3) {
+        if px[0] == px[1] && px[1] == px[2] {
+            let v = ((px[0] as u32 + 8) / 17 * 17) as u8;
+            px.fill(v);
+        }
+    }
 }
 
 /// The log10 range the colours span: the smallest and largest positive densities, at least
@@ -338,7 +396,7 @@ fn colour_bar<'a>(area: &Area<'a>, llo: f64, lhi: f64, px: &impl Fn(f64) -> f64)
     chart.draw_series((0..steps).map(|i| {
         let a = llo + (lhi - llo) * i as f64 / steps as f64;
         let b = llo + (lhi - llo) * (i + 1) as f64 / steps as f64;
-        let c: RGBColor = ViridisRGB.get_color_normalized((a + b) / 2.0, llo, lhi);
+        let c = colour((a + b) / 2.0, llo, lhi);
         Rectangle::new([(0.0, a), (1.0, b)], c.filled())
     }))?;
     Ok(())
@@ -359,11 +417,13 @@ fn power_of_ten(exp: f64) -> String {
     out
 }
 
-/// Log-axis labels: powers of ten only.
-fn power_label(v: f64) -> String {
-    let l = v.log10();
-    if (l - l.round()).abs() < 1e-6 {
-        compact(10f64.powi(l.round() as i32))
+/// Log-axis labels: 1, 2 and 5 times a power of ten (a wide axis only has ticks at powers
+/// of ten; a narrow one needs the others to have any label).
+fn log_label(v: f64) -> String {
+    let p = 10f64.powf(v.log10().floor());
+    let m = v / p;
+    if [1.0, 2.0, 5.0, 10.0].iter().any(|&k| (m - k).abs() < 1e-6 * k) {
+        compact((m.round() * p).round())
     } else {
         String::new()
     }
@@ -394,8 +454,8 @@ fn row_histogram<'a>(area: &Area<'a>, s: &Summary, px: &impl Fn(f64) -> f64) -> 
         .configure_mesh()
         .x_labels(12)
         .y_labels(10)
-        .x_label_formatter(&|v| power_label(*v))
-        .y_label_formatter(&|v| power_label(*v))
+        .x_label_formatter(&|v| log_label(*v))
+        .y_label_formatter(&|v| log_label(*v))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(225, 225, 225))
         .x_desc("nonzeros in the row")
@@ -475,8 +535,8 @@ fn column_ranks<'a>(area: &Area<'a>, s: &Summary, px: &impl Fn(f64) -> f64) -> D
         .configure_mesh()
         .x_labels(12)
         .y_labels(10)
-        .x_label_formatter(&|v| power_label(*v))
-        .y_label_formatter(&|v| power_label(*v))
+        .x_label_formatter(&|v| log_label(*v))
+        .y_label_formatter(&|v| log_label(*v))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(225, 225, 225))
         .x_desc("rank of the column (most nonzeros first)")
@@ -545,6 +605,10 @@ mod tests {
         assert_eq!(power_of_ten(0.0), "10⁰");
         assert_eq!(power_of_ten(12.0), "10¹²");
         assert_eq!(power_of_ten(-2.5), "");
+        assert_eq!(log_label(200.0), "200");
+        assert_eq!(log_label(50000.0), "50k");
+        assert_eq!(log_label(1.0), "1");
+        assert_eq!(log_label(300.0), "");
     }
 
     #[test]

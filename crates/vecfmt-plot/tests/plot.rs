@@ -175,6 +175,13 @@ fn the_picture_has_its_size_is_not_blank_and_is_the_same_every_time() {
         })
         .count();
     assert!(coloured > 1000, "only {coloured} coloured pixels");
+    // The PNG holds exactly the drawn pixels (it is stored with a palette when it can be).
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().unwrap();
+    let mut decoded = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut decoded).unwrap();
+    assert_eq!(&decoded[..info.buffer_size()], &rgb[..]);
     // Another matrix draws another picture.
     let zoomed = vecfmt_plot::render(&summary(&p, PlotOptions::new().rows(0..3)), &opts).unwrap();
     assert_ne!(zoomed, rgb);
