@@ -85,7 +85,9 @@ fn plot_error(e: PlotError) -> anyhow::Error {
         PlotError::Vfm(e) => e.into(),
         e @ PlotError::OutputExists { .. } => anyhow!("{e}; pass --force to replace it"),
         e @ (PlotError::EmptyRange { .. } | PlotError::RangeOutOfShape { .. }) => {
-            anyhow!("{e}\nhint: --rows and --cols take START:END with START < END, within the shape `vecfmt inspect` shows")
+            anyhow!(
+                "{e}\nhint: --rows and --cols take START:END with START < END, within the shape `vecfmt inspect` shows"
+            )
         }
         e @ PlotError::OverBudget { .. } => anyhow!("{e}\nhint: narrow --cols or raise --memory"),
         e @ PlotError::BadSize { .. } => anyhow!("{e}\nhint: adjust --width and --height"),
@@ -99,9 +101,10 @@ pub fn run(args: PlotArgs) -> Result<ExitCode> {
     let memory = crate::parse_bytes(&args.memory)?;
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        let style =
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows eta {eta}")
-                .expect("a valid template");
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows eta {eta}",
+        )
+        .expect("a valid template");
         bar.set_style(style);
         bar
     } else {
@@ -141,11 +144,29 @@ mod tests {
 
     #[test]
     fn ranges_parse() {
-        assert_eq!(parse_range("3:10"), Ok(Span { start: 3, end: Some(10) }));
+        assert_eq!(
+            parse_range("3:10"),
+            Ok(Span {
+                start: 3,
+                end: Some(10)
+            })
+        );
         assert_eq!(parse_range("3:"), Ok(Span { start: 3, end: None }));
-        assert_eq!(parse_range(":1_000"), Ok(Span { start: 0, end: Some(1000) }));
+        assert_eq!(
+            parse_range(":1_000"),
+            Ok(Span {
+                start: 0,
+                end: Some(1000)
+            })
+        );
         // An empty or reversed range parses; the library says what is wrong with it.
-        assert_eq!(parse_range("10:5"), Ok(Span { start: 10, end: Some(5) }));
+        assert_eq!(
+            parse_range("10:5"),
+            Ok(Span {
+                start: 10,
+                end: Some(5)
+            })
+        );
         assert!(parse_range("10").is_err());
         assert!(parse_range("a:5").is_err());
         assert!(parse_range("-1:5").is_err());

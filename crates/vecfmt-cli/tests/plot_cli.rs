@@ -61,7 +61,20 @@ fn plot_writes_a_png_that_decodes_to_the_asked_size() {
     assert!(pixels.chunks(3).any(|c| c != [255, 255, 255]), "the picture is blank");
     // A zoom is a different picture; the same command again is the same bytes.
     let zoom = dir.path().join("zoom.png");
-    let o = vecfmt(&["plot", sm, "-o", zoom.to_str().unwrap(), "--rows", "10:20", "--cols", ":100", "--width", "1200", "--height", "800"]);
+    let o = vecfmt(&[
+        "plot",
+        sm,
+        "-o",
+        zoom.to_str().unwrap(),
+        "--rows",
+        "10:20",
+        "--cols",
+        ":100",
+        "--width",
+        "1200",
+        "--height",
+        "800",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_ne!(std::fs::read(&zoom).unwrap(), std::fs::read(&out).unwrap());
     let again = vecfmt(&["plot", sm, "-o", so, "--width", "1200", "--height", "800", "--force"]);
@@ -76,10 +89,16 @@ fn bad_ranges_and_outputs_are_clear_errors_that_leave_nothing() {
     matrix(&m);
     let [sm, so] = [&m, &out].map(|p| p.to_str().unwrap());
     let err = fail(&["plot", sm, "-o", so, "--rows", "10:5"], 1);
-    assert!(err.contains("m.vfm") && err.contains("row range 10:5 is empty"), "{err}");
+    assert!(
+        err.contains("m.vfm") && err.contains("row range 10:5 is empty"),
+        "{err}"
+    );
     assert!(err.contains("--rows"), "the CLI's hint names the flag: {err}");
     let err = fail(&["plot", sm, "-o", so, "--cols", "0:5001"], 1);
-    assert!(err.contains("column range 0:5001 reaches past the matrix, which has 5000 columns"), "{err}");
+    assert!(
+        err.contains("column range 0:5001 reaches past the matrix, which has 5000 columns"),
+        "{err}"
+    );
     let err = fail(&["plot", sm, "-o", so, "--rows", "300:"], 1);
     assert!(err.contains("row range 300:300 is empty"), "{err}");
     // Not a range at all: a usage error from the argument parser.
@@ -98,7 +117,18 @@ fn bad_ranges_and_outputs_are_clear_errors_that_leave_nothing() {
     // A file that is not a .vfm: the damage exit code and the core's hint.
     let bad = dir.path().join("bad.vfm");
     std::fs::write(&bad, vec![7u8; 4096]).unwrap();
-    let err = fail(&["plot", bad.to_str().unwrap(), "-o", dir.path().join("b.png").to_str().unwrap()], 3);
-    assert!(err.contains("bad.vfm: not a .vfm file") && err.contains("hint:"), "{err}");
+    let err = fail(
+        &[
+            "plot",
+            bad.to_str().unwrap(),
+            "-o",
+            dir.path().join("b.png").to_str().unwrap(),
+        ],
+        3,
+    );
+    assert!(
+        err.contains("bad.vfm: not a .vfm file") && err.contains("hint:"),
+        "{err}"
+    );
     assert_eq!(files(dir.path()), ["bad.vfm", "m.vfm", "out.png"]);
 }

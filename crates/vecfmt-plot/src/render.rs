@@ -43,7 +43,12 @@ pub fn render_png(s: &Summary, path: impl AsRef<Path>, opts: &PlotOptions) -> Re
         detail,
     })?;
     let mut tmp = vecfmt::publish::temp_file_for(path)?;
-    let encoded = encode_png(&mut std::io::BufWriter::new(tmp.as_file_mut()), &rgb, opts.width, opts.height);
+    let encoded = encode_png(
+        &mut std::io::BufWriter::new(tmp.as_file_mut()),
+        &rgb,
+        opts.width,
+        opts.height,
+    );
     encoded.map_err(|detail| Error::Encode {
         path: path.to_path_buf(),
         detail,
@@ -203,7 +208,11 @@ fn title<'a>(area: &Area<'a>, s: &Summary, px: &impl Fn(f64) -> f64) -> DrawResu
     } else {
         "whole matrix".to_string()
     };
-    area.draw(&Text::new(view, (x, px(76.0) as i32), normal.color(&RGBColor(90, 90, 90))))?;
+    area.draw(&Text::new(
+        view,
+        (x, px(76.0) as i32),
+        normal.color(&RGBColor(90, 90, 90)),
+    ))?;
     Ok(())
 }
 
@@ -216,6 +225,9 @@ fn empty_note<'a>(area: &Area<'a>, text: &str, px: &impl Fn(f64) -> f64) -> Draw
         .pos(Pos::new(HPos::Center, VPos::Center));
     area.draw(&Text::new(text.to_string(), (w as i32 / 2, h as i32 / 2), style))
 }
+
+/// The cells `[lo, hi)` one pixel covers on one axis, and the entries they span.
+type Cells = (usize, usize, u64);
 
 /// Density of the pixel's cells: nonzeros over entries, from a summed-area table.
 struct Raster<'g> {
@@ -247,7 +259,7 @@ impl<'g> Raster<'g> {
 
     /// The cells `[lo, hi)` that pixel `p` of `n_px` covers on an axis of `len` entries in
     /// cells of `per` entries, and the entries they span.
-    fn cells(p: u64, n_px: u64, len: u64, per: u64) -> (usize, usize, u64) {
+    fn cells(p: u64, n_px: u64, len: u64, per: u64) -> Cells {
         let (a, b) = if len >= n_px {
             (
                 (p as u128 * len as u128 / n_px as u128) as u64,
@@ -262,8 +274,8 @@ impl<'g> Raster<'g> {
         (lo as usize, hi as usize, span)
     }
 
-    /// Nonzeros over entries in the cells that pixel `(px, py)` of a `w × h` raster covers.
-    fn density(&self, x: (usize, usize, u64), y: (usize, usize, u64)) -> f64 {
+    /// Nonzeros over entries in the cells `x` × `y`.
+    fn density(&self, x: Cells, y: Cells) -> f64 {
         let nx1 = self.grid.n_x + 1;
         let s = |yy: usize, xx: usize| self.sums[yy * nx1 + xx];
         let count = s(y.1, x.1) + s(y.0, x.0) - s(y.0, x.1) - s(y.1, x.0);
@@ -271,7 +283,7 @@ impl<'g> Raster<'g> {
     }
 
     /// Every pixel's cells, per axis.
-    fn axes(&self, w: u64, h: u64) -> (Vec<(usize, usize, u64)>, Vec<(usize, usize, u64)>) {
+    fn axes(&self, w: u64, h: u64) -> (Vec<Cells>, Vec<Cells>) {
         let xs = (0..w)
             .map(|p| Self::cells(p, w, self.n_cols, self.grid.cols_per_cell))
             .collect();
@@ -285,7 +297,12 @@ impl<'g> Raster<'g> {
 fn density<'a>(root: &Area<'a>, area: &Area<'a>, s: &Summary, px: &impl Fn(f64) -> f64) -> DrawResult<'a> {
     let (w, _) = area.dim_in_pixel();
     let (main, bar) = area.split_horizontally(w.saturating_sub(px(115.0) as u32));
-    let (r0, r1, c0, c1) = (s.rows.start as f64, s.rows.end as f64, s.cols.start as f64, s.cols.end as f64);
+    let (r0, r1, c0, c1) = (
+        s.rows.start as f64,
+        s.rows.end as f64,
+        s.cols.start as f64,
+        s.cols.end as f64,
+    );
     let caption = (FONT, px(21.0)).into_font();
     let labels = (FONT, px(15.0)).into_font();
     let desc = (FONT, px(17.0)).into_font();
@@ -433,7 +450,10 @@ fn row_histogram<'a>(area: &Area<'a>, s: &Summary, px: &impl Fn(f64) -> f64) -> 
     let caption = (FONT, px(21.0)).into_font();
     let labels = (FONT, px(15.0)).into_font();
     let desc = (FONT, px(17.0)).into_font();
-    let bins: Vec<(usize, u64)> = (1..ROW_BINS).map(|k| (k, s.row_hist[k])).filter(|&(_, n)| n > 0).collect();
+    let bins: Vec<(usize, u64)> = (1..ROW_BINS)
+        .map(|k| (k, s.row_hist[k]))
+        .filter(|&(_, n)| n > 0)
+        .collect();
     let title = "Rows by nonzeros (log2 bins), log-log";
     let Some(&(kmax, _)) = bins.last() else {
         let inner = area.titled(title, caption)?;
@@ -479,12 +499,15 @@ fn row_histogram<'a>(area: &Area<'a>, s: &Summary, px: &impl Fn(f64) -> f64) -> 
         thousands(s.rows.end - s.rows.start),
         thousands(s.row_hist[0])
     );
-    let style = labels.color(&RGBColor(70, 70, 70)).pos(Pos::new(HPos::Right, VPos::Top));
+    let style = labels
+        .color(&RGBColor(70, 70, 70))
+        .pos(Pos::new(HPos::Right, VPos::Top));
     let (w, _) = chart.plotting_area().dim_in_pixel();
-    chart
-        .plotting_area()
-        .strip_coord_spec()
-        .draw(&Text::new(note, (w as i32 - px(8.0) as i32, px(8.0) as i32), style))?;
+    chart.plotting_area().strip_coord_spec().draw(&Text::new(
+        note,
+        (w as i32 - px(8.0) as i32, px(8.0) as i32),
+        style,
+    ))?;
     Ok(())
 }
 
@@ -580,10 +603,11 @@ fn column_ranks<'a>(area: &Area<'a>, s: &Summary, px: &impl Fn(f64) -> f64) -> D
         .color(&RGBColor(70, 70, 70))
         .pos(Pos::new(HPos::Left, VPos::Bottom));
     let (_, h) = chart.plotting_area().dim_in_pixel();
-    chart
-        .plotting_area()
-        .strip_coord_spec()
-        .draw(&Text::new(note, (px(10.0) as i32, h as i32 - px(8.0) as i32), style))?;
+    chart.plotting_area().strip_coord_spec().draw(&Text::new(
+        note,
+        (px(10.0) as i32, h as i32 - px(8.0) as i32),
+        style,
+    ))?;
     Ok(())
 }
 

@@ -100,7 +100,10 @@ pub fn summarize(m: &Matrix, opts: &PlotOptions) -> Result<Summary> {
     let rows = opts.resolve(path, Axis::Rows, m.n_rows())?;
     let cols = opts.resolve(path, Axis::Cols, m.n_cols())?;
     let (n_rows, n_cols) = (rows.end - rows.start, cols.end - cols.start);
-    let grid_bytes = 8 * (opts.bins as u64).pow(2).min(n_rows.max(1).saturating_mul(n_cols.max(1)));
+    let grid_bytes = 8
+        * (opts.bins as u64)
+            .pow(2)
+            .min(n_rows.max(1).saturating_mul(n_cols.max(1)));
     // The counts, plus a sorted copy of the nonzero ones when the picture is drawn.
     let needed = n_cols.saturating_mul(8).saturating_add(2 * grid_bytes);
     if needed > opts.memory {

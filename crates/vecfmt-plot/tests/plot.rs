@@ -10,7 +10,10 @@ use vecfmt_plot::{row_bin, summarize, Axis, Error, PlotOptions, Summary};
 /// Writes `rows` (row id, column ids) as an f32 matrix of `n_rows × n_cols`, all values 1.
 fn write(path: &Path, n_rows: u64, n_cols: u64, rows: &[(u64, Vec<u32>)], codec: Codec) {
     // Small chunks, so that rows span several of them.
-    let opts = WriterOptions::new(DType::F32, n_cols).codec(codec).n_rows(n_rows).chunk_bytes(64);
+    let opts = WriterOptions::new(DType::F32, n_cols)
+        .codec(codec)
+        .n_rows(n_rows)
+        .chunk_bytes(64);
     let mut w = MatrixWriter::create(path, opts).unwrap();
     for (r, cols) in rows {
         w.push_row(*r, cols, &vec![1.0f32; cols.len()]).unwrap();
@@ -87,7 +90,7 @@ fn zoom_counts_only_the_view() {
     assert_eq!((s.grid.n_y, s.grid.n_x), (5, 7));
     assert_eq!(s.grid.get(1, 6), 1); // row 2, column 9
     assert_eq!(s.grid.get(4, 0), 1); // row 5, column 3
-    // Open-ended ranges run to the end of the axis.
+                                     // Open-ended ranges run to the end of the axis.
     let s = summary(&p, PlotOptions::new().rows(5..).cols(..4));
     assert_eq!((s.rows.clone(), s.cols.clone(), s.nnz_in_view), (5..10, 0..4, 1));
 }
@@ -98,7 +101,9 @@ fn bad_zoom_ranges_are_typed_errors_naming_the_file() {
     let p = tiny(dir.path(), Codec::Raw);
     let m = Matrix::open(&p).unwrap();
     let err = |opts: PlotOptions| summarize(&m, &opts).unwrap_err();
-    match err(PlotOptions::new().rows(10..5)) {
+    #[expect(clippy::reversed_empty_ranges, reason = "the reversed range is what is tested")]
+    let reversed = PlotOptions::new().rows(10..5);
+    match err(reversed) {
         Error::EmptyRange {
             path,
             axis: Axis::Rows,
@@ -198,7 +203,10 @@ fn an_existing_output_is_kept_unless_replacing_is_allowed() {
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
     vecfmt_plot::plot(&p, &out, &PlotOptions::new().replace(true)).unwrap();
     assert_eq!(png_size(&std::fs::read(&out).unwrap()), (1500, 1000));
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 2, "no temporary left: {names:?}");
 }
 
@@ -220,7 +228,10 @@ fn failures_leave_no_output() {
     let e = vecfmt_plot::plot(&p, dir.path().join("no/such/dir.png"), &PlotOptions::new()).unwrap_err();
     assert!(matches!(e, Error::Vfm(vecfmt::Error::Io { .. })), "{e}");
     assert!(!out.exists());
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 2, "only the inputs: {names:?}");
 }
 
