@@ -3,7 +3,6 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
 use vecfmt::{DType, Indices, Matrix, OpenOptions};
 
 use crate::error::{Axis, Error, Result};
@@ -90,11 +89,10 @@ pub fn summarize_file(path: impl AsRef<Path>, opts: &PlotOptions) -> Result<Summ
     summarize(&m, opts)
 }
 
-/// Summarizes the rows and columns of `m` that `opts` asks for, in one pass over the rows
-/// (chunks are decoded in parallel on rayon's pool, a few at a time).
+/// Summarizes the rows and columns of `m` that `opts` asks for, in one pass over the rows.
 ///
 /// Memory: 4 bytes per column in view (the per-column counts), up to 8 MB for the grid, and
-/// a few decoded chunks at a time (4 per thread). A column range whose counts do not fit the budget is an
+/// one decoded chunk at a time. A column range whose counts do not fit the budget is an
 /// error before anything is read.
 pub fn summarize(m: &Matrix, opts: &PlotOptions) -> Result<Summary> {
     opts.check_bins()?;
@@ -123,51 +121,28 @@ pub fn summarize(m: &Matrix, opts: &PlotOptions) -> Result<Summary> {
     let mut nonempty = 0u64;
     let (c0, c1) = (cols.start, cols.end);
     let (rpc, cpc, n_x) = (grid.rows_per_cell, grid.cols_per_cell, grid.n_x);
-    // Chunks are decoded a batch at a time on rayon's pool (the scan is bound by
-    // decompression), then counted in order on this thread: one set of counts, and a few
-    // decoded chunks in memory at once.
-    let chunks = m.chunks();
-    let first = chunks.partition_point(|c| c.row_end <= rows.start);
-    let last = chunks.partition_point(|c| c.row_start < rows.end);
-    let batch = 4 * rayon::current_num_threads().max(1);
-    let mut next = first;
-    while next < last {
-        let end = (next + batch).min(last);
-        let decoded: Vec<_> = (next..end).into_par_iter().map(|c| m.chunk_uncached(c)).collect();
-        for (c, chunk) in (next..end).zip(decoded) {
-            let chunk = chunk?;
-            let v = chunk.view();
-            for k in 0..v.n_listed() {
-                let id = v.row_id(k);
-                if id < rows.start {
-                    continue;
-                }
-                if id >= rows.end {
-                    break;
-                }
-                let y = ((id - rows.start) / rpc) as usize;
-                let line = &mut grid.counts[y * n_x..(y + 1) * n_x];
-                let n = match v.indices.slice(v.range(k)) {
-                    Indices::U32(ix) => count_row(ix, c0, c1, cpc, line, &mut col_nnz),
-                    Indices::U64(ix) => count_row(ix, c0, c1, cpc, line, &mut col_nnz),
-                };
-                if n > 0 {
-                    nonempty += 1;
-                    nnz_in_view += n;
-                    row_hist[row_bin(n)] += 1;
-                }
+    let mut since_progress = 0u32;
+    for row in m.iter_range(rows.clone()) {
+        let row = row?;
+        let y = ((row.id() - rows.start) / rpc) as usize;
+        let line = &mut grid.counts[y * n_x..(y + 1) * n_x];
+        let n = match row.indices() {
+            Indices::U32(ix) => count_row(ix, c0, c1, cpc, line, &mut col_nnz),
+            Indices::U64(ix) => count_row(ix, c0, c1, cpc, line, &mut col_nnz),
+        };
+        if n > 0 {
+            nonempty += 1;
+            nnz_in_view += n;
+            row_hist[row_bin(n)] += 1;
+        }
+        since_progress += 1;
+        if since_progress == 1 << 14 {
+            since_progress = 0;
+            if let Some(p) = &opts.progress {
+                p(row.id() + 1 - rows.start, n_rows);
             }
-            m.release_chunk_pages(c);
         }
-        if let Some(p) = &opts.progress {
-            let done = chunks[end - 1].row_end.min(rows.end).saturating_sub(rows.start);
-            p(done, n_rows);
-        }
-        next = end;
     }
-    // A file truncated or rewritten under the map during the scan is an error, not a picture
-    // of whatever was read.
-    m.check_unchanged()?;
     if let Some(p) = &opts.progress {
         p(n_rows, n_rows);
     }
