@@ -246,3 +246,47 @@ fn empty_matrices_and_views_draw_without_panicking() {
     let s = vecfmt_plot::plot(&p, dir.path().join("z.png"), &PlotOptions::new().rows(6..10)).unwrap();
     assert_eq!((s.nnz_in_view, s.row_hist[0]), (0, 4));
 }
+
+/// Every committed format-v1 fixture (each dtype and codec, labels, sparse rows, an empty
+/// matrix, 64-bit column indices) draws, and its summary agrees with the reader. The one with
+/// 2^40 columns is too wide for per-column counts under the budget: a typed error, and a
+/// zoom into its first 2^20 columns draws.
+#[test]
+fn the_v1_fixtures_draw() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/v1");
+    let dir = tempfile::tempdir().unwrap();
+    let mut drawn = 0;
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "vfm") {
+            continue;
+        }
+        let out = dir.path().join(path.with_extension("png").file_name().unwrap());
+        let m = Matrix::open(&path).unwrap();
+        let mut opts = PlotOptions::new().size(900, 600);
+        let mut cols = 0..m.n_cols();
+        if m.n_cols() > 1 << 26 {
+            let e = vecfmt_plot::plot(&path, &out, &opts).unwrap_err();
+            assert!(matches!(e, Error::OverBudget { .. }), "{e}");
+            cols = 0..1 << 20;
+            opts = opts.cols(cols.clone());
+        }
+        let s = vecfmt_plot::plot(&path, &out, &opts).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let in_view: u64 = m
+            .iter_rows()
+            .map(|r| r.unwrap().indices().iter().filter(|j| cols.contains(j)).count() as u64)
+            .sum();
+        assert_eq!(
+            (s.shape, s.nnz, s.nnz_in_view),
+            (m.shape(), m.nnz(), in_view),
+            "{}",
+            path.display()
+        );
+        assert_eq!(s.col_nnz.iter().map(|&c| c as u64).sum::<u64>(), in_view);
+        assert_eq!(s.grid.counts.iter().sum::<u64>(), in_view);
+        assert_eq!(s.row_hist.iter().sum::<u64>(), m.n_rows());
+        assert_eq!(png_size(&std::fs::read(&out).unwrap()), (900, 600));
+        drawn += 1;
+    }
+    assert_eq!(drawn, 6);
+}
