@@ -22,7 +22,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 
 ## The main job on the sample data in testdata/: count word co-occurrences of a 4 MB corpus
 ## under an 8 MB memory budget (small enough that the cache evicts and reloads chunks), then
-## inspect, verify and query the result.
+## inspect, verify and query the result, and draw it (target/demo/cooc.png).
 demo: deps
 	$(CARGO) build --release --locked -p vecfmt-cli
 	@mkdir -p $(DEMO)
@@ -37,6 +37,8 @@ demo: deps
 	  echo; echo "== vecfmt get $(DEMO)/cooc.vfm --label $$w --top 8"; \
 	  $(BIN) get $(DEMO)/cooc.vfm --label $$w --top 8 || exit 1; \
 	done
+	@echo; echo "== vecfmt plot $(DEMO)/cooc.vfm -o $(DEMO)/cooc.png"
+	$(BIN) plot $(DEMO)/cooc.vfm -o $(DEMO)/cooc.png --force
 
 ## Every test: unit, integration, property, bad-file, fixture, CLI and doc tests, then the
 ## Python interop suite (tests/python) against the real numpy, scipy, h5py, PyTables,

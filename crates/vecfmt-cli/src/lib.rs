@@ -15,6 +15,7 @@ mod accumulate;
 mod convert;
 mod hints;
 mod merge;
+mod plot;
 mod units;
 mod vocab;
 
@@ -92,6 +93,8 @@ enum Command {
     Vocab(vocab::VocabArgs),
     /// Convert between .vfm and other formats.
     Convert(convert::ConvertArgs),
+    /// Draw a matrix as one PNG: sparsity pattern, row and column nonzero distributions.
+    Plot(plot::PlotArgs),
     /// Internal: reads an HDF5 file for `convert` in a child process (vecfmt_convert::serve_read).
     #[command(name = vecfmt_convert::READ_SUBCOMMAND, hide = true)]
     ReadHdf5,
@@ -176,6 +179,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => get(&file, row, label.as_deref(), top, json),
         Command::Convert(args) => convert::run(args),
+        Command::Plot(args) => plot::run(args),
         Command::Build(args) => accumulate::build(args),
         Command::Cooccur(args) => accumulate::cooccur(args),
         Command::Merge(args) => merge::merge(args),
