@@ -191,6 +191,21 @@ fn convert_kind(e: &vecfmt_convert::Error) -> Kind {
     }
 }
 
+fn plot_kind(e: &vecfmt_plot::Error) -> Kind {
+    use vecfmt_plot::Error as E;
+    match e {
+        E::Vfm(c) => core_kind(c),
+        E::OverBudget { .. } => Kind::Budget,
+        E::OutputExists { .. } => Kind::OutputExists,
+        E::Encode { .. } => match io_cause(e) {
+            Some((io::ErrorKind::NotFound, _)) => Kind::NotFound,
+            _ => Kind::Io,
+        },
+        E::Draw { .. } => Kind::Base,
+        _ => Kind::Invalid,
+    }
+}
+
 /// Builds the exception of `kind` with `msg`; a missing file is the built-in
 /// `FileNotFoundError(errno, message, filename)`, as `open()` raises it.
 fn raise(py: Python<'_>, kind: Kind, msg: String, e: &(dyn StdError + 'static)) -> PyErr {
@@ -234,6 +249,11 @@ pub(crate) fn text(e: vecfmt_text::Error) -> PyErr {
 /// A conversion's error as a Python exception.
 pub(crate) fn convert(e: vecfmt_convert::Error) -> PyErr {
     Python::attach(|py| raise(py, convert_kind(&e), message(&e), &e))
+}
+
+/// A plot's error as a Python exception.
+pub(crate) fn plot(e: vecfmt_plot::Error) -> PyErr {
+    Python::attach(|py| raise(py, plot_kind(&e), message(&e), &e))
 }
 
 /// A `ValueError` of class `vecfmt.InvalidInputError`, for arguments the binding itself

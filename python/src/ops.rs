@@ -435,6 +435,75 @@ fn convert<'py>(
     Ok(d)
 }
 
+/// Draws a `.vfm` matrix as one PNG: its sparsity pattern, the row-nnz distribution and the
+/// column frequency by rank (vecfmt-plot), in one streaming pass.
+#[pyfunction]
+#[pyo3(signature = (path, output, *, rows=None, cols=None, width=1500, height=1000, bins=None, memory=None,
+    overwrite=false, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn plot<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    output: PathBuf,
+    rows: Option<(Option<u64>, Option<u64>)>,
+    cols: Option<(Option<u64>, Option<u64>)>,
+    width: u32,
+    height: u32,
+    bins: Option<u32>,
+    memory: Option<&Bound<'py, PyAny>>,
+    overwrite: bool,
+    progress: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let cancel = vecfmt::Cancel::new();
+    let latest = Arc::new(Latest::default());
+    let seen = latest.clone();
+    let mut opts = vecfmt_plot::PlotOptions::new()
+        .size(width, height)
+        .replace(overwrite)
+        .cancel(cancel.clone())
+        .progress(move |done, total| {
+            seen.set(Report {
+                stage: "plot",
+                done,
+                total: Some(total),
+                unit: "rows",
+                ..Report::default()
+            })
+        });
+    let range = |r: (Option<u64>, Option<u64>)| (r.0.unwrap_or(0), r.1);
+    if let Some(r) = rows {
+        opts = match range(r) {
+            (a, Some(b)) => opts.rows(a..b),
+            (a, None) => opts.rows(a..),
+        };
+    }
+    if let Some(c) = cols {
+        opts = match range(c) {
+            (a, Some(b)) => opts.cols(a..b),
+            (a, None) => opts.cols(a..),
+        };
+    }
+    if let Some(b) = bins {
+        opts = opts.bins(b);
+    }
+    if let Some(m) = args::opt_bytes("memory", memory)? {
+        opts = opts.memory(m);
+    }
+    let s = run_long(py, &cancel, &latest, progress, || {
+        vecfmt_plot::plot(&path, &output, &opts)
+    })?
+    .map_err(errors::plot)?;
+    let d = PyDict::new(py);
+    d.set_item("path", &path)?;
+    d.set_item("output", &output)?;
+    d.set_item("shape", s.shape)?;
+    d.set_item("nnz", s.nnz)?;
+    d.set_item("rows", (s.rows.start, s.rows.end))?;
+    d.set_item("cols", (s.cols.start, s.cols.end))?;
+    d.set_item("nnz_in_view", s.nnz_in_view)?;
+    Ok(d)
+}
+
 /// Counts the words of a corpus (or of one shard of it) into a vocabulary file of partial
 /// counts, uncut: `vocab_merge` sums such parts and cuts once.
 #[pyfunction]
@@ -512,5 +581,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(compact, m)?)?;
     m.add_function(wrap_pyfunction!(convert, m)?)?;
+    m.add_function(wrap_pyfunction!(plot, m)?)?;
     Ok(())
 }

@@ -26,7 +26,7 @@ from vecfmt._errors import (
     UnsupportedError,
 )
 from vecfmt._matrix import Labels, Matrix, VerifyReport, open, verify
-from vecfmt._ops import build, compact, convert, cooccur, merge, vocab_merge, vocab_part
+from vecfmt._ops import build, compact, convert, cooccur, merge, plot, vocab_merge, vocab_part
 
 __version__: str = _native.__version__
 
@@ -38,6 +38,7 @@ __all__ = [
     "merge",
     "compact",
     "convert",
+    "plot",
     "vocab_part",
     "vocab_merge",
     "Error",

@@ -80,6 +80,19 @@ def convert(
     worker: Sequence[str] | None = ...,
     progress: _Progress = ...,
 ) -> dict[str, Any]: ...
+def plot(
+    path: str,
+    output: str,
+    *,
+    rows: tuple[int | None, int | None] | None = ...,
+    cols: tuple[int | None, int | None] | None = ...,
+    width: int = ...,
+    height: int = ...,
+    bins: int | None = ...,
+    memory: _Size = ...,
+    overwrite: bool = ...,
+    progress: _Progress = ...,
+) -> dict[str, Any]: ...
 def vocab_part(
     inputs: Sequence[str],
     output: str,

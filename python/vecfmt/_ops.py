@@ -207,6 +207,42 @@ def convert(
     )
 
 
+def plot(
+    path: PathLike,
+    output: PathLike,
+    *,
+    rows: tuple[int | None, int | None] | None = None,
+    cols: tuple[int | None, int | None] | None = None,
+    width: int = 1500,
+    height: int = 1000,
+    bins: int | None = None,
+    memory: int | str | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Draws a ``.vfm`` matrix as one PNG, in one streaming pass with bounded memory: the
+    sparsity pattern (binned to at most 1000 x 1000 cells, log colour scale), the rows by
+    their nonzeros (log-log), and the columns' nonzeros by rank (log-log, Zipf at a glance),
+    under a title with the file, shape, nonzeros and dtype. ``rows`` and ``cols`` zoom in:
+    ``(start, stop)``, either end ``None`` for open. As ``vecfmt plot`` on the command line.
+
+    >>> import os, tempfile, vecfmt
+    >>> d = tempfile.mkdtemp()
+    >>> t = os.path.join(d, "t.tsv")
+    >>> _ = open(t, "w").write("0\t3\t1.5\n2\t1\t2\n5\t9\t1\n")
+    >>> _ = vecfmt.build(t, os.path.join(d, "m.vfm"))
+    >>> s = vecfmt.plot(os.path.join(d, "m.vfm"), os.path.join(d, "m.png"), rows=(0, 3))
+    >>> s["shape"], s["nnz"], s["nnz_in_view"]
+    ((6, 10), 3, 2)
+    >>> open(os.path.join(d, "m.png"), "rb").read(4)
+    b'\x89PNG'
+    """
+    return _native.plot(
+        os.fspath(path), os.fspath(output), rows=rows, cols=cols, width=width, height=height, bins=bins,
+        memory=memory, overwrite=overwrite, progress=progress,
+    )
+
+
 def vocab_part(
     inputs: PathLike | Iterable[PathLike],
     output: PathLike,

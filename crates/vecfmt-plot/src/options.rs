@@ -34,6 +34,7 @@ pub struct PlotOptions {
     pub(crate) memory: u64,
     pub(crate) replace: bool,
     pub(crate) progress: Option<ProgressFn>,
+    pub(crate) cancel: vecfmt::Cancel,
 }
 
 impl std::fmt::Debug for PlotOptions {
@@ -47,6 +48,7 @@ impl std::fmt::Debug for PlotOptions {
             .field("memory", &self.memory)
             .field("replace", &self.replace)
             .field("progress", &self.progress.is_some())
+            .field("cancel", &self.cancel)
             .finish()
     }
 }
@@ -62,6 +64,7 @@ impl Default for PlotOptions {
             memory: 1 << 30,
             replace: false,
             progress: None,
+            cancel: vecfmt::Cancel::new(),
         }
     }
 }
@@ -120,6 +123,12 @@ impl PlotOptions {
     /// Hears how far the scan has got: (rows done, rows in the range).
     pub fn progress(mut self, f: impl Fn(u64, u64) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(f));
+        self
+    }
+    /// A flag that stops the scan: once set, [`summarize`](crate::summarize) returns
+    /// `vecfmt::Error::Cancelled` within a few thousand rows, and no output is written.
+    pub fn cancel(mut self, cancel: vecfmt::Cancel) -> Self {
+        self.cancel = cancel;
         self
     }
     /// The image width in pixels.

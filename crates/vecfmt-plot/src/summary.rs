@@ -138,6 +138,7 @@ pub fn summarize(m: &Matrix, opts: &PlotOptions) -> Result<Summary> {
         since_progress += 1;
         if since_progress == 1 << 14 {
             since_progress = 0;
+            opts.cancel.check()?;
             if let Some(p) = &opts.progress {
                 p(row.id() + 1 - rows.start, n_rows);
             }

@@ -231,3 +231,24 @@ def test_errors_are_typed_and_name_the_file(tmp_path, corpus):
     assert not (tmp_path / "x.npz").exists()
     with pytest.raises(vecfmt.UnsupportedError):
         vecfmt.convert(out, tmp_path / "x.unknownext")
+
+
+def test_plot_draws_what_the_cli_draws_and_refuses_bad_ranges(tmp_path, cli, corpus):
+    src = tmp_path / "c.vfm"
+    vecfmt.cooccur(corpus, src, window=5, memory="64M")
+    png, png_cli = tmp_path / "c.png", tmp_path / "c-cli.png"
+    s = vecfmt.plot(src, png, width=900, height=600)
+    cli.run("plot", src, "-o", png_cli, "--width", "900", "--height", "600")
+    assert png.read_bytes() == png_cli.read_bytes()  # the drawing is deterministic
+    info = cli.inspect(src)
+    assert list(s["shape"]) == info["shape"] and s["nnz"] == s["nnz_in_view"] == info["nnz"]
+    z = vecfmt.plot(src, tmp_path / "z.png", rows=(0, 100), cols=(None, 50))
+    assert z["rows"] == (0, 100) and z["cols"] == (0, 50) and z["nnz_in_view"] < s["nnz"]
+    before = set(os.listdir(tmp_path))
+    with pytest.raises(ValueError, match="range"):
+        vecfmt.plot(src, tmp_path / "bad.png", rows=(10, 5))
+    with pytest.raises(vecfmt.OutputExistsError):
+        vecfmt.plot(src, png)
+    with pytest.raises(FileNotFoundError, match="missing.vfm"):
+        vecfmt.plot(tmp_path / "missing.vfm", tmp_path / "m.png")
+    assert set(os.listdir(tmp_path)) == before
