@@ -229,13 +229,13 @@ def plot(
     >>> import os, tempfile, vecfmt
     >>> d = tempfile.mkdtemp()
     >>> t = os.path.join(d, "t.tsv")
-    >>> _ = open(t, "w").write("0\t3\t1.5\n2\t1\t2\n5\t9\t1\n")
+    >>> _ = open(t, "w").write("0\\t3\\t1.5\\n2\\t1\\t2\\n5\\t9\\t1\\n")
     >>> _ = vecfmt.build(t, os.path.join(d, "m.vfm"))
     >>> s = vecfmt.plot(os.path.join(d, "m.vfm"), os.path.join(d, "m.png"), rows=(0, 3))
     >>> s["shape"], s["nnz"], s["nnz_in_view"]
     ((6, 10), 3, 2)
     >>> open(os.path.join(d, "m.png"), "rb").read(4)
-    b'\x89PNG'
+    b'\\x89PNG'
     """
     return _native.plot(
         os.fspath(path), os.fspath(output), rows=rows, cols=cols, width=width, height=height, bins=bins,
