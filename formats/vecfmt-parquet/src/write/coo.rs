@@ -6,10 +6,15 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::sync::mpsc;
 
+use bytes::Bytes;
+use parquet::basic::{Compression, Encoding, EncodingMask, PageType};
+use parquet::column::page::{CompressedPage, Page, PageWriter};
 use parquet::column::writer::{get_column_writer, ColumnCloseResult, ColumnWriter};
 use parquet::data_type::ByteArray;
 use parquet::errors::ParquetError;
-use parquet::file::properties::WriterPropertiesPtr;
+use parquet::file::metadata::{ColumnChunkMetaData, PageEncodingStats};
+use parquet::file::properties::{EnabledStatistics, WriterPropertiesPtr};
+use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::{ColumnDescPtr, SchemaDescPtr};
 use vecfmt::stream::RowBlock;
@@ -221,8 +226,8 @@ pub(super) struct Encoder {
     /// `props` with the value column dictionary-encoded: for row groups whose values repeat
     /// (see [`few_distinct`]).
     pub(super) value_dict: WriterPropertiesPtr,
-    pub(super) row_labels: Option<Vec<ByteArray>>,
-    pub(super) col_labels: Option<Vec<ByteArray>>,
+    pub(super) row_labels: Option<LabelTable>,
+    pub(super) col_labels: Option<LabelTable>,
     /// Encoded column chunks, one buffer per column, kept from one row group to the next.
     pub(super) bufs: Vec<Vec<u8>>,
 }
@@ -246,43 +251,57 @@ impl Encoder {
 
     /// One row group, its column chunks encoded and compressed in parallel.
     fn write_group(&mut self, g: &Group) -> std::result::Result<(), ParquetError> {
-        let mut extra = Vec::new();
-        if let Some(t) = &self.row_labels {
-            extra.push(g.rows.labels(t));
-        }
-        if let Some(t) = &self.col_labels {
-            extra.push(g.cols.labels(t));
-        }
-        let columns: Vec<&Column> = [&g.rows, &g.cols, &g.values].into_iter().chain(&extra).collect();
-        self.bufs.resize_with(columns.len(), Vec::new);
         let value_props = if few_distinct(&g.values) {
             &self.value_dict
         } else {
             &self.props
         };
-        let jobs: Vec<_> = columns
-            .iter()
+        // Label columns: their dictionary pages written directly, unless the codec is one
+        // this path does not compress with; then as strings through the column writer.
+        let mut jobs: Vec<Job<'_>> = vec![Job::Plain(&g.rows), Job::Plain(&g.cols), Job::Plain(&g.values)];
+        let mut strings = Vec::new();
+        for (table, index) in [(self.row_labels.as_mut(), &g.rows), (self.col_labels.as_mut(), &g.cols)] {
+            if let Some(t) = table {
+                let column = self.descr.column(jobs.len());
+                if dict_codec(&self.props, &column) {
+                    jobs.push(Job::Labels(t, index));
+                } else {
+                    strings.push(index.labels(&t.labels));
+                    jobs.push(Job::Strings(strings.len() - 1));
+                }
+            }
+        }
+        self.bufs.resize_with(jobs.len(), Vec::new);
+        let strings = &strings;
+        let jobs: Vec<_> = jobs
+            .into_iter()
             .zip(self.bufs.iter_mut())
             .enumerate()
-            .map(|(i, (&col, buf))| {
+            .map(|(i, (job, buf))| {
                 let props = if i == 2 { value_props } else { &self.props };
-                (self.descr.column(i), props.clone(), col, std::mem::take(buf))
+                (self.descr.column(i), props.clone(), job, std::mem::take(buf))
             })
             .collect();
+        let run = move |(descr, props, job, buf): (ColumnDescPtr, WriterPropertiesPtr, Job<'_>, Vec<u8>)| match job {
+            Job::Plain(col) => encode_column(descr, props, col, buf),
+            Job::Strings(k) => encode_column(descr, props, &strings[k], buf),
+            Job::Labels(table, index) => encode_dict_column(descr, &props, table, index, buf)
+                .unwrap_or_else(|| Err(ParquetError::General("a label column's codec changed".into()))),
+        };
         let encoded = std::thread::scope(|s| {
             let mut jobs = jobs.into_iter();
             let first = jobs.next();
             let handles: Vec<_> = jobs
-                .map(|(descr, props, col, buf)| {
+                .map(|job| {
                     std::thread::Builder::new()
                         .name("vecfmt-parquet".into())
-                        .spawn_scoped(s, move || encode_column(descr, props, col, buf))
+                        .spawn_scoped(s, move || run(job))
                         .map_err(|e| ParquetError::General(format!("cannot start an encoding thread: {e}")))
                 })
                 .collect();
             let mut out = Vec::with_capacity(handles.len() + 1);
-            if let Some((descr, props, col, buf)) = first {
-                out.push(encode_column(descr, props, col, buf));
+            if let Some(job) = first {
+                out.push(run(job));
             }
             for h in handles {
                 out.push(h.and_then(|h| {
@@ -302,6 +321,24 @@ impl Encoder {
         group.close()?;
         Ok(())
     }
+}
+
+/// One column chunk to encode.
+enum Job<'a> {
+    /// A column as it is.
+    Plain(&'a Column),
+    /// Labels as strings (one of the group's string columns), through the column writer.
+    Strings(usize),
+    /// Labels by index, written with their dictionary.
+    Labels(&'a mut LabelTable, &'a Column),
+}
+
+/// Whether a label column's codec is one [`encode_dict_column`] compresses with.
+fn dict_codec(props: &WriterPropertiesPtr, descr: &ColumnDescPtr) -> bool {
+    matches!(
+        props.compression(descr.path()),
+        Compression::UNCOMPRESSED | Compression::ZSTD(_)
+    )
 }
 
 /// Whether a row group's values repeat enough to dictionary-encode: at most one distinct
@@ -364,4 +401,269 @@ fn encode_column(
         }
     };
     Ok((sink.into_inner()?, close))
+}
+
+/// The labels of one axis, and the scratch that maps a row group's indices to the keys of
+/// its dictionary page without hashing a string.
+#[derive(Debug)]
+pub(super) struct LabelTable {
+    labels: Vec<ByteArray>,
+    /// Per label: the row group (its generation number) that last gave it a key, and that key.
+    seen: Vec<u32>,
+    key: Vec<u32>,
+    generation: u32,
+}
+
+impl LabelTable {
+    pub(super) fn new(labels: &[String]) -> LabelTable {
+        LabelTable {
+            labels: labels.iter().map(|s| ByteArray::from(s.as_bytes().to_vec())).collect(),
+            seen: vec![0; labels.len()],
+            key: vec![0; labels.len()],
+            generation: 0,
+        }
+    }
+
+    /// The dictionary of a row group's label column: the labels its indices use, in order of
+    /// first use; and each record's key into it.
+    fn dictionary(&mut self, index: &Column) -> (Vec<u32>, Vec<u32>) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // Once in 4 billion row groups: forget the old stamps.
+            self.seen.fill(0);
+            self.generation = 1;
+        }
+        let (g, seen, key) = (self.generation, &mut self.seen, &mut self.key);
+        let mut dict = Vec::new();
+        let mut one = |i: usize| {
+            if seen[i] != g {
+                seen[i] = g;
+                key[i] = dict.len() as u32;
+                dict.push(i as u32);
+            }
+            key[i]
+        };
+        let keys = match index {
+            Column::I32(c) => c.iter().map(|&i| one(i as usize)).collect(),
+            Column::I64(c) => c.iter().map(|&i| one(i as usize)).collect(),
+            _ => unreachable!("index columns are integers"),
+        };
+        (dict, keys)
+    }
+}
+
+/// Keys per data page of a label column.
+const DICT_PAGE_VALUES: usize = 1 << 17;
+
+/// A label column chunk written as Parquet writes a dictionary-encoded column, but with the
+/// dictionary known in advance: a dictionary page of the labels this row group uses (PLAIN),
+/// then data pages of their keys (RLE_DICTIONARY: the bit width, then the RLE/bit-packed
+/// hybrid of `parquet-format`'s Encodings.md). No string is hashed or compared per record;
+/// the statistics come from the dictionary. `None` when the codec is one this path does not
+/// compress with (the caller then uses the column writer).
+fn encode_dict_column(
+    descr: ColumnDescPtr,
+    props: &WriterPropertiesPtr,
+    table: &mut LabelTable,
+    index: &Column,
+    buf: Vec<u8>,
+) -> Option<std::result::Result<(Vec<u8>, ColumnCloseResult), ParquetError>> {
+    let codec = props.compression(descr.path());
+    let level = match codec {
+        Compression::UNCOMPRESSED => None,
+        Compression::ZSTD(l) => Some(l.compression_level()),
+        _ => return None,
+    };
+    let (dict, keys) = table.dictionary(index);
+    Some(write_dict_chunk(
+        descr,
+        props,
+        codec,
+        level,
+        &table.labels,
+        &dict,
+        &keys,
+        buf,
+    ))
+}
+
+#[expect(clippy::too_many_arguments, reason = "one column chunk's parts")]
+fn write_dict_chunk(
+    descr: ColumnDescPtr,
+    props: &WriterPropertiesPtr,
+    codec: Compression,
+    level: Option<i32>,
+    labels: &[ByteArray],
+    dict: &[u32],
+    keys: &[u32],
+    mut buf: Vec<u8>,
+) -> std::result::Result<(Vec<u8>, ColumnCloseResult), ParquetError> {
+    let compress = |raw: Vec<u8>| -> std::result::Result<(Bytes, usize), ParquetError> {
+        let n = raw.len();
+        Ok(match level {
+            None => (Bytes::from(raw), n),
+            Some(l) => (
+                Bytes::from(zstd::bulk::compress(&raw, l).map_err(|e| ParquetError::External(Box::new(e)))?),
+                n,
+            ),
+        })
+    };
+    buf.clear();
+    let mut sink = TrackedWrite::new(buf);
+    let (mut compressed, mut uncompressed, mut data_offset, mut dict_offset) = (0u64, 0u64, None, None);
+    let mut encoding_stats = Vec::new();
+    {
+        let mut pages = SerializedPageWriter::new(&mut sink);
+        let mut put = |page: CompressedPage| -> std::result::Result<(), ParquetError> {
+            let spec = pages.write_page(page)?;
+            compressed += spec.compressed_size as u64;
+            uncompressed += spec.uncompressed_size as u64;
+            match spec.page_type {
+                PageType::DICTIONARY_PAGE => dict_offset = Some(spec.offset as i64),
+                _ => {
+                    data_offset.get_or_insert(spec.offset as i64);
+                }
+            }
+            Ok(())
+        };
+        // The dictionary page: each label as PLAIN BYTE_ARRAY (4-byte length, bytes).
+        let mut plain = Vec::with_capacity(dict.iter().map(|&i| labels[i as usize].len() + 4).sum());
+        for &i in dict {
+            let l = labels[i as usize].data();
+            plain.extend_from_slice(&(l.len() as u32).to_le_bytes());
+            plain.extend_from_slice(l);
+        }
+        let (data, n) = compress(plain)?;
+        put(CompressedPage::new(
+            Page::DictionaryPage {
+                buf: data,
+                num_values: dict.len() as u32,
+                encoding: Encoding::PLAIN,
+                is_sorted: false,
+            },
+            n,
+        ))?;
+        encoding_stats.push(PageEncodingStats {
+            page_type: PageType::DICTIONARY_PAGE,
+            encoding: Encoding::PLAIN,
+            count: 1,
+        });
+        let bit_width = (u32::BITS - (dict.len().saturating_sub(1) as u32).leading_zeros()) as u8;
+        let mut pages_written = 0;
+        for page in keys.chunks(DICT_PAGE_VALUES) {
+            let mut raw = vec![bit_width];
+            rle_hybrid(page, bit_width, &mut raw);
+            let (data, n) = compress(raw)?;
+            put(CompressedPage::new(
+                Page::DataPage {
+                    buf: data,
+                    num_values: page.len() as u32,
+                    encoding: Encoding::RLE_DICTIONARY,
+                    def_level_encoding: Encoding::RLE,
+                    rep_level_encoding: Encoding::RLE,
+                    statistics: None,
+                },
+                n,
+            ))?;
+            pages_written += 1;
+        }
+        encoding_stats.push(PageEncodingStats {
+            page_type: PageType::DATA_PAGE,
+            encoding: Encoding::RLE_DICTIONARY,
+            count: pages_written,
+        });
+    }
+    let mut builder = ColumnChunkMetaData::builder(descr.clone())
+        .set_compression(codec)
+        .set_encodings_mask(EncodingMask::new_from_encodings(
+            [Encoding::PLAIN, Encoding::RLE, Encoding::RLE_DICTIONARY].iter(),
+        ))
+        .set_page_encoding_stats(encoding_stats)
+        .set_total_compressed_size(compressed as i64)
+        .set_total_uncompressed_size(uncompressed as i64)
+        .set_num_values(keys.len() as i64)
+        .set_data_page_offset(data_offset.unwrap_or(0))
+        .set_dictionary_page_offset(dict_offset);
+    if props.statistics_enabled(descr.path()) != EnabledStatistics::None {
+        let min = dict
+            .iter()
+            .map(|&i| &labels[i as usize])
+            .min_by(|a, b| a.data().cmp(b.data()));
+        let max = dict
+            .iter()
+            .map(|&i| &labels[i as usize])
+            .max_by(|a, b| a.data().cmp(b.data()));
+        let stats = ValueStatistics::new(min.cloned(), max.cloned(), None, Some(0), false)
+            .with_backwards_compatible_min_max(descr.sort_order().is_signed());
+        builder = builder.set_statistics(Statistics::ByteArray(stats));
+    }
+    let metadata = builder.build()?;
+    let out = sink.into_inner()?;
+    let close = ColumnCloseResult {
+        bytes_written: out.len() as u64,
+        rows_written: keys.len() as u64,
+        metadata,
+        bloom_filter: None,
+        column_index: None,
+        offset_index: None,
+    };
+    Ok((out, close))
+}
+
+/// Appends `values` (each below 2^`bit_width`) in the RLE/bit-packed hybrid encoding: runs of
+/// 8 or more equal values as RLE runs, the rest bit-packed in groups of 8 (the last group
+/// padded with zeros; the page's value count says where it ends).
+fn rle_hybrid(values: &[u32], bit_width: u8, out: &mut Vec<u8>) {
+    let run_at = |i: usize, cap: usize| {
+        let v = values[i];
+        values[i..].iter().take(cap).take_while(|&&x| x == v).count()
+    };
+    let value_bytes = (bit_width as usize).div_ceil(8);
+    let mut i = 0;
+    while i < values.len() {
+        let run = run_at(i, usize::MAX);
+        if run >= 8 {
+            uleb128((run as u64) << 1, out);
+            out.extend_from_slice(&values[i].to_le_bytes()[..value_bytes]);
+            i += run;
+            continue;
+        }
+        // Groups of 8 until a run of 8 starts at a group's start, or the end.
+        let mut j = i;
+        loop {
+            j += 8;
+            if j >= values.len() || run_at(j, 8) >= 8 {
+                break;
+            }
+        }
+        let end = j.min(values.len());
+        let groups = (j - i) / 8;
+        uleb128(((groups as u64) << 1) | 1, out);
+        let (mut acc, mut bits) = (0u64, 0u32);
+        for k in i..i + groups * 8 {
+            let v = if k < end { values[k] } else { 0 };
+            acc |= (v as u64) << bits;
+            bits += bit_width as u32;
+            while bits >= 8 {
+                out.push(acc as u8);
+                acc >>= 8;
+                bits -= 8;
+            }
+        }
+        // Groups of 8 values fill whole bytes.
+        debug_assert_eq!(bits, 0);
+        i = end;
+    }
+}
+
+fn uleb128(mut x: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (x & 0x7f) as u8;
+        x >>= 7;
+        if x == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
 }

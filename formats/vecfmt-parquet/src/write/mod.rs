@@ -11,14 +11,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
+use arrow_array::types::Int32Type;
 use arrow_array::{
-    ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch, UInt32Array, UInt64Array,
+    ArrayRef, DictionaryArray, Float32Array, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch, UInt32Array,
+    UInt64Array,
 };
 use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef};
 use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::data_type::ByteArray;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -28,7 +29,7 @@ use vecfmt::stream::{MatrixHeader, MatrixSink, RowBlock};
 use vecfmt::{DType, Error, Result, Values};
 
 use crate::{io_err, keys, LABELS_IN_FOOTER_MAX, LABELS_IN_METADATA_MAX, LABELS_PART_MAX};
-use coo::{Column, CooWriter, Encoder, Group};
+use coo::{Column, CooWriter, Encoder, Group, LabelTable};
 
 /// Which Parquet layout to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -141,10 +142,10 @@ impl ParquetSink {
                 fields.push(Field::new("col", index_type_for(header.n_cols), false));
                 fields.push(Field::new("value", value_type, false));
                 if header.row_labels.is_some() {
-                    fields.push(Field::new("row_label", DataType::Utf8, false));
+                    fields.push(Field::new("row_label", label_type(), false));
                 }
                 if header.col_labels.is_some() {
-                    fields.push(Field::new("col_label", DataType::Utf8, false));
+                    fields.push(Field::new("col_label", label_type(), false));
                 }
             }
             Layout::List => {
@@ -152,7 +153,7 @@ impl ParquetSink {
                 fields.push(Field::new("indices", DataType::List(item(index_type)), false));
                 fields.push(Field::new("values", DataType::List(item(value_type)), false));
                 if header.row_labels.is_some() {
-                    fields.push(Field::new("label", DataType::Utf8, false));
+                    fields.push(Field::new("label", label_type(), false));
                 }
             }
         }
@@ -286,11 +287,7 @@ impl ParquetSink {
                         Column::I64(Vec::new())
                     }
                 };
-                let table = |labels: &Option<Vec<String>>| {
-                    labels
-                        .as_ref()
-                        .map(|l| l.iter().map(|s| ByteArray::from(s.as_bytes().to_vec())).collect())
-                };
+                let table = |labels: &Option<Vec<String>>| labels.as_deref().map(LabelTable::new);
                 let encoder = Encoder {
                     file,
                     descr,
@@ -407,11 +404,15 @@ impl ParquetSink {
             list(value_values),
         ];
         if let Some(l) = &self.row_labels {
+            // One record per row: a dictionary of this batch's labels, each used once.
             let mut sb = StringBuilder::new();
             for r in recs {
                 sb.append_value(&l[r.0 as usize]);
             }
-            columns.push(Arc::new(sb.finish()));
+            let keys = Int32Array::from_iter_values(0..recs.len() as i32);
+            let dict = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(sb.finish()))
+                .expect("every key is below the number of values");
+            columns.push(Arc::new(dict));
         }
         columns
     }
@@ -567,6 +568,12 @@ fn label_parts(labels: &[String], max: usize) -> Vec<String> {
     cur.push(']');
     parts.push(cur);
     parts
+}
+
+/// Label columns: dictionary-encoded strings, which pandas reads as categoricals. The
+/// dictionary of each row group holds the labels that row group uses.
+fn label_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
 /// int32 while every index fits it (what scipy and pandas use for such shapes), else int64.
