@@ -244,10 +244,19 @@ impl ParquetSink {
         for label in ["row_label", "col_label", "label"] {
             props = props.set_column_dictionary_enabled(ColumnPath::from(label), true);
         }
-        let mut props = props
+        let props = props
             .set_compression(opts.compression)
             // Row groups are closed here, at row block boundaries, not by row count.
-            .set_max_row_group_row_count(None)
+            .set_max_row_group_row_count(None);
+        // The properties the COO writer encodes the value column with when its values repeat:
+        // without the key-value metadata (the footer's), which holds the labels' JSON.
+        let value_dict = Arc::new(
+            props
+                .clone()
+                .set_column_dictionary_enabled(ColumnPath::from("value"), true)
+                .build(),
+        );
+        let mut props = props
             .set_key_value_metadata(Some(kv))
             .set_sorting_columns(Some(
                 sort_by
@@ -271,13 +280,6 @@ impl ParquetSink {
                 // and pandas see the same types and schema metadata.
                 add_encoded_arrow_schema_to_metadata(&schema, &mut props);
                 let descr = Arc::new(ArrowSchemaConverter::new().convert(&schema).map_err(start_err)?);
-                let value_dict = Arc::new(
-                    props
-                        .clone()
-                        .into_builder()
-                        .set_column_dictionary_enabled(ColumnPath::from("value"), true)
-                        .build(),
-                );
                 let props = Arc::new(props);
                 let file = SerializedFileWriter::new(out, descr.root_schema_ptr(), props.clone()).map_err(start_err)?;
                 let ints = |t: &DataType| {
