@@ -674,7 +674,7 @@ def test_label_columns_are_categoricals_in_pandas_and_dictionaries_in_pyarrow(ve
     assert isinstance(back["col_label"].dtype, pd.CategoricalDtype)
     assert [row_labels[i] for i in back["row"]] == back["row_label"].astype(str).tolist()
     want = {(words[r], ctx[c]): v for r, c, v in zip(rows, cols, vals)}
-    got = {(r, c): v for r, c, v in zip(back["row_label"], back["col_label"], back["value"])}
+    got = {(r, c): v for r, c, v in zip(back["row_label"], back["col_label"], back["value"].to_numpy())}
     assert_same_entries(got, want)
     # Every column chunk of the label columns is dictionary-encoded, with min/max statistics.
     pf = pq.ParquetFile(out)

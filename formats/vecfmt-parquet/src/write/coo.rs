@@ -655,8 +655,13 @@ fn rle_hybrid(values: &[u32], bit_width: u8, out: &mut Vec<u8>) {
         let groups = (j - i) / 8;
         uleb128(((groups as u64) << 1) | 1, out);
         let (mut acc, mut bits) = (0u64, 0u32);
-        for k in i..i + groups * 8 {
-            let v = if k < end { values[k] } else { 0 };
+        // The values, then zeros up to a whole group.
+        let padded = values[i..end]
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(0))
+            .take(groups * 8);
+        for v in padded {
             acc |= (v as u64) << bits;
             bits += bit_width as u32;
             while bits >= 8 {
