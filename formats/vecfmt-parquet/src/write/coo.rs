@@ -412,9 +412,9 @@ pub(super) struct LabelTable {
     start: Vec<u64>,
     /// Each label's place in byte order, so a row group's min/max statistics compare numbers.
     rank: Vec<u32>,
-    /// Per label: the row group (its generation number) that last gave it a key, and that key.
-    seen: Vec<u32>,
-    key: Vec<u32>,
+    /// Per label: the row group (its generation number) that last gave it a key, and that
+    /// key (side by side: one cache miss per record, not two).
+    seen: Vec<[u32; 2]>,
     generation: u32,
 }
 
@@ -437,8 +437,7 @@ impl LabelTable {
             text: Bytes::from(text),
             start,
             rank,
-            seen: vec![0; labels.len()],
-            key: vec![0; labels.len()],
+            seen: vec![[0, 0]; labels.len()],
             generation: 0,
         }
     }
@@ -458,18 +457,18 @@ impl LabelTable {
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
             // Once in 4 billion row groups: forget the old stamps.
-            self.seen.fill(0);
+            self.seen.fill([0, 0]);
             self.generation = 1;
         }
-        let (g, seen, key) = (self.generation, &mut self.seen, &mut self.key);
+        let (g, seen) = (self.generation, &mut self.seen);
         let mut dict = Vec::new();
         let mut one = |i: usize| {
-            if seen[i] != g {
-                seen[i] = g;
-                key[i] = dict.len() as u32;
+            let s = &mut seen[i];
+            if s[0] != g {
+                *s = [g, dict.len() as u32];
                 dict.push(i as u32);
             }
-            key[i]
+            s[1]
         };
         let keys = match index {
             Column::I32(c) => c.iter().map(|&i| one(i as usize)).collect(),
@@ -654,24 +653,34 @@ fn rle_hybrid(values: &[u32], bit_width: u8, out: &mut Vec<u8>) {
         let end = j.min(values.len());
         let groups = (j - i) / 8;
         uleb128(((groups as u64) << 1) | 1, out);
-        let (mut acc, mut bits) = (0u64, 0u32);
-        // The values, then zeros up to a whole group.
-        let padded = values[i..end]
-            .iter()
-            .copied()
-            .chain(std::iter::repeat(0))
-            .take(groups * 8);
-        for v in padded {
-            acc |= (v as u64) << bits;
-            bits += bit_width as u32;
-            while bits >= 8 {
-                out.push(acc as u8);
+        // Each group of 8 values is `bit_width` bytes, packed least significant bit first;
+        // the last group is padded with zeros.
+        out.reserve(groups * bit_width as usize);
+        let mut group = [0u32; 8];
+        for start in (i..i + groups * 8).step_by(8) {
+            let have = end.saturating_sub(start).min(8);
+            group[..have].copy_from_slice(&values[start..start + have]);
+            group[have..].fill(0);
+            let (mut acc, mut bits, mut bytes) = (0u64, 0u32, [0u8; 32]);
+            let mut n = 0;
+            for &v in &group {
+                acc |= (v as u64) << bits;
+                bits += bit_width as u32;
+                if bits >= 32 {
+                    bytes[n..n + 4].copy_from_slice(&(acc as u32).to_le_bytes());
+                    n += 4;
+                    acc >>= 32;
+                    bits -= 32;
+                }
+            }
+            while bits > 0 {
+                bytes[n] = acc as u8;
+                n += 1;
                 acc >>= 8;
                 bits -= 8;
             }
+            out.extend_from_slice(&bytes[..n]);
         }
-        // Groups of 8 values fill whole bytes.
-        debug_assert_eq!(bits, 0);
         i = end;
     }
 }
