@@ -346,7 +346,7 @@ fn compact<'py>(
 /// Converts between `.vfm` and the other formats.
 #[pyfunction]
 #[pyo3(signature = (src, dst, *, src_format=None, dst_format=None, layout=None, dtype=None, allow_lossy=false,
-    codec="zstd", memory=None, row_col=None, col_col=None, value_col=None, dataset=None, overwrite=false,
+    codec="zstd", memory=None, row_col=None, col_col=None, value_col=None, dataset=None, shape=None, overwrite=false,
     worker=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn convert<'py>(
@@ -364,6 +364,7 @@ fn convert<'py>(
     col_col: Option<String>,
     value_col: Option<String>,
     dataset: Option<String>,
+    shape: Option<(u64, u64)>,
     overwrite: bool,
     worker: Option<Vec<std::ffi::OsString>>,
     progress: Option<&Bound<'py, PyAny>>,
@@ -408,6 +409,9 @@ fn convert<'py>(
     }
     if let Some(d) = dataset {
         opts = opts.dataset(d);
+    }
+    if let Some((rows, cols)) = shape {
+        opts = opts.shape(rows, cols);
     }
     if let Some(w) = worker {
         let mut it = w.into_iter();

@@ -76,6 +76,7 @@ def convert(
     col_col: str | None = ...,
     value_col: str | None = ...,
     dataset: str | None = ...,
+    shape: tuple[int, int] | None = ...,
     overwrite: bool = ...,
     worker: Sequence[str] | None = ...,
     progress: _Progress = ...,

@@ -182,6 +182,7 @@ def convert(
     col_col: str | None = None,
     value_col: str | None = None,
     dataset: str | None = None,
+    shape: tuple[int, int] | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -189,6 +190,8 @@ def convert(
     PyTables, pandas), ``.h5ad``, Parquet and Matrix Market, streaming under ``memory``.
     Formats come from the extensions unless named. The output appears only when complete;
     notes (a dtype read as another, labels not used) are returned under ``"notes"``.
+    ``shape=(n_rows, n_cols)`` states the shape of an input that carries none (Parquet from
+    pandas, pyarrow or Spark); an input that carries another is an error.
 
     >>> import os, tempfile, vecfmt
     >>> d = tempfile.mkdtemp()
@@ -202,7 +205,7 @@ def convert(
     return _native.convert(
         os.fspath(src), os.fspath(dst), src_format=src_format, dst_format=dst_format,
         layout=layout, dtype=dtype, allow_lossy=allow_lossy, codec=codec, memory=memory,
-        row_col=row_col, col_col=col_col, value_col=value_col, dataset=dataset,
+        row_col=row_col, col_col=col_col, value_col=value_col, dataset=dataset, shape=shape,
         overwrite=overwrite, worker=_worker.command(), progress=progress,
     )
 

@@ -535,3 +535,176 @@ def test_unsorted_input_converts_under_a_small_budget(vecfmt, tmp_path):
             r = vecfmt.row(vfm, k)
             assert r["cols"] == cols[rows == k].tolist() and r["values"] == vals[rows == k].tolist()
     assert peaks[1] < peaks[0] * 1.25 + (8 << 20), peaks
+
+
+# --- `convert --shape`: inputs that do not carry their shape -------------------------------
+
+
+def pyarrow_list_table(rng, n_rows, n_cols, per_row):
+    """The list layout as pyarrow users write it: row, indices: list<int32>, values:
+    list<float>; no vecfmt metadata. The widest index stays below n_cols - 1."""
+    idx = [np.sort(rng.choice(n_cols - 1000, per_row, replace=False)).astype(np.int32) for _ in range(n_rows)]
+    vals = [rng.standard_normal(per_row).astype(np.float32) for _ in range(n_rows)]
+    t = pa.table(
+        {
+            "row": pa.array(np.arange(n_rows), pa.int64()),
+            "indices": pa.array(idx, pa.list_(pa.int32())),
+            "values": pa.array(vals, pa.list_(pa.float32())),
+        }
+    )
+    return t, idx, vals
+
+
+def test_shape_flag_gives_pyarrow_lists_their_shape(vecfmt, tmp_path):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(20)
+    t, idx, vals = pyarrow_list_table(rng, 200, 4_000_000, 30)
+    src = tmp_path / "lists.parquet"
+    pq.write_table(t, src)
+    assert b"vecfmt.shape" not in (pq.read_metadata(src).metadata or {})
+    widest = max(int(i.max()) for i in idx)
+    assert widest < 4_000_000 - 1
+
+    # Without --shape the widest index decides; with it, the shape is the one stated.
+    convert(vecfmt, src, tmp_path / "inferred.vfm")
+    assert vecfmt.inspect(tmp_path / "inferred.vfm")["shape"] == [200, widest + 1]
+    vfm, npz = tmp_path / "m.vfm", tmp_path / "m.npz"
+    convert(vecfmt, src, vfm, "--shape", "200,4000000")
+    assert vecfmt.inspect(vfm)["shape"] == [200, 4_000_000]
+    convert(vecfmt, src, npz, "--shape", "200,4000000")
+    m = sp.load_npz(npz)
+    assert m.shape == (200, 4_000_000)
+    for r in (0, 117, 199):
+        row = m.getrow(r)
+        assert row.indices.tolist() == idx[r].tolist() and bits(row.data) == bits(vals[r])
+
+    # Parquet output has no shape field: the shape goes into vecfmt.shape and comes back.
+    out = tmp_path / "out.parquet"
+    convert(vecfmt, src, out, "--shape", "200,4000000", "--layout", "list")
+    assert json.loads(pq.read_metadata(out).metadata[b"vecfmt.shape"]) == [200, 4_000_000]
+    convert(vecfmt, out, tmp_path / "back.npz")
+    assert sp.load_npz(tmp_path / "back.npz").shape == (200, 4_000_000)
+    # ... and the same shape stated again agrees with it; another one is refused.
+    convert(vecfmt, out, tmp_path / "again.vfm", "--shape", "200,4000000")
+    err = vecfmt.fail("convert", out, tmp_path / "no.vfm", "--shape", "200,5000000")
+    assert "out.parquet" in err and "200 x 5000000" in err and "200 x 4000000" in err, err
+    assert not (tmp_path / "no.vfm").exists()
+
+
+def test_shape_flag_on_a_pandas_coo_frame(vecfmt, tmp_path):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(21)
+    rows, cols, vals = random_coo(rng, 50, 3000, 400, "float64")
+    order = rng.permutation(len(rows))
+    df = pd.DataFrame({"row": rows[order], "col": cols[order], "value": vals[order]})
+    src = tmp_path / "coo.parquet"
+    df.to_parquet(src, index=False)
+    npz = tmp_path / "m.npz"
+    convert(vecfmt, src, npz, "--shape", "80,10000")
+    m = sp.load_npz(npz).tocoo()
+    assert m.shape == (80, 10_000)
+    assert_same_entries(coo_dict(m.row, m.col, m.data), coo_dict(rows, cols, vals))
+
+
+@pytest.mark.parametrize("layout", ["coo", "list"])
+def test_index_past_the_stated_shape_is_an_error_and_leaves_nothing(vecfmt, tmp_path, layout):
+    if layout == "coo":
+        df = pd.DataFrame({"row": [0, 3, 1], "col": [5, 70, 2], "value": [1.0, 2.0, 3.0]})
+        df.to_parquet(tmp_path / "in.parquet", index=False)
+    else:
+        t = pa.table(
+            {
+                "row": pa.array([0, 3], pa.int64()),
+                "indices": pa.array([[5], [2, 70]], pa.list_(pa.int32())),
+                "values": pa.array([[1.0], [2.0, 3.0]], pa.list_(pa.float64())),
+            }
+        )
+        pq.write_table(t, tmp_path / "in.parquet")
+    for out in ("m.vfm", "m.npz"):
+        err = vecfmt.fail("convert", tmp_path / "in.parquet", tmp_path / out, "--shape", "4,64")
+        assert "in.parquet" in err and "row 3, column 70" in err and "64" in err, err
+        no_leftovers(tmp_path, ["in.parquet"])
+
+
+def test_shape_flag_against_a_carried_shape(vecfmt, tmp_path):
+    """.npz carries its shape: the same one is accepted, another is an error naming both."""
+    import scipy.sparse as sp
+
+    sp.save_npz(tmp_path / "m.npz", sp.random(10, 20, density=0.2, format="csr", random_state=1))
+    convert(vecfmt, tmp_path / "m.npz", tmp_path / "same.vfm", "--shape", "10,20")
+    err = vecfmt.fail("convert", tmp_path / "m.npz", tmp_path / "m.vfm", "--shape", "10,30")
+    assert "m.npz" in err and "10 x 30" in err and "10 x 20" in err, err
+    no_leftovers(tmp_path, ["m.npz", "same.vfm"])
+
+
+# --- labelled Parquet output: dictionary-encoded label columns ------------------------------
+
+
+@pytest.mark.parametrize("n_labels", [1, 3, 700])
+def test_label_columns_are_categoricals_in_pandas_and_dictionaries_in_pyarrow(vecfmt, tmp_path, n_labels):
+    rng = np.random.default_rng(n_labels)
+    n_rows, n_cols = n_labels, max(3 * n_labels, 5)
+    # The largest case has several row groups, each with a dictionary of its own.
+    rows, cols, vals = random_coo(rng, n_rows, n_cols, min(n_rows * n_cols, 700_000), "float32")
+    words = [f"wörd{k}" for k in range(n_rows)]
+    ctx = [f"ctx{k}" for k in range(n_cols)]
+    src = pd.DataFrame(
+        {
+            "row": pd.Categorical([words[r] for r in rows], categories=words),
+            "col": pd.Categorical([ctx[c] for c in cols], categories=ctx),
+            "value": vals,
+        }
+    )
+    src.to_parquet(tmp_path / "in.parquet", index=False)
+    vfm = tmp_path / "m.vfm"
+    convert(vecfmt, tmp_path / "in.parquet", vfm)
+    info = vecfmt.inspect(vfm)
+    row_labels = [vecfmt.row(vfm, k)["label"] for k in range(info["shape"][0])]
+
+    out = tmp_path / "out.parquet"
+    convert(vecfmt, vfm, out)
+    t = pq.read_table(out)
+    for name in ("row_label", "col_label"):
+        assert pa.types.is_dictionary(t.schema.field(name).type), t.schema
+        assert t.schema.field(name).type.value_type == pa.string()
+    back = pd.read_parquet(out)
+    assert isinstance(back["row_label"].dtype, pd.CategoricalDtype)
+    assert isinstance(back["col_label"].dtype, pd.CategoricalDtype)
+    assert [row_labels[i] for i in back["row"]] == back["row_label"].astype(str).tolist()
+    want = {(words[r], ctx[c]): v for r, c, v in zip(rows, cols, vals)}
+    got = {(r, c): v for r, c, v in zip(back["row_label"], back["col_label"], back["value"].to_numpy())}
+    assert_same_entries(got, want)
+    # Every column chunk of the label columns is dictionary-encoded, with min/max statistics.
+    pf = pq.ParquetFile(out)
+    assert pf.metadata.num_row_groups > 1 or n_labels < 700
+    for g in range(pf.metadata.num_row_groups):
+        group = pf.read_row_group(g)
+        for k in (3, 4):
+            c = pf.metadata.row_group(g).column(k)
+            assert c.has_dictionary_page and "RLE_DICTIONARY" in c.encodings, c
+            labels = group.column(k).to_pylist()
+            assert (c.statistics.min, c.statistics.max) == (min(labels), max(labels))
+    # And vecfmt reads its own output back to the same matrix.
+    convert(vecfmt, out, tmp_path / "m2.vfm")
+    for k in (0, info["shape"][0] - 1):
+        assert vecfmt.row(tmp_path / "m2.vfm", k) == vecfmt.row(vfm, k)
+
+
+def test_list_layout_label_is_categorical(vecfmt, tmp_path):
+    t = pa.table(
+        {
+            "row": pa.array([0, 2, 5], pa.int64()),
+            "indices": pa.array([[1], [0, 3], [2]], pa.list_(pa.int32())),
+            "values": pa.array([[1.0], [2.0, 3.0], [4.0]], pa.list_(pa.float64())),
+            "label": ["a", "c", "f"],
+        }
+    )
+    pq.write_table(t, tmp_path / "in.parquet")
+    convert(vecfmt, tmp_path / "in.parquet", tmp_path / "m.vfm")
+    convert(vecfmt, tmp_path / "m.vfm", tmp_path / "out.parquet", "--layout", "list")
+    back = pd.read_parquet(tmp_path / "out.parquet")
+    assert isinstance(back["label"].dtype, pd.CategoricalDtype)
+    assert back["label"].astype(str).tolist() == ["a", "c", "f"]
+    assert pa.types.is_dictionary(pq.read_table(tmp_path / "out.parquet").schema.field("label").type)

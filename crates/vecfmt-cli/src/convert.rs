@@ -13,7 +13,7 @@ use vecfmt_convert::{ConvertOptions, Format};
 /// Arguments of `vecfmt convert`.
 #[derive(clap::Args, Debug, Clone)]
 #[command(
-    after_help = "Formats by extension: .vfm, .npy, .npz, .mtx, .h5/.hdf5, .h5ad, .parquet (or a directory of Parquet files).\n\nExamples:\n  vecfmt convert matrix.npz vectors.vfm\n  vecfmt convert vectors.vfm matrix.npz --layout csr_array\n  vecfmt convert dense.npy vectors.vfm --memory 512M\n  vecfmt convert counts.npy counts.vfm --dtype i32\n  vecfmt convert vectors.vfm matrix.mtx\n  vecfmt convert cooccur.vfm cooccur.mtx --layout symmetric\n  vecfmt convert vectors.vfm copy.vfm --codec raw"
+    after_help = "Formats by extension: .vfm, .npy, .npz, .mtx, .h5/.hdf5, .h5ad, .parquet (or a directory of Parquet files).\n\nExamples:\n  vecfmt convert matrix.npz vectors.vfm\n  vecfmt convert vectors.vfm matrix.npz --layout csr_array\n  vecfmt convert dense.npy vectors.vfm --memory 512M\n  vecfmt convert counts.npy counts.vfm --dtype i32\n  vecfmt convert vectors.vfm matrix.mtx\n  vecfmt convert cooccur.vfm cooccur.mtx --layout symmetric\n  vecfmt convert vectors.vfm copy.vfm --codec raw\n  vecfmt convert pyarrow_lists.parquet vectors.vfm --shape 200,4000000"
 )]
 pub struct ConvertArgs {
     /// The input file (or directory of Parquet files).
@@ -58,9 +58,23 @@ pub struct ConvertArgs {
     /// candidates. HDF5 output: where to write it (default /matrix).
     #[arg(long, value_name = "/PATH")]
     pub dataset: Option<String>,
+    /// The input's shape, for inputs that do not carry one (Parquet from pandas, pyarrow or
+    /// Spark, whose shape is otherwise the widest index + 1). An entry past it is an error;
+    /// an input that carries a different shape is an error too. Kept by the output (Parquet:
+    /// in its vecfmt.shape metadata).
+    #[arg(long, value_name = "ROWS,COLS", value_parser = parse_shape)]
+    pub shape: Option<(u64, u64)>,
     /// Write a dense output past the size limit (8 GiB).
     #[arg(long)]
     pub force: bool,
+}
+
+/// `ROWS,COLS` as two numbers.
+fn parse_shape(s: &str) -> std::result::Result<(u64, u64), String> {
+    let bad = || format!("expected ROWS,COLS (two whole numbers, such as 200,4000000), got {s:?}");
+    let (r, c) = s.split_once(',').ok_or_else(bad)?;
+    let num = |x: &str| x.trim().parse::<u64>().map_err(|_| bad());
+    Ok((num(r)?, num(c)?))
 }
 
 /// A progress bar on stderr when it is a terminal, hidden otherwise.
@@ -180,6 +194,9 @@ fn options(args: &ConvertArgs, memory: u64, bar: &indicatif::ProgressBar) -> Res
     }
     if let Some(d) = &args.dataset {
         opts = opts.dataset(d);
+    }
+    if let Some((rows, cols)) = args.shape {
+        opts = opts.shape(rows, cols);
     }
     Ok(opts)
 }

@@ -33,6 +33,17 @@ pub enum Error {
         format: Format,
         layout: String,
     },
+    /// A shape given for the input ([`ConvertOptions::shape`](crate::ConvertOptions::shape))
+    /// that differs from the shape the input carries.
+    #[error("{}: the shape given, {} x {}, differs from the {format} file's own shape, {} x {}", .path.display(), .stated.0, .stated.1, .carried.0, .carried.1)]
+    ShapeDisagrees {
+        path: PathBuf,
+        format: Format,
+        /// The shape given.
+        stated: (u64, u64),
+        /// The shape in the file.
+        carried: (u64, u64),
+    },
     /// The program that runs the HDF5 worker process could not be found.
     #[error("{}: cannot find the program to {role} HDF5 in a child process: {error}", .path.display())]
     NoWorker {

@@ -136,6 +136,7 @@ pub struct ConvertOptions {
     pub(crate) col_col: Option<String>,
     pub(crate) value_col: Option<String>,
     pub(crate) dataset: Option<String>,
+    pub(crate) shape: Option<(u64, u64)>,
     pub(crate) force: bool,
     pub(crate) worker: Option<Worker>,
     pub(crate) progress: Arc<dyn Progress>,
@@ -156,6 +157,7 @@ impl Default for ConvertOptions {
             col_col: None,
             value_col: None,
             dataset: None,
+            shape: None,
             force: false,
             worker: None,
             progress: Arc::new(StderrNotes),
@@ -178,6 +180,7 @@ impl std::fmt::Debug for ConvertOptions {
             .field("col_col", &self.col_col)
             .field("value_col", &self.value_col)
             .field("dataset", &self.dataset)
+            .field("shape", &self.shape)
             .field("force", &self.force)
             .field("worker", &self.worker)
             .field("cancel", &self.cancel)
@@ -263,6 +266,30 @@ impl ConvertOptions {
     pub fn dataset(mut self, path: impl Into<String>) -> Self {
         self.dataset = Some(path.into());
         self
+    }
+
+    /// The input's shape, `n_rows` x `n_cols`, for inputs that do not carry one: Parquet
+    /// written by pandas, pyarrow or Spark (whose shape is otherwise the widest index + 1,
+    /// so trailing empty rows and columns are lost). An entry past it is an error that names
+    /// the file and the entry, and no output is left. An input that carries a shape (`.vfm`,
+    /// `.npy`, `.npz`, HDF5, `.h5ad`, a Matrix Market header, Parquet with vecfmt's
+    /// `vecfmt.shape` metadata, or string labels that fix an axis's length) must carry this
+    /// one: any difference, larger or smaller, is an error
+    /// ([`Error::ShapeDisagrees`](crate::Error::ShapeDisagrees)). The output keeps the shape:
+    /// in its own shape field, or (Parquet) in its `vecfmt.shape` metadata.
+    ///
+    /// ```
+    /// let opts = vecfmt_convert::ConvertOptions::new().shape(200, 4_000_000);
+    /// assert_eq!(opts.input_shape(), Some((200, 4_000_000)));
+    /// ```
+    pub fn shape(mut self, n_rows: u64, n_cols: u64) -> Self {
+        self.shape = Some((n_rows, n_cols));
+        self
+    }
+
+    /// The shape given with [`shape`](Self::shape).
+    pub fn input_shape(&self) -> Option<(u64, u64)> {
+        self.shape
     }
 
     /// Writes a dense output (`.npy`, HDF5 `dense`) past its size limit (8 GiB).

@@ -47,6 +47,19 @@ pub fn open_source(path: &Path, format: Format, opts: &ConvertOptions) -> Result
         Format::Hdf5 | Format::H5ad => Box::new(ChildSource::spawn(path, opts)?),
         _ => open_in_process(path, format, opts)?,
     };
+    // Parquet checks a given shape itself (most Parquet files carry none); every other
+    // format carries its shape, which must be the one given.
+    if let Some(stated) = opts.shape.filter(|_| format != Format::Parquet) {
+        let h = source.header();
+        if (h.n_rows, h.n_cols) != stated {
+            return Err(Error::ShapeDisagrees {
+                path: path.to_path_buf(),
+                format,
+                stated,
+                carried: (h.n_rows, h.n_cols),
+            });
+        }
+    }
     if let Some(d) = opts.dtype.filter(|&d| d != source.header().dtype) {
         source = Box::new(CastSource::new(source, d, opts.allow_lossy, path));
     }
@@ -74,6 +87,7 @@ fn open_in_process(path: &Path, format: Format, opts: &ConvertOptions) -> vecfmt
                 col_col: opts.col_col.clone(),
                 value_col: opts.value_col.clone(),
                 memory: opts.memory,
+                shape: opts.shape,
                 ..vecfmt_parquet::ReadOptions::default()
             };
             Box::new(vecfmt_parquet::ParquetSource::open(path, &p)?)

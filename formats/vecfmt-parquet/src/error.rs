@@ -36,6 +36,27 @@ impl std::fmt::Display for ColumnRole {
     }
 }
 
+/// Where the shape an index is checked against came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShapeFrom {
+    /// The shape given to the reader ([`ReadOptions::shape`](crate::ReadOptions::shape)).
+    Given,
+    /// The file's `vecfmt.shape` key-value metadata.
+    Metadata,
+    /// The row group statistics.
+    Statistics,
+}
+
+impl std::fmt::Display for ShapeFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ShapeFrom::Given => "of the shape given for it",
+            ShapeFrom::Metadata => "of the shape in the file's vecfmt.shape metadata",
+            ShapeFrom::Statistics => "that the row group statistics show",
+        })
+    }
+}
+
 /// Which columns could not be found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MissingColumns {
@@ -272,15 +293,36 @@ pub enum Error {
     /// An index so large that the shape (index + 1) cannot be represented.
     #[error("{}: Parquet: a {axis} index of {} leaves no room for a shape", .path.display(), u64::MAX)]
     NoRoomForShape { path: PathBuf, axis: Axis },
-    /// An index past the shape the file declares (or its statistics show).
-    #[error("{}: Parquet: {axis} index {index} is out of range: the matrix has {len} {axis}s{}", .path.display(), if *.shape_in_metadata { " (the shape in the file's vecfmt.shape metadata)" } else { " (by the row group statistics)" })]
+    /// An entry with an index past the shape: the one the reader was given, the one the
+    /// file declares, or the one its statistics show.
+    #[error("{}: Parquet: the entry at row {row}, column {col} is out of range: its {axis} index {index} is past the {len} {axis}s {shape_from}", .path.display())]
     IndexOutOfRange {
         path: PathBuf,
+        /// The entry's row index.
+        row: u64,
+        /// The entry's column index.
+        col: u64,
+        /// The axis whose bound the entry passes.
         axis: Axis,
+        /// The index past the bound (`row` or `col`).
         index: u64,
+        /// The bound: the number of rows or columns.
         len: u64,
-        /// The shape came from `vecfmt.shape`, rather than from statistics.
-        shape_in_metadata: bool,
+        /// Where the shape came from.
+        shape_from: ShapeFrom,
+    },
+    /// A shape given to the reader ([`ReadOptions::shape`](crate::ReadOptions::shape)) that
+    /// differs from the one the file declares in its `vecfmt.shape` metadata, or from the
+    /// number of labels of a string index column.
+    #[error("{}: Parquet: the shape given, {} x {}, differs from the file's {} x {} ({what})", .path.display(), .stated.0, .stated.1, .carried.0, .carried.1)]
+    ShapeDisagrees {
+        path: PathBuf,
+        /// The shape given to the reader.
+        stated: (u64, u64),
+        /// The shape the file carries.
+        carried: (u64, u64),
+        /// Where the file's shape is: its `vecfmt.shape` metadata, or its labels.
+        what: &'static str,
     },
     /// Records out of row order although the file declares (or the first pass found) them
     /// sorted.

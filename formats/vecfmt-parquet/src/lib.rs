@@ -48,7 +48,7 @@ mod pages;
 mod read;
 mod write;
 
-pub use error::{ColumnRole, Error, MissingColumns, Result};
+pub use error::{ColumnRole, Error, MissingColumns, Result, ShapeFrom};
 pub use read::{ParquetSource, ReadOptions};
 pub use write::{Layout, ParquetSink, WriteOptions};
 

@@ -169,6 +169,16 @@ impl ParquetSource {
                 first.col_max.or(stat_max).map_or(0, |m| m.saturating_add(1))
             }),
         };
+        // A shape given for a file with string index columns must match their labels.
+        if let Some(stated) = self.stated.filter(|&s| s != (n_rows, n_cols)) {
+            return Err(Error::ShapeDisagrees {
+                path: self.root.clone(),
+                stated,
+                carried: (n_rows, n_cols),
+                what: "its string index columns hold that many distinct labels",
+            }
+            .into());
+        }
         for (n, axis) in [(n_rows, Axis::Row), (n_cols, Axis::Col)] {
             if n == u64::MAX {
                 return Err(Error::NoRoomForShape {

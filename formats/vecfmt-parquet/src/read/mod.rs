@@ -30,7 +30,7 @@ use vecfmt::{Axis, Result, ValueVec};
 
 use crate::arrays::{self, IndexKind};
 use crate::dataset::{self, Part, HIVE_NULL};
-use crate::{keys, Error};
+use crate::{keys, Error, ShapeFrom};
 use assemble::Assembler;
 use header::LabelMap;
 use plan::{plan, value_dtype};
@@ -49,6 +49,11 @@ pub struct ReadOptions {
     pub batch_size: usize,
     /// Bytes the label maps (string row/column ids) may take.
     pub memory: u64,
+    /// The shape `(n_rows, n_cols)`, for files that do not carry one (pandas, pyarrow and
+    /// Spark write none: the shape is otherwise the widest index + 1). An entry past it is
+    /// an error ([`Error::IndexOutOfRange`]); a file whose `vecfmt.shape` metadata, or whose
+    /// string labels, give another shape is an error too ([`Error::ShapeDisagrees`]).
+    pub shape: Option<(u64, u64)>,
 }
 
 impl Default for ReadOptions {
@@ -59,6 +64,7 @@ impl Default for ReadOptions {
             value_col: None,
             batch_size: 1 << 16,
             memory: 1 << 30,
+            shape: None,
         }
     }
 }
@@ -121,6 +127,10 @@ pub struct ParquetSource {
     parts: Vec<PartMeta>,
     plan: Plan,
     header: MatrixHeader,
+    /// Where the shape came from, for errors.
+    shape_from: ShapeFrom,
+    /// The shape given in the options, checked against string labels.
+    stated: Option<(u64, u64)>,
     /// Labels to ids for string index columns.
     row_map: Option<HashMap<String, u64>>,
     col_map: Option<HashMap<String, u64>>,
@@ -175,6 +185,24 @@ impl ParquetSource {
                 })?;
                 shape = Some(shape.map_or((r, c), |(r0, c0)| (r0.max(r), c0.max(c))));
             }
+        }
+        let mut shape_from = if shape.is_some() {
+            ShapeFrom::Metadata
+        } else {
+            ShapeFrom::Statistics
+        };
+        if let Some(stated) = opts.shape {
+            if let Some(carried) = shape.filter(|&c| c != stated) {
+                return Err(Error::ShapeDisagrees {
+                    path: root,
+                    stated,
+                    carried,
+                    what: "in its vecfmt.shape metadata",
+                }
+                .into());
+            }
+            shape = Some(stated);
+            shape_from = ShapeFrom::Given;
         }
         let metadata = match first.kv(keys::METADATA) {
             Some(s) => Some(
@@ -233,6 +261,8 @@ impl ParquetSource {
 
         let mut src = ParquetSource {
             root,
+            shape_from,
+            stated: opts.shape,
             header: MatrixHeader::new(dtype, 0, 0),
             parts,
             plan,
@@ -466,13 +496,15 @@ impl ParquetSource {
             (&rows, self.header.n_rows, Axis::Row),
             (&cols, self.header.n_cols, Axis::Col),
         ] {
-            if let Some(&index) = ids.iter().find(|&&x| x >= len) {
+            if let Some(k) = ids.iter().position(|&x| x >= len) {
                 return Err(Error::IndexOutOfRange {
                     path: path.clone(),
+                    row: rows[k],
+                    col: cols[k],
                     axis,
-                    index,
+                    index: ids[k],
                     len,
-                    shape_in_metadata: self.parts.iter().any(|p| p.kv(keys::SHAPE).is_some()),
+                    shape_from: self.shape_from,
                 }
                 .into());
             }

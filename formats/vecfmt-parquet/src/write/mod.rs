@@ -11,14 +11,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
+use arrow_array::types::Int32Type;
 use arrow_array::{
-    ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch, UInt32Array, UInt64Array,
+    ArrayRef, DictionaryArray, Float32Array, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch, UInt32Array,
+    UInt64Array,
 };
 use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef};
 use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::data_type::ByteArray;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -28,7 +29,7 @@ use vecfmt::stream::{MatrixHeader, MatrixSink, RowBlock};
 use vecfmt::{DType, Error, Result, Values};
 
 use crate::{io_err, keys, LABELS_IN_FOOTER_MAX, LABELS_IN_METADATA_MAX, LABELS_PART_MAX};
-use coo::{Column, CooWriter, Encoder, Group};
+use coo::{Column, CooWriter, Encoder, Group, LabelTable};
 
 /// Which Parquet layout to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -141,10 +142,10 @@ impl ParquetSink {
                 fields.push(Field::new("col", index_type_for(header.n_cols), false));
                 fields.push(Field::new("value", value_type, false));
                 if header.row_labels.is_some() {
-                    fields.push(Field::new("row_label", DataType::Utf8, false));
+                    fields.push(Field::new("row_label", label_type(), false));
                 }
                 if header.col_labels.is_some() {
-                    fields.push(Field::new("col_label", DataType::Utf8, false));
+                    fields.push(Field::new("col_label", label_type(), false));
                 }
             }
             Layout::List => {
@@ -152,7 +153,7 @@ impl ParquetSink {
                 fields.push(Field::new("indices", DataType::List(item(index_type)), false));
                 fields.push(Field::new("values", DataType::List(item(value_type)), false));
                 if header.row_labels.is_some() {
-                    fields.push(Field::new("label", DataType::Utf8, false));
+                    fields.push(Field::new("label", label_type(), false));
                 }
             }
         }
@@ -243,10 +244,19 @@ impl ParquetSink {
         for label in ["row_label", "col_label", "label"] {
             props = props.set_column_dictionary_enabled(ColumnPath::from(label), true);
         }
-        let mut props = props
+        let props = props
             .set_compression(opts.compression)
             // Row groups are closed here, at row block boundaries, not by row count.
-            .set_max_row_group_row_count(None)
+            .set_max_row_group_row_count(None);
+        // The properties the COO writer encodes the value column with when its values repeat:
+        // without the key-value metadata (the footer's), which holds the labels' JSON.
+        let value_dict = Arc::new(
+            props
+                .clone()
+                .set_column_dictionary_enabled(ColumnPath::from("value"), true)
+                .build(),
+        );
+        let mut props = props
             .set_key_value_metadata(Some(kv))
             .set_sorting_columns(Some(
                 sort_by
@@ -270,13 +280,6 @@ impl ParquetSink {
                 // and pandas see the same types and schema metadata.
                 add_encoded_arrow_schema_to_metadata(&schema, &mut props);
                 let descr = Arc::new(ArrowSchemaConverter::new().convert(&schema).map_err(start_err)?);
-                let value_dict = Arc::new(
-                    props
-                        .clone()
-                        .into_builder()
-                        .set_column_dictionary_enabled(ColumnPath::from("value"), true)
-                        .build(),
-                );
                 let props = Arc::new(props);
                 let file = SerializedFileWriter::new(out, descr.root_schema_ptr(), props.clone()).map_err(start_err)?;
                 let ints = |t: &DataType| {
@@ -286,11 +289,7 @@ impl ParquetSink {
                         Column::I64(Vec::new())
                     }
                 };
-                let table = |labels: &Option<Vec<String>>| {
-                    labels
-                        .as_ref()
-                        .map(|l| l.iter().map(|s| ByteArray::from(s.as_bytes().to_vec())).collect())
-                };
+                let table = |labels: &Option<Vec<String>>| labels.as_deref().map(LabelTable::new);
                 let encoder = Encoder {
                     file,
                     descr,
@@ -407,11 +406,15 @@ impl ParquetSink {
             list(value_values),
         ];
         if let Some(l) = &self.row_labels {
+            // One record per row: a dictionary of this batch's labels, each used once.
             let mut sb = StringBuilder::new();
             for r in recs {
                 sb.append_value(&l[r.0 as usize]);
             }
-            columns.push(Arc::new(sb.finish()));
+            let keys = Int32Array::from_iter_values(0..recs.len() as i32);
+            let dict = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(sb.finish()))
+                .expect("every key is below the number of values");
+            columns.push(Arc::new(dict));
         }
         columns
     }
@@ -567,6 +570,12 @@ fn label_parts(labels: &[String], max: usize) -> Vec<String> {
     cur.push(']');
     parts.push(cur);
     parts
+}
+
+/// Label columns: dictionary-encoded strings, which pandas reads as categoricals. The
+/// dictionary of each row group holds the labels that row group uses.
+fn label_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
 /// int32 while every index fits it (what scipy and pandas use for such shapes), else int64.
