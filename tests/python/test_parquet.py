@@ -494,9 +494,9 @@ def peak_rss_of(vecfmt, *args) -> int:
 
 
 def test_memory_stays_bounded_below_the_data_size(vecfmt, tmp_path):
-    """2,000,000 entries (40 MB as in-memory triplets) convert both ways with --memory 8M,
+    """4,000,000 entries (80 MB as in-memory triplets) convert both ways with --memory 8M,
     batch by batch, in less memory than the data itself takes."""
-    n_rows, per_row = 20_000, 100
+    n_rows, per_row = 40_000, 100
     rows = np.repeat(np.arange(n_rows, dtype=np.int64), per_row)
     cols = np.tile(np.arange(per_row, dtype=np.int64) * 37, n_rows) + rows % 37
     vals = (rows % 11 + 1).astype(np.float32)
@@ -510,9 +510,9 @@ def test_memory_stays_bounded_below_the_data_size(vecfmt, tmp_path):
 
     md = pq.read_metadata(tmp_path / "out.parquet")
     assert md.num_rows == rows.size and md.num_row_groups > 1
-    got = pd.read_parquet(tmp_path / "out.parquet", filters=[("row", "==", 12345)])
-    assert got["col"].tolist() == cols[rows == 12345].tolist()
-    assert got["value"].tolist() == vals[rows == 12345].tolist()
+    got = pd.read_parquet(tmp_path / "out.parquet", filters=[("row", "==", 32345)])
+    assert got["col"].tolist() == cols[rows == 32345].tolist()
+    assert got["value"].tolist() == vals[rows == 32345].tolist()
 
 
 def test_unsorted_input_converts_under_a_small_budget(vecfmt, tmp_path):
