@@ -5,7 +5,7 @@ process, side by side in one run, with the time of each phase; then the merge's 
     make python-release            # the package built as a user gets it (release)
     cargo build --release -p vecfmt-cli
     cargo run --release -p vecfmt-benches --bin c1_gen -- --bytes 1G
-    .venv/bin/python benches/python/dask_cooccur.py target/bench-data/c1-1g.txt [--reps 3] [--shards 8]
+    .venv/bin/python benches/python/dask_cooccur.py target/bench-data/c1-1g.txt [--reps 3] [--shards 8] [--no-merge-bench]
 
 Prints one line per run and the medians. Runs alternate between the configurations, so that
 a change in the machine's speed spreads over all of them.
@@ -74,6 +74,7 @@ def main():
     ap.add_argument("--memory", default="2G", help="budget of the one process")
     ap.add_argument("--task-memory", default="1G", help="budget of each Dask task (2 run at once)")
     ap.add_argument("--work", default=None)
+    ap.add_argument("--no-merge-bench", action="store_true", help="skip the merge throughput at fan-in 2, 8, 16")
     a = ap.parse_args()
     work = a.work or tempfile.mkdtemp(prefix="vecfmt-dask-bench-", dir=os.path.join(REPO, "target"))
     half = a.task_memory
@@ -99,6 +100,9 @@ def main():
         print(f"  {name:22s} {med:7.1f} s  {med / base:5.2f}x the one process  {ph}")
     one, two = statistics.median(times["dask 1 worker"]), statistics.median(times["dask 2 workers"])
     print(f"  2 workers / 1 worker speed-up: {one / two:.2f}x")
+    if a.no_merge_bench:
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
     # The merge alone: parts of 8 shards, kept from one Dask run.
     parts_dir = os.path.join(work, "parts")
     os.makedirs(parts_dir, exist_ok=True)

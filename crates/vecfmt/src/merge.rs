@@ -7,7 +7,6 @@
 //! - [`compact`] rewrites a file densely, dropping the free space that in-place updates leave,
 //!   and finishes a build that was interrupted.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -386,8 +385,13 @@ fn merge_aligned(
     // Integer inputs into a float result are summed exactly, as integers, and rounded once.
     let float_sum = dtype.is_float() && ms.iter().any(|m| m.dtype().is_float());
     let mut iters: Vec<_> = ms.iter().map(|m| m.iter_rows().peekable()).collect();
-    let mut sum: BTreeMap<u64, f64> = BTreeMap::new();
-    let mut isum: BTreeMap<u64, i128> = BTreeMap::new();
+    // A row's entries from every input, in input order, then stably sorted by column: each
+    // column's values are summed in input order, as a map filled input by input would, at a
+    // fraction of the cost (the inputs' rows are sorted, so the sort merges sorted runs).
+    let mut fl: Vec<(u64, f64)> = Vec::new();
+    let mut int: Vec<(u64, i128)> = Vec::new();
+    let mut sum: Vec<(u64, f64)> = Vec::new();
+    let mut isum: Vec<(u64, i128)> = Vec::new();
     let mut idx: Vec<u64> = Vec::new();
     let mut vals = ValueVec::new(dtype);
     let mut tick = opts.watch.ticker(MergeStage::Write, ms[0].n_rows());
@@ -407,8 +411,8 @@ fn merge_aligned(
         let Some(row) = next else { break };
         // Stopping drops the unfinished writer, which removes its temporary file.
         tick.at(row)?;
-        sum.clear();
-        isum.clear();
+        fl.clear();
+        int.clear();
         for (it, path) in iters.iter_mut().zip(paths) {
             if !it.peek().is_some_and(|r| r.as_ref().is_ok_and(|r| r.id() == row)) {
                 continue;
@@ -418,7 +422,7 @@ fn merge_aligned(
             for (i, c) in r.indices().iter().enumerate() {
                 let x = v.get(i);
                 if float_sum {
-                    *sum.entry(c).or_default() += x.to_f64();
+                    fl.push((c, x.to_f64()));
                 } else {
                     let Some(y) = exact_int(x) else {
                         return Err(Error::MergeValueNotInteger {
@@ -429,10 +433,12 @@ fn merge_aligned(
                             dtype,
                         });
                     };
-                    *isum.entry(c).or_default() += y;
+                    int.push((c, y));
                 }
             }
         }
+        sum_sorted(&mut fl, &mut sum, |a, b| *a += b);
+        sum_sorted(&mut int, &mut isum, |a, b| *a += b);
         idx.clear();
         vals.clear();
         let out_of_range = |c: u64, sum: String| Error::SumOutOfRange {
@@ -444,7 +450,7 @@ fn merge_aligned(
         };
         match &mut vals {
             ValueVec::F32(v) if float_sum => {
-                for (&c, &x) in &sum {
+                for &(c, x) in &sum {
                     let y = x as f32;
                     if !y.is_finite() && x.is_finite() {
                         return Err(out_of_range(c, x.to_string()));
@@ -454,13 +460,13 @@ fn merge_aligned(
                 }
             }
             ValueVec::F64(v) if float_sum => {
-                for (&c, &x) in &sum {
+                for &(c, x) in &sum {
                     idx.push(c);
                     v.push(x);
                 }
             }
             vals => {
-                for (&c, &x) in &isum {
+                for &(c, x) in &isum {
                     let fits = match vals {
                         ValueVec::F32(v) => {
                             v.push(x as f32);
@@ -488,6 +494,24 @@ fn merge_aligned(
     let s = w.finish()?;
     tick.done();
     Ok(s)
+}
+
+/// Sorts `entries` by column, stably (equal columns keep their input order), and puts one
+/// entry per column into `out`, its values folded in that order with `add`.
+fn sum_sorted<T: Copy + Default>(entries: &mut [(u64, T)], out: &mut Vec<(u64, T)>, add: impl Fn(&mut T, T)) {
+    out.clear();
+    entries.sort_by_key(|e| e.0);
+    for &(c, x) in entries.iter() {
+        match out.last_mut() {
+            Some((lc, acc)) if *lc == c => add(acc, x),
+            _ => {
+                // From zero, as a sum starts (so a lone -0.0 sums to 0.0, as before).
+                let mut acc = T::default();
+                add(&mut acc, x);
+                out.push((c, acc));
+            }
+        }
+    }
 }
 
 /// Sums inputs whose labels differ through the accumulator, matching rows and columns by
