@@ -149,8 +149,9 @@ def build(
     batches ``(rows, cols, values)`` as :meth:`vecfmt.Accumulator.add` takes them (numpy ids
     or labels); each partition (an item of ``partitions``, such as a file name or a byte
     range, or a partition of a ``dask.bag.Bag``) is accumulated into a part by a task, and the
-    parts are tree-merged, matched by label when there are labels. Integer dtypes are summed
-    exactly; float parts hold f64 sums, rounded once to ``dtype`` at the end.
+    parts are tree-merged, matched by label when there are labels. An axis without labels is
+    matched by position, so its extent (``n_rows`` or ``n_cols``) must be given. Integer
+    dtypes are summed exactly; float parts hold f64 sums, rounded once to ``dtype`` at the end.
 
     >>> import os, tempfile, numpy as np, vecfmt, vecfmt.dask
     >>> from distributed import Client, LocalCluster
