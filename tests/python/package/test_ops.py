@@ -169,8 +169,10 @@ def test_interrupt_from_the_callback_leaves_nothing(tmp_path, corpus, op):
 
 def test_sigint_stops_cooccur_at_its_last_commit(tmp_path, corpus, cli):
     out = tmp_path / "c.vfm"
+    # The default Ctrl-C handler, even when this test runs with SIGINT ignored (see test_crash).
     code = f"""
-import vecfmt, sys
+import signal, vecfmt, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 try:
     vecfmt.cooccur({str(corpus)!r}, {str(out)!r}, window=15, memory="8M", threads=1, checkpoint=0.2,
                    progress=lambda r: print(r["stage"], flush=True))
