@@ -436,6 +436,18 @@ fn merge_aligned(
                     int.push((c, y));
                 }
             }
+            // Wide rows from many inputs: fold what is gathered so far into one entry per
+            // column (still in input order), so the buffers stay near one row's width.
+            if fl.len() > FOLD_AT {
+                sum_sorted(&mut fl, &mut sum, |a, b| *a += b);
+                fl.clear();
+                fl.extend_from_slice(&sum);
+            }
+            if int.len() > FOLD_AT {
+                sum_sorted(&mut int, &mut isum, |a, b| *a += b);
+                int.clear();
+                int.extend_from_slice(&isum);
+            }
         }
         sum_sorted(&mut fl, &mut sum, |a, b| *a += b);
         sum_sorted(&mut int, &mut isum, |a, b| *a += b);
@@ -495,6 +507,9 @@ fn merge_aligned(
     tick.done();
     Ok(s)
 }
+
+/// Entries gathered for one row past which [`merge_aligned`] folds them (16 MiB of f64).
+const FOLD_AT: usize = 1 << 20;
 
 /// Sorts `entries` by column, stably (equal columns keep their input order), and puts one
 /// entry per column into `out`, its values folded in that order with `add`.
@@ -752,6 +767,51 @@ mod tests {
         assert_eq!(exact_int(Scalar::F64(1e20)), None);
         assert_eq!(exact_int(Scalar::U64(u64::MAX)), Some(u64::MAX as i128));
         assert_eq!(exact_int(Scalar::I64(i64::MIN)), Some(i64::MIN as i128));
+    }
+
+    #[test]
+    fn wide_rows_from_many_inputs_sum_in_input_order_to_the_same_bits() {
+        // Three inputs with one row each, wider together than FOLD_AT, so the buffer is
+        // folded midway; values chosen so that the order of addition changes the f64 bits.
+        let dir = tempfile::tempdir().unwrap();
+        let width = (FOLD_AT / 2 + 7) as u64;
+        let n_cols = width * 2;
+        let mut want: std::collections::BTreeMap<u64, f64> = Default::default();
+        let mut paths = Vec::new();
+        for k in 0..3u64 {
+            let cols: Vec<u32> = (0..width).map(|j| (j * 2 - j % 2 * k.min(1)) as u32).collect();
+            let mut cols = cols;
+            cols.sort_unstable();
+            cols.dedup();
+            let vals: Vec<f64> = cols
+                .iter()
+                .map(|&c| [1e16, 1.0, -1e16][k as usize] + c as f64 * 1e-3 - 0.0)
+                .collect();
+            for (&c, &v) in cols.iter().zip(&vals) {
+                *want.entry(c as u64).or_default() += v;
+            }
+            let p = dir.path().join(format!("in{k}.vfm"));
+            let mut w = MatrixWriter::create(&p, WriterOptions::new(DType::F64, n_cols).n_rows(1)).unwrap();
+            w.push_row(0, &cols, &vals).unwrap();
+            w.finish().unwrap();
+            paths.push(p);
+        }
+        let out = dir.path().join("out.vfm");
+        merge(&paths, &out, &MergeOptions::new().dtype(DType::F64)).unwrap();
+        let m = Matrix::open(&out).unwrap();
+        let row = m.iter_rows().next().unwrap().unwrap();
+        let got: Vec<(u64, f64)> = row
+            .indices()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c, row.values().get(i).to_f64()))
+            .collect();
+        let want: Vec<(u64, f64)> = want.into_iter().collect();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.0, w.0);
+            assert_eq!(g.1.to_bits(), w.1.to_bits(), "column {}", g.0);
+        }
     }
 
     #[test]
