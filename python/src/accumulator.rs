@@ -434,21 +434,28 @@ impl NativeAccumulator {
                 .unwrap_or_else(|e| e.into_inner())
                 .unwrap_or_default(),
         });
-        let d = PyDict::new(py);
-        d.set_item("memory_used", s.memory_used)?;
-        d.set_item("memory_peak", s.memory_peak)?;
+        let d = stats_dict(py, &s)?;
         d.set_item("memory_budget", self.budget)?;
-        d.set_item("evictions", s.evictions)?;
-        d.set_item("eviction_rounds", s.eviction_rounds)?;
-        d.set_item("spills", s.spills)?;
-        d.set_item("reloads", s.reloads)?;
-        d.set_item("cache_drops", s.cache_drops)?;
-        d.set_item("commits", s.commits)?;
-        d.set_item("bytes_written", s.bytes_written)?;
-        d.set_item("file_bytes", s.file_bytes)?;
-        d.set_item("free_bytes", s.free_bytes)?;
         Ok(d)
     }
+}
+
+/// An accumulator's counters as a dict: `Accumulator.stats`, and the `stats` of the
+/// summaries that `cooccur` and `build` return.
+pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &vecfmt::AccumulatorStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("memory_used", s.memory_used)?;
+    d.set_item("memory_peak", s.memory_peak)?;
+    d.set_item("evictions", s.evictions)?;
+    d.set_item("eviction_rounds", s.eviction_rounds)?;
+    d.set_item("spills", s.spills)?;
+    d.set_item("reloads", s.reloads)?;
+    d.set_item("cache_drops", s.cache_drops)?;
+    d.set_item("commits", s.commits)?;
+    d.set_item("bytes_written", s.bytes_written)?;
+    d.set_item("file_bytes", s.file_bytes)?;
+    d.set_item("free_bytes", s.free_bytes)?;
+    Ok(d)
 }
 
 impl NativeAccumulator {

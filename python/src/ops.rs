@@ -11,6 +11,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::accumulator::stats_dict;
 use crate::args;
 use crate::errors;
 use crate::run::{run_long, Latest, Report};
@@ -86,17 +87,6 @@ impl vecfmt::MergeProgress for RowsProgress {
             ..Report::default()
         });
     }
-}
-
-fn stats_dict<'py>(py: Python<'py>, s: &vecfmt::AccumulatorStats) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("evictions", s.evictions)?;
-    d.set_item("spills", s.spills)?;
-    d.set_item("reloads", s.reloads)?;
-    d.set_item("commits", s.commits)?;
-    d.set_item("memory_peak", s.memory_peak)?;
-    d.set_item("bytes_written", s.bytes_written)?;
-    Ok(d)
 }
 
 fn weighting(w: &str) -> PyResult<vecfmt_text::Weighting> {
