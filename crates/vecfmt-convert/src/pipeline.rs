@@ -228,6 +228,8 @@ pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Con
     let to = opts.to.map_or_else(|| Format::from_path(output), Ok)?;
     // An unknown layout is reported before any work starts.
     to.layout(opts.layout.as_deref(), output)?;
+    // What killed conversions to this output left behind (a live one's are locked).
+    vecfmt::publish::remove_stale_temporaries(output, &[]);
     let (path, o) = (input.to_path_buf(), opts.clone());
     let mut source = ReadAhead::spawn(input, opts.progress.clone(), opts.cancel.clone(), move || {
         open_source(&path, from, &o)

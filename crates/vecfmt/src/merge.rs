@@ -183,6 +183,8 @@ pub fn merge<P: AsRef<Path>>(inputs: &[P], output: impl AsRef<Path>, opts: &Merg
     if !opts.overwrite && output.exists() {
         return Err(Error::OutputExists { path: output.into() });
     }
+    // What killed merges into this output left behind (a live one's are locked).
+    crate::publish::remove_stale_temporaries(output, &[]);
     let ms: Vec<Matrix> = paths.iter().map(Matrix::open).collect::<Result<_>>()?;
     let Some(first) = ms.first() else {
         // No input: an empty result, as summing nothing gives.

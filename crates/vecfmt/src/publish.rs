@@ -13,6 +13,14 @@
 //! (absent, or the old file). A temporary file dropped before it is persisted is deleted, so
 //! an interrupted or failed write never leaves a partial output behind.
 //!
+//! A kill leaves no chance to delete anything, so temporaries are also named and locked so
+//! that a later run can find them: every temporary of an output `NAME` is `.NAME.XXXXXX.tmp`
+//! (a file) or `.NAME.vecfmt-…` (a directory: converter staging, spill runs), and the
+//! process that writes it holds an exclusive `flock` on it (on the directory itself for a
+//! directory) while it lives. [`remove_stale_temporaries`] removes those that no live
+//! process holds: the accumulator calls it when it opens a file, and `merge` and `convert`
+//! when they start on an output.
+//!
 //! ```
 //! use std::io::Write;
 //! let dir = tempfile::tempdir()?;
@@ -39,22 +47,158 @@ pub fn dir_of(path: &Path) -> PathBuf {
     }
 }
 
-/// A new temporary file in `dest`'s directory, named `.NAME.XXXXXX.tmp` after `dest`, with
-/// the mode a new file gets (0666 less the umask; temporary files are otherwise 0600).
-/// Dropped before [`persist`], it is deleted.
-pub fn temp_file_for(dest: &Path) -> Result<tempfile::NamedTempFile> {
-    let name = dest
-        .file_name()
+fn file_name_of(dest: &Path) -> String {
+    dest.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let prefix = format!(".{name}.");
+        .unwrap_or_default()
+}
+
+/// The characters of tempfile's random part, which the stale-temporary scan matches.
+const RAND_LEN: usize = 6;
+
+/// A new temporary file in `dest`'s directory, named `.NAME.XXXXXX.tmp` after `dest`, with
+/// the mode a new file gets (0666 less the umask; temporary files are otherwise 0600), and
+/// an exclusive `flock` held through the returned handle (and its clones) so that
+/// [`remove_stale_temporaries`] leaves it alone. Dropped before [`persist`], it is deleted.
+/// A caller that hands the path to a C library (HDF5 locks the files it opens) closes the
+/// handle first with `into_temp_path`, which ends the lock.
+pub fn temp_file_for(dest: &Path) -> Result<tempfile::NamedTempFile> {
+    let prefix = format!(".{}.", file_name_of(dest));
     let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
+    builder.prefix(&prefix).suffix(".tmp").rand_bytes(RAND_LEN);
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    builder
+    let tmp = builder
         .tempfile_in(dir_of(dest))
-        .map_err(io_err(dest, "create temporary file"))
+        .map_err(io_err(dest, "create temporary file"))?;
+    // A new file no one else has opened: the lock cannot be contended. A filesystem without
+    // flock only loses the protection against a concurrent scan.
+    let _ = tmp.as_file().try_lock();
+    Ok(tmp)
+}
+
+/// A temporary directory of the output `dest`, named `.NAME.vecfmt-KIND-XXXXXX`, in `dir`
+/// (the output's directory when `None`), deleted with what it holds when dropped. It holds an
+/// exclusive `flock` on the directory while it lives, so that
+/// [`remove_stale_temporaries`] leaves it alone.
+#[derive(Debug)]
+pub struct TempDir {
+    dir: tempfile::TempDir,
+    _lock: Option<File>,
+}
+
+impl TempDir {
+    /// Makes the directory.
+    pub fn new(dest: &Path, kind: &str, dir: Option<&Path>) -> Result<TempDir> {
+        let parent = dir.map_or_else(|| dir_of(dest), Path::to_path_buf);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!(".{}.vecfmt-{kind}-", file_name_of(dest)))
+            .rand_bytes(RAND_LEN)
+            .tempdir_in(&parent)
+            .map_err(io_err(&parent, "create a temporary directory"))?;
+        let lock = File::open(dir.path()).ok();
+        if let Some(f) = &lock {
+            let _ = f.try_lock();
+        }
+        Ok(TempDir { dir, _lock: lock })
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// What [`remove_stale_temporaries`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub paths: Vec<PathBuf>,
+    /// Bytes they took (the files' lengths).
+    pub bytes: u64,
+}
+
+/// Removes the temporaries that runs on the output `dest` left behind when they were killed:
+/// the entries of `dest`'s directory (and of each of `also_in`) named `.NAME.XXXXXX.tmp` or
+/// `.NAME.vecfmt-…` that no process holds locked (see the module docs). A temporary of a
+/// live run is locked, so it stays. An entry that cannot be removed is left, and not
+/// reported: the scan never fails the run it is part of.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let out = dir.path().join("cooc.vfm");
+/// let live = vecfmt::publish::temp_file_for(&out)?; // a run writing now
+/// std::fs::write(dir.path().join(".cooc.vfm.Ab3dE9.tmp"), b"left by a kill")?;
+/// std::fs::write(dir.path().join(".other.vfm.Ab3dE9.tmp"), b"another output's")?;
+/// let removed = vecfmt::publish::remove_stale_temporaries(&out, &[]);
+/// assert_eq!(removed.paths, [dir.path().join(".cooc.vfm.Ab3dE9.tmp")]);
+/// assert!(live.path().exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn remove_stale_temporaries(dest: &Path, also_in: &[&Path]) -> Removed {
+    let prefix = format!(".{}.", file_name_of(dest));
+    let mut removed = Removed::default();
+    let mut dirs = vec![dir_of(dest)];
+    for d in also_in {
+        if !dirs.iter().any(|x| same_dir(x, d)) {
+            dirs.push(d.to_path_buf());
+        }
+    }
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let temp_file = rest.len() == RAND_LEN + 4
+                && rest.ends_with(".tmp")
+                && rest[..RAND_LEN].bytes().all(|b| b.is_ascii_alphanumeric());
+            let temp_dir = rest.starts_with("vecfmt-");
+            if !temp_file && !temp_dir {
+                continue;
+            }
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            // Locked by a live run: not ours to remove. (Opening a directory read-only
+            // is allowed, and flock works on it.)
+            let Ok(f) = File::open(&path) else { continue };
+            if f.try_lock().is_err() {
+                continue;
+            }
+            let bytes = if meta.is_dir() { dir_bytes(&path) } else { meta.len() };
+            let gone = if meta.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if gone.is_ok() {
+                removed.paths.push(path);
+                removed.bytes += bytes;
+            }
+        }
+    }
+    removed.paths.sort();
+    removed
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|es| {
+            es.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| if m.is_file() { m.len() } else { 0 })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Syncs the directory holding `path`, so that a rename into it is durable. When this fails

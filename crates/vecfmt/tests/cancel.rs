@@ -211,7 +211,7 @@ fn a_symmetric_finish_stops_in_either_pass_and_removes_its_spill_directory() {
         assert_eq!(stages, want);
         // The runs had spilled, and the output was being written, when it stopped.
         let held = progress.at_stop.lock().unwrap().clone();
-        assert!(held.iter().any(|n| n.starts_with(".vecfmt-symmetric-")), "{held:?}");
+        assert!(held.iter().any(|n| n.starts_with(".sym.vfm.vecfmt-spill-")), "{held:?}");
         if stage == MergeStage::Write {
             assert!(
                 held.iter().any(|n| n.starts_with(".sym.vfm.") && n.ends_with(".tmp")),

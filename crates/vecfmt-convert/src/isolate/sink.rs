@@ -23,7 +23,7 @@ pub struct ChildSink {
     /// The output the user asked for.
     dest: PathBuf,
     /// A private directory next to `dest` where the worker writes; removed on drop.
-    staging: Option<tempfile::TempDir>,
+    staging: Option<vecfmt::publish::TempDir>,
     /// The worker's output, `staging/<name of dest>`.
     staged: PathBuf,
     child: Child,
@@ -45,18 +45,13 @@ impl ChildSink {
         h5ad: bool,
         opts: &ConvertOptions,
     ) -> Result<ChildSink> {
-        let io = |op: &'static str| {
-            let path = dest.to_path_buf();
-            move |error| vecfmt::Error::Io { path, op, error }
-        };
         let name = dest
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "out.h5".into());
-        let staging = tempfile::Builder::new()
-            .prefix(&format!(".{name}.vecfmt-"))
-            .tempdir_in(vecfmt::publish::dir_of(dest))
-            .map_err(io("create a temporary directory next to the output"))?;
+        // Named and locked as every temporary of `dest` is (`vecfmt::publish`): a later
+        // run on `dest` removes it if this process is killed.
+        let staging = vecfmt::publish::TempDir::new(dest, "staging", None)?;
         let staged = staging.path().join(&name);
         let req = WriteRequest {
             path: staged.clone(),

@@ -129,6 +129,7 @@ impl Accumulator {
                 opts.codec,
                 opts.zstd_level,
                 budget as u64,
+                opts.scratch_dir.as_deref(),
                 &opts.watch,
             )?
             .0
@@ -201,7 +202,7 @@ pub(crate) fn compact_watched(
     let symmetric = marked_symmetric(m.metadata());
     drop(m);
     if symmetric {
-        return Ok(symmetric::rewrite_symmetric(path, dtype, codec, zstd_level, memory, watch)?.0);
+        return Ok(symmetric::rewrite_symmetric(path, dtype, codec, zstd_level, memory, None, watch)?.0);
     }
     rewrite(path, dtype, codec, zstd_level, None, DEFAULT_MAX_CHUNK_BYTES, watch)
 }

@@ -134,6 +134,7 @@ pub(crate) const WORKING_CODEC: Codec = Codec::Raw;
 pub struct Accumulator {
     inner: Inner,
     local: Mutex<Option<Producer>>,
+    removed: crate::publish::Removed,
 }
 
 /// The shared state, by the type sums are kept in: f64 for float matrices, i128 for
@@ -249,6 +250,12 @@ impl Accumulator {
     /// The memory budget in bytes.
     pub fn memory_budget(&self) -> u64 {
         dispatch!(&self.inner, s => s.budget as u64)
+    }
+
+    /// The temporaries of killed runs on this file that opening it removed (see
+    /// [`crate::publish::remove_stale_temporaries`]).
+    pub fn removed_temporaries(&self) -> &crate::publish::Removed {
+        &self.removed
     }
 
     /// The file.

@@ -81,9 +81,16 @@ impl Accumulator {
             Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: path.into() }),
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(path, "lock")(e)),
         }
+        // With the file's lock held, no other build of it is live: what a killed one left
+        // (spill runs, an unfinished rewrite) can go.
+        let scratch: Vec<&Path> = opts.scratch_dir.as_deref().into_iter().collect();
+        let removed = crate::publish::remove_stale_temporaries(path, &scratch);
         let storage: Box<dyn Storage> = Box::new(file.try_clone().map_err(io_err(path, "open"))?);
         match Accumulator::open_store(path, storage, Some(file), opts)? {
-            Opened::Ready(acc) => Ok(acc),
+            Opened::Ready(mut acc) => {
+                acc.removed = removed;
+                Ok(acc)
+            }
             Opened::Rewrite(working, opts) => {
                 // The lock was released: the rewrite replaces the file by rename.
                 rewrite(
@@ -99,7 +106,10 @@ impl Accumulator {
                         progress: None,
                     },
                 )?;
-                Accumulator::open(path, opts)
+                let mut acc = Accumulator::open(path, opts)?;
+                acc.removed.paths.extend(removed.paths);
+                acc.removed.bytes += removed.bytes;
+                Ok(acc)
             }
         }
     }
@@ -285,6 +295,7 @@ impl Accumulator {
         Ok(Opened::Ready(Accumulator {
             inner,
             local: Mutex::new(None),
+            removed: crate::publish::Removed::default(),
         }))
     }
 }

@@ -36,6 +36,7 @@ pub struct AccumulatorOptions {
     pub(super) symmetric: bool,
     pub(super) whole_process: bool,
     pub(super) max_chunk_bytes: u64,
+    pub(super) scratch_dir: Option<std::path::PathBuf>,
     pub(super) watch: crate::cancel::Watch,
 }
 
@@ -59,6 +60,7 @@ impl AccumulatorOptions {
             symmetric: false,
             whole_process: false,
             max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
+            scratch_dir: None,
             watch: crate::cancel::Watch::default(),
         }
     }
@@ -168,6 +170,15 @@ impl AccumulatorOptions {
     /// [`cancel`](Self::cancel) and [`progress`](Self::progress) at once.
     pub(crate) fn watch(mut self, watch: crate::cancel::Watch) -> Self {
         self.watch = watch;
+        self
+    }
+    /// Where temporaries other than the output go (default: the output's directory): the
+    /// sorted runs of a symmetric finish, which take about as much space as the result.
+    /// Another disk keeps them off the output's. The file being built, and the finished
+    /// file before its rename, stay beside the output. Stale temporaries of killed runs on
+    /// this output are looked for here too when the accumulator opens.
+    pub fn scratch_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.scratch_dir = Some(dir.into());
         self
     }
     /// Let [`Accumulator::create`](super::Accumulator::create) replace an existing file.

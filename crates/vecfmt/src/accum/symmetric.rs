@@ -216,6 +216,7 @@ pub(crate) fn rewrite_symmetric(
     codec: Codec,
     zstd_level: i32,
     memory: u64,
+    scratch_dir: Option<&Path>,
     watch: &Watch,
 ) -> Result<(crate::WriteSummary, SymmetricStats)> {
     watch.check()?;
@@ -241,13 +242,13 @@ pub(crate) fn rewrite_symmetric(
     let mut buf: Vec<Entry<u64>> = Vec::new();
     let mut spare: Option<Vec<Entry<u64>>> = None;
     let mut scratch: Vec<Entry<u64>> = Vec::new();
-    let (spilled, spill_dir) = std::thread::scope(|sc| -> Result<(Vec<Spilled>, Option<tempfile::TempDir>)> {
+    let (spilled, spill_dir) = std::thread::scope(|sc| -> Result<(Vec<Spilled>, Option<crate::publish::TempDir>)> {
         let (to_spill, full) = std::sync::mpsc::sync_channel::<Vec<Entry<u64>>>(0);
         let (to_fill, empty) = std::sync::mpsc::sync_channel::<Vec<Entry<u64>>>(1);
-        let spiller = sc.spawn(move || -> Result<(Vec<Spilled>, Option<tempfile::TempDir>)> {
+        let spiller = sc.spawn(move || -> Result<(Vec<Spilled>, Option<crate::publish::TempDir>)> {
             let (mut runs, mut dir) = (Vec::new(), None);
             for mut b in full {
-                runs.push(spill(path, &mut dir, &mut b, rec)?);
+                runs.push(spill(path, scratch_dir, &mut dir, &mut b, rec)?);
                 let _ = to_fill.send(b);
             }
             Ok((runs, dir))
@@ -434,19 +435,16 @@ struct Spilled {
 /// difference from the previous key in the block (LEB128; the first from 0) and the value's
 /// `rec - 8` bytes. A key mostly takes 1 to 3 bytes instead of 8: on C1-1GB the spill files
 /// take 2.0 GB instead of 4.3 GB, and the kernel's copy into the page cache shrinks with them.
-fn spill(path: &Path, dir: &mut Option<tempfile::TempDir>, buf: &mut Vec<Entry<u64>>, rec: usize) -> Result<Spilled> {
+fn spill(
+    path: &Path,
+    scratch: Option<&Path>,
+    dir: &mut Option<crate::publish::TempDir>,
+    buf: &mut Vec<Entry<u64>>,
+    rec: usize,
+) -> Result<Spilled> {
     debug_assert!(buf.windows(2).all(|w| w[0].key < w[1].key), "a spilled run is sorted");
     if dir.is_none() {
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        *dir = Some(
-            tempfile::Builder::new()
-                .prefix(".vecfmt-symmetric-")
-                .tempdir_in(parent)
-                .map_err(io_err(parent, "create spill directory"))?,
-        );
+        *dir = Some(crate::publish::TempDir::new(path, "spill", scratch)?);
     }
     let d = dir.as_ref().expect("created above");
     let (file, fpath) = tempfile::NamedTempFile::new_in(d.path())
@@ -526,7 +524,7 @@ mod tests {
         want.sort_by_key(|e| e.key);
         let mut buf = want.clone();
         let mut d = None;
-        let mut r = Run::File(reader(spill(&path, &mut d, &mut buf, 12).unwrap(), 12));
+        let mut r = Run::File(reader(spill(&path, None, &mut d, &mut buf, 12).unwrap(), 12));
         let got: Vec<(u64, u64)> = take_all(&mut r).unwrap().iter().map(|e| (e.key, e.v)).collect();
         assert_eq!(got, want.iter().map(|e| (e.key, e.v)).collect::<Vec<_>>());
     }
@@ -543,7 +541,7 @@ mod tests {
         let second = 8 + SPILL_BLOCK * 9 + 8;
         for (at, byte) in [(0usize, 0xffu8), (4, 0xff), (8, 0x80), (second + 1, 0x01)] {
             let mut d = None;
-            let s = spill(&path, &mut d, &mut mk(), 16).unwrap();
+            let s = spill(&path, None, &mut d, &mut mk(), 16).unwrap();
             let mut bytes = std::fs::read(&s.path).unwrap();
             bytes[at] = byte;
             std::fs::write(&s.path, &bytes).unwrap();
