@@ -44,8 +44,18 @@ pub struct AccumArgs {
           value_parser = zstd_levels())]
     pub zstd_level: i32,
     /// Replace OUTPUT if it exists.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub force: bool,
+    /// Continue a killed or stopped run on OUTPUT from its last commit, with the same
+    /// inputs and options (checked); the result is that of an uninterrupted run. Without
+    /// OUTPUT yet, start afresh. Not for stdin.
+    #[arg(long)]
+    pub resume: bool,
+    /// Put temporaries other than OUTPUT (the finish's sorted runs, about the size of the
+    /// result) in DIR, on another disk. OUTPUT's disk holds the file being built and the
+    /// finished file.
+    #[arg(long, value_name = "DIR")]
+    pub tmp: Option<PathBuf>,
     /// Eviction policy of the chunk cache: scored (default) or lru (the baseline, for
     /// benchmarks).
     #[arg(long, value_name = "POLICY", default_value = "scored")]
@@ -159,6 +169,14 @@ impl vecfmt_text::Progress for Bar {
     fn vocab_saved(&self, path: &Path, words: usize) {
         note!("vecfmt: wrote {words} words to {}", path.display());
     }
+    fn low_disk_space(&self, s: &vecfmt_text::DiskSpace) {
+        note!(
+            "vecfmt: warning: {} has {} free; a run on this corpus may need about {} (the file being built, then the finished file); --tmp DIR moves the finish's sorted runs to another disk",
+            s.dir.display(),
+            crate::human_bytes(s.free),
+            crate::human_bytes(s.estimate)
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -220,7 +238,11 @@ pub fn build(args: BuildArgs) -> Result<ExitCode> {
         .zstd_level(args.acc.zstd_level)
         .policy(args.acc.policy()?)
         .checkpoint(args.acc.checkpoint()?)
+        .resume(args.acc.resume)
         .progress(Bar::new(true));
+    if let Some(d) = &args.acc.tmp {
+        opts = opts.scratch_dir(d);
+    }
     // A file appended to keeps its dtype; only a --dtype given explicitly must match it.
     if args.acc.dtype != "f32" {
         opts = opts.dtype(dtype);
@@ -244,11 +266,12 @@ pub fn build(args: BuildArgs) -> Result<ExitCode> {
             committed_lines,
             cause,
         } => text_error(*cause).context(format!(
-            "{} keeps its last commit ({committed_lines} lines of input); fix the input and add the rest with --append",
+            "{} keeps its last commit ({committed_lines} lines of input); run the same command with --resume to go on from there (after fixing the input, if it failed)",
             output.display()
         )),
         e => text_error(e),
     })?;
+    announce_resume(&args.output, s.resumed_at_line, &s.removed_temporaries);
     let secs = s.elapsed.as_secs_f64();
     note!(
         "vecfmt: built {}: {} × {}, {} nonzeros from {} triplets in {secs:.1} s ({:.2} M triplets/s); {} evictions, peak memory {} of {}{}",
@@ -376,18 +399,24 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
         .zstd_level(args.acc.zstd_level)
         .policy(args.acc.policy()?)
         .memory(args.acc.memory()?)
-        .checkpoint(args.acc.checkpoint()?);
+        .checkpoint(args.acc.checkpoint()?)
+        .resume(args.acc.resume);
     if let Some(s) = args.shard {
         opts = opts.shard(s);
     }
+    if let Some(d) = &args.acc.tmp {
+        opts = opts.scratch_dir(d);
+    }
     let s = vecfmt_text::cooccur(&inputs, &out, &opts).map_err(|e| match e {
-        vecfmt_text::Error::Stopped { output, cause, .. } => {
-            text_error(*cause).context(format!("{} keeps its last commit", output.display()))
-        }
+        vecfmt_text::Error::Stopped { output, cause, .. } => text_error(*cause).context(format!(
+            "{} keeps its last commit; run the same command with --resume to go on from there",
+            output.display()
+        )),
         // `cooccur` has no --append.
         vecfmt_text::Error::OutputExists { path } => anyhow!("{}: exists; pass --force to replace it", path.display()),
         e => text_error(e),
     })?;
+    announce_resume(&out, s.resumed_at_line, &s.removed_temporaries);
     let secs = s.elapsed.as_secs_f64();
     let stats = s.stats;
     note!(
@@ -411,6 +440,22 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says that the run went on from an earlier one's commit, and what it cleaned up.
+fn announce_resume(out: &Path, resumed_at_line: Option<u64>, removed: &vecfmt::publish::Removed) {
+    if let Some(line) = resumed_at_line {
+        note!("vecfmt: resumed {} after line {line} of the input", out.display());
+    }
+    if !removed.paths.is_empty() {
+        note!(
+            "vecfmt: removed {} temporar{} ({}) that a killed run on {} left behind",
+            removed.paths.len(),
+            if removed.paths.len() == 1 { "y" } else { "ies" },
+            crate::human_bytes(removed.bytes),
+            out.display()
+        );
+    }
 }
 
 /// `cooccur --vocab-only --shard K/N`: the shard's part of a distributed vocabulary.

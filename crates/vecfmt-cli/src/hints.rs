@@ -126,6 +126,12 @@ pub(crate) fn text_error(e: vecfmt_text::Error) -> anyhow::Error {
             anyhow::anyhow!("reading the corpus from stdin needs --vocab: the vocabulary pass reads the input twice")
         }
         T::ZeroWindow => anyhow::anyhow!("--window must be at least 1"),
+        e @ T::ResumeMismatch { .. } => {
+            anyhow::anyhow!("{e}; run the command that started it, or pass --force instead of --resume to start over")
+        }
+        e @ T::ResumeStream { .. } => {
+            anyhow::anyhow!("{e}; save the input to a file to make a run resumable")
+        }
         e @ T::BadLine { .. } => anyhow::anyhow!(text_message(&e)),
         e => e.into(),
     }

@@ -13,8 +13,9 @@ use vecfmt::{
 
 use crate::cooccur::{remove_cancelled, thread_count};
 use crate::error::LineProblem;
-use crate::pool::{run_pool_until, BinaryLayout, Block, Counters};
+use crate::pool::{run_pool_until, BinaryLayout, Block, Counters, Position};
 use crate::progress::{with_progress, Pass, Progress, ProgressHandle};
+use crate::resume;
 use crate::triplets::{parse_triplet, LineError, Value};
 use crate::{prepare_output, read_vocab, total_size, Checkpoint, Error, Input, Result};
 
@@ -47,6 +48,8 @@ pub struct BuildOptions {
     zstd_level: i32,
     checkpoint: Checkpoint,
     policy: EvictionPolicy,
+    resume: bool,
+    scratch_dir: Option<PathBuf>,
     progress: ProgressHandle,
     cancel: Cancel,
 }
@@ -78,6 +81,8 @@ impl BuildOptions {
             zstd_level: vecfmt::accum::FINISH_ZSTD_LEVEL,
             checkpoint: Checkpoint::default(),
             policy: EvictionPolicy::default(),
+            resume: false,
+            scratch_dir: None,
             progress: ProgressHandle::default(),
             cancel: Cancel::new(),
         }
@@ -161,10 +166,37 @@ impl BuildOptions {
         self.policy = p;
         self
     }
+    /// Continue a build that was killed or stopped, from its last commit (see [`build`]).
+    /// Without an output yet, the build starts afresh.
+    pub fn resume(mut self, yes: bool) -> Self {
+        self.resume = yes;
+        self
+    }
+    /// Where temporaries other than the output go (default: beside the output); see
+    /// [`vecfmt::AccumulatorOptions::scratch_dir`].
+    pub fn scratch_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.scratch_dir = Some(dir.into());
+        self
+    }
     /// Where progress goes.
     pub fn progress(mut self, p: Arc<dyn Progress>) -> Self {
         self.progress = ProgressHandle(p);
         self
+    }
+
+    /// The options that decide the result, as a resumed build must repeat them.
+    fn settings(&self) -> serde_json::Value {
+        serde_json::json!({
+            "row_labels": self.row_labels,
+            "col_labels": self.col_labels,
+            "vocab": resume::path_setting(self.vocab.as_ref()),
+            "n_rows": self.n_rows,
+            "n_cols": self.n_cols,
+            "skip_bad_lines": self.skip_bad_lines,
+            "dtype": self.dtype.map(DType::name),
+            "codec": self.codec.name(),
+            "zstd_level": self.zstd_level,
+        })
     }
     /// A flag that stops the build (see [`build`]): checked per block read and per row of
     /// the finish.
@@ -189,6 +221,10 @@ pub struct BuildSummary {
     pub stats: AccumulatorStats,
     pub memory_budget: u64,
     pub elapsed: Duration,
+    /// When the build resumed an earlier one: the lines of input its last commit held.
+    pub resumed_at_line: Option<u64>,
+    /// Temporaries of killed runs on this output that were found and removed.
+    pub removed_temporaries: vecfmt::publish::Removed,
 }
 
 struct BuildWorker<'a> {
@@ -239,7 +275,19 @@ pub fn build(inputs: &[Input], output: impl AsRef<Path>, opts: &BuildOptions) ->
     let progress = &*opts.progress.0;
     opts.cancel.check()?;
     let memory = opts.memory.unwrap_or_else(vecfmt::accum::default_memory_budget);
-    let append = prepare_output(output, opts.replace, opts.append)?;
+    let settings = opts.settings();
+    let resumed = if opts.resume {
+        if opts.replace {
+            return Err(Error::ResumeConflict("replace it"));
+        }
+        if opts.append {
+            return Err(Error::ResumeConflict("add a new run's input to it"));
+        }
+        resume::start(output, "build", &settings, inputs)?
+    } else {
+        None
+    };
+    let append = resumed.is_some() || prepare_output(output, opts.replace, opts.append)?;
     let labelled = opts.row_labels || opts.col_labels;
     if opts.vocab.is_some() && !labelled {
         return Err(Error::VocabWithoutLabels);
@@ -274,6 +322,9 @@ pub fn build(inputs: &[Input], output: impl AsRef<Path>, opts: &BuildOptions) ->
         .row_labels(opts.row_labels)
         .col_labels(opts.col_labels)
         .cancel(opts.cancel.clone());
+    if let Some(d) = &opts.scratch_dir {
+        acc_opts = acc_opts.scratch_dir(d);
+    }
     if let Some(n) = opts.n_rows {
         acc_opts = acc_opts.n_rows(n);
     }
@@ -293,12 +344,31 @@ pub fn build(inputs: &[Input], output: impl AsRef<Path>, opts: &BuildOptions) ->
         }
         acc.freeze_labels();
     }
+    // The record a resumed build needs: none when an input is a stream.
+    let identities = resume::identify(inputs);
+    let record = |at: &Position, triplets: u64, bad: u64| {
+        identities.as_ref().map(|ids| {
+            let mut c = serde_json::Map::new();
+            c.insert("triplets".into(), triplets.into());
+            c.insert("bad_lines".into(), bad.into());
+            resume::record("build", &settings, ids, at, c)
+        })
+    };
+    let from = resumed.as_ref().map(|r| r.position).unwrap_or_default();
+    let counter = |key| resumed.as_ref().map_or(0, |r| crate::cooccur::counter(r, key));
+    if resumed.is_none() {
+        if let Some(r) = record(&from, 0, 0) {
+            // From here on a kill can be resumed.
+            acc.set_metadata(vecfmt::accum::RESUME_KEY, r);
+            acc.commit()?;
+        }
+    }
     let counters = Counters::default();
-    let triplets = AtomicU64::new(0);
-    let bad = AtomicU64::new(0);
+    let triplets = AtomicU64::new(counter("triplets"));
+    let bad = AtomicU64::new(counter("bad_lines"));
     let int = !dtype.is_float();
     let names: Vec<String> = inputs.iter().map(Input::name).collect();
-    let committed_lines = AtomicU64::new(0);
+    let committed_lines = AtomicU64::new(from.lines);
     let limit = opts.skip_bad_lines;
     let result = with_progress(
         progress,
@@ -311,6 +381,7 @@ pub fn build(inputs: &[Input], output: impl AsRef<Path>, opts: &BuildOptions) ->
             run_pool_until(
                 inputs,
                 None,
+                &from,
                 thread_count(opts.threads),
                 opts.checkpoint,
                 &counters,
@@ -343,14 +414,18 @@ pub fn build(inputs: &[Input], output: impl AsRef<Path>, opts: &BuildOptions) ->
                     Ok(())
                 },
                 |w| Ok(w.p.flush()?),
-                |lines| {
+                |at| {
                     acc.set_metadata(
-                    "vecfmt:build",
-                    serde_json::json!({"inputs": names, "lines": lines, "bytes": counters.bytes.load(Ordering::Relaxed)}),
-                );
+                        "vecfmt:build",
+                        serde_json::json!({"inputs": names, "lines": at.lines, "bytes": at.bytes}),
+                    );
+                    let r = record(at, triplets.load(Ordering::Relaxed), bad.load(Ordering::Relaxed));
+                    if let Some(r) = r {
+                        acc.set_metadata(vecfmt::accum::RESUME_KEY, r);
+                    }
                     acc.commit()?;
-                    committed_lines.store(lines, Ordering::Relaxed);
-                    progress.committed(lines);
+                    committed_lines.store(at.lines, Ordering::Relaxed);
+                    progress.committed(at.lines);
                     Ok(())
                 },
             )
@@ -370,6 +445,7 @@ pub fn build(inputs: &[Input], output: impl AsRef<Path>, opts: &BuildOptions) ->
         });
     }
     let stats = acc.stats();
+    let removed_temporaries = acc.removed_temporaries().clone();
     let finish = acc.finish().map_err(|e| match e {
         // The finish's rewrite stopped: the output holds the commit it made first.
         e if e.is_cancelled() => Error::Stopped {
@@ -387,6 +463,8 @@ pub fn build(inputs: &[Input], output: impl AsRef<Path>, opts: &BuildOptions) ->
         stats,
         memory_budget: memory,
         elapsed: start.elapsed(),
+        resumed_at_line: resumed.map(|r| r.position.lines),
+        removed_temporaries,
     })
 }
 

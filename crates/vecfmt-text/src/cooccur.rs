@@ -11,8 +11,9 @@ use vecfmt::{
     Producer,
 };
 
-use crate::pool::{run_pool_until, Counters};
+use crate::pool::{run_pool_until, Counters, Position};
 use crate::progress::{with_progress, Pass, Progress, ProgressHandle};
+use crate::resume::{self, Resumed};
 use crate::vocab::{count_vocab, normalise, read_vocab, tokens, write_vocab, Vocab};
 use crate::{prepare_output, total_size, Checkpoint, Error, Input, Result, Shard, WordMap};
 
@@ -67,6 +68,8 @@ pub struct CooccurOptions {
     pub(crate) checkpoint: Checkpoint,
     pub(crate) policy: EvictionPolicy,
     pub(crate) replace: bool,
+    pub(crate) resume: bool,
+    pub(crate) scratch_dir: Option<PathBuf>,
     pub(crate) progress: ProgressHandle,
     pub(crate) cancel: Cancel,
 }
@@ -100,6 +103,8 @@ impl CooccurOptions {
             checkpoint: Checkpoint::default(),
             policy: EvictionPolicy::default(),
             replace: false,
+            resume: false,
+            scratch_dir: None,
             progress: ProgressHandle::default(),
             cancel: Cancel::new(),
         }
@@ -194,6 +199,18 @@ impl CooccurOptions {
         self.replace = yes;
         self
     }
+    /// Continue a run that was killed or stopped, from its last commit (see [`cooccur`]).
+    /// Without an output yet, the run starts afresh.
+    pub fn resume(mut self, yes: bool) -> Self {
+        self.resume = yes;
+        self
+    }
+    /// Where the finish's sorted runs go (default: beside the output); see
+    /// [`vecfmt::AccumulatorOptions::scratch_dir`].
+    pub fn scratch_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.scratch_dir = Some(dir.into());
+        self
+    }
     /// Where progress goes.
     pub fn progress(mut self, p: Arc<dyn Progress>) -> Self {
         self.progress = ProgressHandle(p);
@@ -208,6 +225,23 @@ impl CooccurOptions {
 
     pub(crate) fn thread_count(&self) -> usize {
         thread_count(self.threads)
+    }
+
+    /// The options that decide the result, as a resumed run must repeat them.
+    fn settings(&self) -> serde_json::Value {
+        serde_json::json!({
+            "window": self.window,
+            "weighting": self.weighting.name(),
+            "symmetric": self.symmetric,
+            "min_count": self.min_count,
+            "max_vocab": self.max_vocab,
+            "lowercase": self.lowercase,
+            "vocab": resume::path_setting(self.vocab.as_ref()),
+            "shard": self.shard.map(|s| s.to_string()),
+            "dtype": self.dtype.name(),
+            "codec": self.codec.name(),
+            "zstd_level": self.zstd_level,
+        })
     }
 }
 
@@ -237,6 +271,10 @@ pub struct CooccurSummary {
     pub elapsed: Duration,
     /// Tokens that were not valid UTF-8 (counted by their lossy decoding), in both passes.
     pub invalid_utf8_tokens: u64,
+    /// When the run resumed an earlier one: the lines of input its last commit held.
+    pub resumed_at_line: Option<u64>,
+    /// Temporaries of killed runs on this output that were found and removed.
+    pub removed_temporaries: vecfmt::publish::Removed,
 }
 
 /// The vocabulary step of [`cooccur`]: reads the given vocabulary file or counts one
@@ -326,16 +364,38 @@ pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions
     let out = output.as_ref();
     let start = Instant::now();
     let progress = &*opts.progress.0;
-    let vocab = vocabulary(inputs, opts)?;
-    opts.cancel.check()?;
-    let invalid = AtomicU64::new(vocab.invalid_utf8_tokens);
-    prepare_output(out, opts.replace, false)?;
+    let settings = opts.settings();
+    let resumed = if opts.resume {
+        if opts.replace {
+            return Err(Error::ResumeConflict("replace it"));
+        }
+        if opts.window == 0 {
+            return Err(Error::ZeroWindow);
+        }
+        resume::start(out, "cooccur", &settings, inputs)?
+    } else {
+        None
+    };
+    // The vocabulary: counted (or read) afresh, or, resuming, the output's labels.
+    let (labels, invalid_before) = match &resumed {
+        None => {
+            let vocab = vocabulary(inputs, opts)?;
+            opts.cancel.check()?;
+            prepare_output(out, opts.replace, false)?;
+            let invalid = vocab.invalid_utf8_tokens;
+            (
+                vocab.words.into_iter().map(|(w, _)| w).collect::<Vec<String>>(),
+                invalid,
+            )
+        }
+        Some(r) => (output_labels(out)?, counter(r, "invalid_utf8_tokens")),
+    };
+    let invalid = AtomicU64::new(invalid_before);
     let memory = opts.memory.unwrap_or_else(vecfmt::accum::default_memory_budget);
-    let n = vocab.words.len();
+    let n = labels.len();
     // Token bytes → id. Words that were invalid UTF-8 are looked up by their lossy form.
-    let map = WordMap::new(vocab.words.iter().map(|(w, _)| w.as_bytes()))?;
-    let labels: Vec<String> = vocab.words.into_iter().map(|(w, _)| w).collect();
-    let acc_opts = AccumulatorOptions::new(opts.dtype)
+    let map = WordMap::new(labels.iter().map(|w| w.as_bytes()))?;
+    let mut acc_opts = AccumulatorOptions::new(opts.dtype)
         .policy(opts.policy)
         .memory(memory)
         .whole_process(true)
@@ -349,27 +409,54 @@ pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions
         // cost more than it saved).
         .dense_block((n as u32).min(362))
         .cancel(opts.cancel.clone());
-    let acc = Accumulator::create(out, acc_opts)?;
+    if let Some(d) = &opts.scratch_dir {
+        acc_opts = acc_opts.scratch_dir(d);
+    }
+    // The record a resumed run needs: none when an input is a stream.
+    let identities = resume::identify(inputs);
+    let record = |at: &Position, tokens: u64, invalid: u64| {
+        identities.as_ref().map(|ids| {
+            let mut c = serde_json::Map::new();
+            c.insert("tokens".into(), tokens.into());
+            c.insert("invalid_utf8_tokens".into(), invalid.into());
+            resume::record("cooccur", &settings, ids, at, c)
+        })
+    };
+    let acc = match &resumed {
+        Some(_) => Accumulator::open(out, acc_opts)?,
+        None => Accumulator::create(out, acc_opts)?,
+    };
     acc.hold_external(map.heap_bytes() as i64);
-    acc.set_labels(Axis::Row, &labels)?;
+    if resumed.is_none() {
+        acc.set_labels(Axis::Row, &labels)?;
+    }
     acc.freeze_labels();
     drop(labels);
-    acc.set_metadata(
-        "vecfmt:cooccur",
-        serde_json::json!({
-            "window": opts.window,
-            "weighting": opts.weighting.name(),
-            "symmetric": opts.symmetric,
-            "min_count": opts.min_count,
-            "max_vocab": opts.max_vocab,
-            "lowercase": opts.lowercase,
-            "shard": opts.shard.map(|s| s.to_string()),
-            "inputs": inputs.iter().map(Input::name).collect::<Vec<_>>(),
-        }),
-    );
-    // Commit the labels while the cache is empty: serialising a million of them takes tens
-    // of MB for a moment, which at the first checkpoint would come on top of a full cache.
-    acc.commit()?;
+    if resumed.is_none() {
+        acc.set_metadata(
+            "vecfmt:cooccur",
+            serde_json::json!({
+                "window": opts.window,
+                "weighting": opts.weighting.name(),
+                "symmetric": opts.symmetric,
+                "min_count": opts.min_count,
+                "max_vocab": opts.max_vocab,
+                "lowercase": opts.lowercase,
+                "shard": opts.shard.map(|s| s.to_string()),
+                "inputs": inputs.iter().map(Input::name).collect::<Vec<_>>(),
+            }),
+        );
+        if let Some(r) = record(&Position::default(), 0, invalid_before) {
+            acc.set_metadata(vecfmt::accum::RESUME_KEY, r);
+        }
+        // Commit the labels while the cache is empty: serialising a million of them takes
+        // tens of MB for a moment, which at the first checkpoint would come on top of a full
+        // cache. From here on a kill can be resumed without the vocabulary pass.
+        acc.commit()?;
+    }
+    if let Some(space) = crate::disk::short_for_cooccur(out, total_size(inputs)) {
+        progress.low_disk_space(&space);
+    }
     let weights: Vec<f64> = (0..=opts.window)
         .map(|d| match opts.weighting {
             Weighting::Harmonic => 1.0 / d.max(1) as f64,
@@ -379,8 +466,9 @@ pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions
     let window = opts.window;
     let lowercase = opts.lowercase;
     let counters = Counters::default();
-    let toks = AtomicU64::new(0);
-    let mut committed_lines = 0u64;
+    let from = resumed.as_ref().map(|r| r.position).unwrap_or_default();
+    let toks = AtomicU64::new(resumed.as_ref().map_or(0, |r| counter(r, "tokens")));
+    let mut committed_lines = from.lines;
     let cancel = &opts.cancel;
     let pairs = with_progress(
         progress,
@@ -393,6 +481,7 @@ pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions
             run_pool_until(
                 inputs,
                 opts.shard,
+                &from,
                 opts.thread_count(),
                 opts.checkpoint,
                 &counters,
@@ -454,21 +543,25 @@ pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions
                     Ok(())
                 },
                 |w| Ok(w.p.flush()?),
-                |lines| {
+                |at| {
+                    let tokens = toks.load(Ordering::Relaxed);
                     acc.set_metadata(
-                    "vecfmt:progress",
-                    serde_json::json!({"lines": lines, "bytes": counters.bytes.load(Ordering::Relaxed), "tokens": toks.load(Ordering::Relaxed)}),
-                );
+                        "vecfmt:progress",
+                        serde_json::json!({"lines": at.lines, "bytes": at.bytes, "tokens": tokens}),
+                    );
+                    if let Some(r) = record(at, tokens, invalid.load(Ordering::Relaxed)) {
+                        acc.set_metadata(vecfmt::accum::RESUME_KEY, r);
+                    }
                     acc.commit()?;
-                    committed_lines = lines;
-                    progress.committed(lines);
+                    committed_lines = at.lines;
+                    progress.committed(at.lines);
                     Ok(())
                 },
             )
         },
     );
     if let Err(e) = pairs {
-        if e.is_cancelled() && committed_lines == 0 {
+        if e.is_cancelled() && committed_lines == 0 && resumed.is_none() {
             // Nothing of the input was committed: the output, created by this call, goes.
             drop(acc);
             return Err(remove_cancelled(out, e));
@@ -480,6 +573,7 @@ pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions
         });
     }
     let stats = acc.stats();
+    let removed_temporaries = acc.removed_temporaries().clone();
     let pairs_pass_done = start.elapsed();
     // The word table is done with: its memory goes to the finish.
     acc.hold_external(-(map.heap_bytes() as i64));
@@ -503,7 +597,36 @@ pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions
         pairs_pass_done,
         elapsed: start.elapsed(),
         invalid_utf8_tokens: invalid.into_inner(),
+        resumed_at_line: resumed.map(|r| r.position.lines),
+        removed_temporaries,
     })
+}
+
+/// A counter of a resumed run's record (0 when it has none).
+pub(crate) fn counter(r: &Resumed, key: &str) -> u64 {
+    r.counters.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0)
+}
+
+/// The row labels of the working file at `out`: a resumed run's vocabulary.
+fn output_labels(out: &Path) -> Result<Vec<String>> {
+    let m = vecfmt::Matrix::open(out)?;
+    let corrupt = |e: vecfmt::Malformed| vecfmt::Error::Corrupt {
+        path: out.to_owned(),
+        what: "row labels",
+        offset: e.offset,
+        detail: e.detail,
+    };
+    match m.row_labels() {
+        Some(l) => Ok(l
+            .iter()
+            .map(|s| s.map(str::to_owned))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(corrupt)?),
+        None => Err(Error::NotResumable {
+            output: out.to_owned(),
+            why: resume::NotResumable::NoRecord { engine: "cooccur" },
+        }),
+    }
 }
 
 /// Removes the output of a cancelled run that committed none of its input (the run created

@@ -142,6 +142,27 @@ pub enum Error {
     /// A duration that does not parse (`30s`, `5m`).
     #[error("{text:?} is not a duration; use e.g. 30s, 5m or 1h")]
     BadDuration { text: String },
+    /// Resuming reads the inputs again from where the run stopped, which a stream cannot do.
+    #[error("{input}: a stream cannot be resumed: only files can be read again from where a run stopped")]
+    ResumeStream { input: String },
+    /// The output cannot be resumed.
+    #[error("{}: cannot resume: {why}", .output.display())]
+    NotResumable {
+        output: PathBuf,
+        why: crate::resume::NotResumable,
+    },
+    /// Resuming with other inputs or other options than the run had.
+    #[error("{}: cannot resume with another {what} than the run had: it had {was}, now {now}", .output.display())]
+    ResumeMismatch {
+        output: PathBuf,
+        what: String,
+        was: String,
+        now: String,
+    },
+    /// Resuming continues the output as it is, which excludes replacing it or adding a new
+    /// run's input to it.
+    #[error("resuming continues the output as it is: it cannot also {0}")]
+    ResumeConflict(&'static str),
     /// An input given as a reader, opened a second time.
     #[error("{input}: a stream can be read only once")]
     InputConsumed { input: String },

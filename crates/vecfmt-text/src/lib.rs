@@ -37,11 +37,13 @@
 
 mod build;
 mod cooccur;
+mod disk;
 mod error;
 mod fx;
 mod input;
 pub mod pool;
 mod progress;
+mod resume;
 mod triplets;
 mod units;
 mod vocab;
@@ -52,10 +54,12 @@ use std::path::Path;
 
 pub use build::{build, BuildOptions, BuildSummary};
 pub use cooccur::{cooccur, vocabulary, CooccurOptions, CooccurSummary, Weighting};
+pub use disk::{free_bytes, DiskSpace};
 pub use error::{Error, HeaderProblem, LineProblem, Result};
 pub use input::{total_size, Checkpoint, Input, Shard};
 pub use pool::{BinaryLayout, TRIPLET_MAGIC};
 pub use progress::{NoProgress, Pass, Progress, Snapshot};
+pub use resume::NotResumable;
 pub use units::{parse_bytes, parse_duration};
 pub use vocab::{count_vocab, normalise, read_vocab, tokens, write_vocab, Vocab};
 pub use vocab_parts::{

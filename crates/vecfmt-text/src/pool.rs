@@ -84,6 +84,76 @@ pub struct Block {
     pub data: Vec<u8>,
     /// Set when the input is a binary triplet stream.
     pub binary: Option<BinaryLayout>,
+    /// Where the reader is once this block is handed on: reading again from there
+    /// ([`read_blocks_from`]) gives the blocks that follow it, cut at the same places.
+    pub after: Position,
+}
+
+/// Where the reader of [`read_blocks_from`] is: what a checkpoint records so that a run can
+/// go on reading where it stopped, and cut its blocks where the uninterrupted run would
+/// (a stride shard of a compressed input takes every N-th block, so the cuts matter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    /// The input being read, by index; the number of inputs once all are read.
+    pub input: usize,
+    /// Whether reading `input` has started; if not, it starts at its shard's beginning.
+    pub started: bool,
+    /// Bytes of the input (decompressed) read so far.
+    pub offset: u64,
+    /// Of those, the bytes read but not handed on: the start of a line, or of a record,
+    /// that the next block begins with.
+    pub carry: u64,
+    /// The number of the next line (or record) of the input, from 1.
+    pub line: u64,
+    /// Blocks cut so far, over all the inputs.
+    pub block_no: u64,
+    /// The input's layout, when it is a binary triplet stream.
+    pub binary: Option<BinaryLayout>,
+    /// Input bytes read, over all the inputs ([`Counters::bytes`]).
+    pub bytes: u64,
+    /// Lines (or records) handed to workers ([`Counters::lines`]); the pool sets it.
+    pub lines: u64,
+}
+
+impl Position {
+    /// The position as JSON, for a checkpoint's record.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "input": self.input,
+            "started": self.started,
+            "offset": self.offset,
+            "carry": self.carry,
+            "line": self.line,
+            "block_no": self.block_no,
+            "binary": self.binary.map(|l| serde_json::json!([l.id_width, l.dtype.code()])),
+            "bytes": self.bytes,
+            "lines": self.lines,
+        })
+    }
+
+    /// The position [`to_json`](Self::to_json) wrote; `None` if `v` is not one.
+    pub fn from_json(v: &serde_json::Value) -> Option<Position> {
+        let u = |k: &str| v.get(k)?.as_u64();
+        let binary = match v.get("binary")? {
+            serde_json::Value::Null => None,
+            b => Some(BinaryLayout {
+                id_width: b.get(0)?.as_u64()? as usize,
+                dtype: vecfmt::DType::from_code(u8::try_from(b.get(1)?.as_u64()?).ok()?)?,
+            }),
+        };
+        Some(Position {
+            input: usize::try_from(u("input")?).ok()?,
+            started: v.get("started")?.as_bool()?,
+            offset: u("offset")?,
+            carry: u("carry")?,
+            line: u("line")?,
+            block_no: u("block_no")?,
+            binary,
+            bytes: u("bytes")?,
+            lines: u("lines")?,
+        })
+        .filter(|p| p.carry <= p.offset)
+    }
 }
 
 /// How far the reader has got: bytes and lines handed to workers.
@@ -118,6 +188,20 @@ pub fn read_blocks_until(
     counters: &Counters,
     stop: &AtomicBool,
     cancel: &Cancel,
+    sink: impl FnMut(Block) -> Result<()>,
+) -> Result<()> {
+    read_blocks_from(inputs, shard, &Position::default(), counters, stop, cancel, sink)
+}
+
+/// [`read_blocks_until`], from `start`: a [`Block::after`] of an earlier read of the same
+/// inputs and shard. The blocks are those that read gave after that block.
+pub fn read_blocks_from(
+    inputs: &[Input],
+    shard: Option<Shard>,
+    start: &Position,
+    counters: &Counters,
+    stop: &AtomicBool,
+    cancel: &Cancel,
     mut sink: impl FnMut(Block) -> Result<()>,
 ) -> Result<()> {
     let sizes: Vec<Option<u64>> = inputs
@@ -131,7 +215,7 @@ pub fn read_blocks_until(
         _ => (0, u64::MAX),
     };
     let mut base = 0u64;
-    let mut block_no = 0u64;
+    let mut block_no = start.block_no;
     for (ii, input) in inputs.iter().enumerate() {
         let size = sizes[ii].unwrap_or(0);
         let (lo, hi) = if by_bytes {
@@ -144,17 +228,37 @@ pub fn read_blocks_until(
         } else {
             (0, u64::MAX)
         };
-        // Start one byte early and drop through the first newline: the first line kept is
-        // the first that starts at or after `lo`.
-        let start = lo.saturating_sub(1);
-        let mut r = input.open(start)?;
-        let mut pos = start;
-        let mut skip_partial = lo > 0;
-        let mut carry: Vec<u8> = Vec::new();
-        let mut line = 1u64;
+        if ii < start.input {
+            continue;
+        }
+        let (mut r, mut pos, mut skip_partial, mut carry, mut line, mut binary, mut first);
+        if ii == start.input && start.started {
+            // Go on where the position says, with the bytes it had read and not handed on.
+            let from = start.offset - start.carry;
+            r = open_at(input, from)?;
+            let mut c = vec![0u8; start.carry as usize];
+            let n = read_full(&mut r, &mut c).map_err(Error::io(input.name(), "read error"))?;
+            if n != c.len() {
+                return Err(Error::io(input.name(), "read error")(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the input is shorter than when the run read it",
+                )));
+            }
+            (pos, skip_partial, carry, line, binary, first) = (start.offset, false, c, start.line, start.binary, false);
+        } else {
+            // Start one byte early and drop through the first newline: the first line kept
+            // is the first that starts at or after `lo`.
+            let begin = lo.saturating_sub(1);
+            r = input.open(begin)?;
+            (pos, skip_partial, carry, line, binary, first) = (begin, lo > 0, Vec::new(), 1u64, None, lo == 0);
+        }
         let mut done = false;
-        let mut binary: Option<BinaryLayout> = None;
-        let mut first = lo == 0;
+        let next_input = |block_no: u64| Position {
+            input: ii + 1,
+            block_no,
+            bytes: counters.bytes.load(Ordering::Relaxed),
+            ..Position::default()
+        };
         while !done && !stop.load(Ordering::Relaxed) {
             // Checked per block read, also for the blocks of other shards, which are read
             // and not handed on.
@@ -195,11 +299,27 @@ pub fn read_blocks_until(
                 }
                 let n = (data.len() / rec) as u64;
                 counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                let after = if done {
+                    next_input(block_no)
+                } else {
+                    Position {
+                        input: ii,
+                        started: true,
+                        offset: pos,
+                        carry: carry.len() as u64,
+                        line: line + n,
+                        block_no,
+                        binary,
+                        bytes: counters.bytes.load(Ordering::Relaxed),
+                        lines: 0,
+                    }
+                };
                 sink(Block {
                     input: ii,
                     first_line: line,
                     data,
                     binary,
+                    after,
                 })?;
                 line += n;
                 continue;
@@ -257,17 +377,51 @@ pub fn read_blocks_until(
             let mine = by_bytes || shard.is_none_or(|s| block_no % s.n == s.k - 1);
             block_no += 1;
             if mine {
+                let after = if done {
+                    next_input(block_no)
+                } else {
+                    Position {
+                        input: ii,
+                        started: true,
+                        offset: pos,
+                        carry: carry.len() as u64,
+                        line: line + lines,
+                        block_no,
+                        binary: None,
+                        bytes: counters.bytes.load(Ordering::Relaxed),
+                        lines: 0,
+                    }
+                };
                 sink(Block {
                     input: ii,
                     first_line: line,
                     data,
                     binary: None,
+                    after,
                 })?;
             }
             line += lines;
         }
     }
     Ok(())
+}
+
+/// The input's decompressed stream from byte `from`: a seek for a plain file, reading and
+/// dropping the bytes before it for a compressed one.
+fn open_at(input: &Input, from: u64) -> Result<Box<dyn Read + Send>> {
+    if !input.is_compressed() {
+        return input.open(from);
+    }
+    let mut r = input.open(0)?;
+    let skipped =
+        std::io::copy(&mut (&mut r).take(from), &mut std::io::sink()).map_err(Error::io(input.name(), "read error"))?;
+    if skipped != from {
+        return Err(Error::io(input.name(), "read error")(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the input is shorter than when the run read it",
+        )));
+    }
+    Ok(r)
 }
 
 fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -343,11 +497,12 @@ pub fn run_pool<W: Send>(
     make: impl Fn() -> W + Sync,
     work: impl Fn(&mut W, Block) -> Result<()> + Sync,
     flush: impl Fn(&mut W) -> Result<()> + Sync,
-    commit: impl FnMut(u64) -> Result<()>,
+    mut commit: impl FnMut(u64) -> Result<()>,
 ) -> Result<()> {
     run_pool_until(
         inputs,
         shard,
+        &Position::default(),
         threads,
         checkpoint,
         counters,
@@ -355,11 +510,14 @@ pub fn run_pool<W: Send>(
         make,
         work,
         flush,
-        commit,
+        |at: &Position| commit(at.lines),
     )
 }
 
-/// [`run_pool`], stopped by `cancel`: once it is set, the reader stops before its next
+/// [`run_pool`] from `start` (a position an earlier run's `commit` was given, or the
+/// default: the beginning), stopped by `cancel`, and giving `commit` the reader's
+/// [`Position`] (with the lines read in `lines`), which covers exactly the blocks handed on
+/// so far. At the last commit the position is past the last input. Once `cancel` is set, the reader stops before its next
 /// block, the workers skip the blocks they have not started, nothing more is flushed or
 /// committed (a commit under way completes), and the pool returns `vecfmt::Error::Cancelled`
 /// (as [`Error::Core`]), unless an error came first.
@@ -372,7 +530,7 @@ pub fn run_pool<W: Send>(
 /// cancel.cancel();
 /// let input = Input::reader("numbers", std::io::Cursor::new(b"1\n2\n3\n".to_vec()));
 /// let e = run_pool_until(
-///     &[input], None, 2, Checkpoint::Never, &Counters::default(), &cancel,
+///     &[input], None, &Default::default(), 2, Checkpoint::Never, &Counters::default(), &cancel,
 ///     || (),
 ///     |_, _| panic!("no block is read once cancelled"),
 ///     |_| Ok(()),
@@ -385,6 +543,7 @@ pub fn run_pool<W: Send>(
 pub fn run_pool_until<W: Send>(
     inputs: &[Input],
     shard: Option<Shard>,
+    start: &Position,
     threads: usize,
     checkpoint: Checkpoint,
     counters: &Counters,
@@ -392,9 +551,12 @@ pub fn run_pool_until<W: Send>(
     make: impl Fn() -> W + Sync,
     work: impl Fn(&mut W, Block) -> Result<()> + Sync,
     flush: impl Fn(&mut W) -> Result<()> + Sync,
-    mut commit: impl FnMut(u64) -> Result<()>,
+    mut commit: impl FnMut(&Position) -> Result<()>,
 ) -> Result<()> {
     let threads = threads.max(1);
+    counters.bytes.store(start.bytes, Ordering::Relaxed);
+    counters.lines.store(start.lines, Ordering::Relaxed);
+    let mut at = *start;
     let (tx, rx) = mpsc::sync_channel::<Msg>(threads);
     let rx = Mutex::new(rx);
     let failed: Mutex<Option<Error>> = Mutex::new(None);
@@ -452,18 +614,22 @@ pub fn run_pool_until<W: Send>(
             barrier.wait();
             !stop.load(Ordering::Relaxed)
         };
-        let read = read_blocks_until(inputs, shard, counters, &stop, cancel, |b| {
+        let read = read_blocks_from(inputs, shard, start, counters, &stop, cancel, |b| {
             let lines = match b.binary {
                 Some(l) => (b.data.len() / l.record()) as u64,
                 None => count_lines(&b.data),
             };
+            let after = b.after;
             // The receiver lives as long as this function, so a send cannot fail; stop
             // reading if it ever does.
             if tx.send(Msg::Block(b)).is_err() {
                 stop.store(true, Ordering::Relaxed);
                 return Ok(());
             }
-            counters.lines.fetch_add(lines, Ordering::Relaxed);
+            at = Position {
+                lines: counters.lines.fetch_add(lines, Ordering::Relaxed) + lines,
+                ..after
+            };
             let due = match checkpoint {
                 Checkpoint::Every(d) => last.elapsed() >= d,
                 Checkpoint::Bytes(n) => counters.bytes.load(Ordering::Relaxed) - last_bytes >= n,
@@ -471,7 +637,7 @@ pub fn run_pool_until<W: Send>(
             };
             if due && !stop.load(Ordering::Relaxed) && !cancel.is_cancelled() {
                 if sync_all(&tx) && !cancel.is_cancelled() {
-                    commit(counters.lines.load(Ordering::Relaxed))?;
+                    commit(&at)?;
                 }
                 last = Instant::now();
                 last_bytes = counters.bytes.load(Ordering::Relaxed);
@@ -492,7 +658,14 @@ pub fn run_pool_until<W: Send>(
             ok = false;
         }
         if ok {
-            if let Err(e) = commit(counters.lines.load(Ordering::Relaxed)) {
+            let end = Position {
+                input: inputs.len(),
+                started: false,
+                bytes: counters.bytes.load(Ordering::Relaxed),
+                lines: counters.lines.load(Ordering::Relaxed),
+                ..at
+            };
+            if let Err(e) = commit(&end) {
                 fail(e);
             }
         }

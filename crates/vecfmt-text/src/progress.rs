@@ -98,6 +98,10 @@ pub trait Progress: Send + Sync {
     fn line_skipped(&self, _error: &Error) {}
     /// The vocabulary was written to `path`.
     fn vocab_saved(&self, _path: &Path, _words: usize) {}
+    /// Before the pairs pass: the disk where the output is built has clearly less free space
+    /// than the run is likely to need. The run goes on (the estimate is rough); a full disk
+    /// is an error naming the file, and the output keeps its last commit.
+    fn low_disk_space(&self, _space: &crate::DiskSpace) {}
 }
 
 /// Reports nothing.

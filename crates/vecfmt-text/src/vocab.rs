@@ -117,6 +117,7 @@ pub(crate) fn count_words(
             run_pool_until(
                 inputs,
                 shard,
+                &Default::default(),
                 opts.thread_count(),
                 Checkpoint::Never,
                 &counters,

@@ -281,6 +281,7 @@ pub(super) fn start_rewrite(
         }
         None => {
             meta.remove(WORKING_KEY);
+            meta.remove(super::RESUME_KEY);
         }
     }
     if !meta.is_empty() {

@@ -71,6 +71,11 @@ pub use store::Storage;
 /// The metadata key that marks a file being accumulated and records its final dtype.
 pub const WORKING_KEY: &str = "vecfmt:accumulate";
 
+/// The metadata key where an engine that feeds the accumulator (`cooccur`, `build`)
+/// records at each commit how far it has read, so that a killed run can resume. It belongs
+/// to the working file: finishing the file drops it, with [`WORKING_KEY`].
+pub const RESUME_KEY: &str = "vecfmt:resume";
+
 /// Counters of the cache's work so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AccumulatorStats {
