@@ -103,7 +103,7 @@ fn weighting(w: &str) -> PyResult<vecfmt_text::Weighting> {
 #[pyfunction]
 #[pyo3(signature = (inputs, output, *, window=10, weighting="harmonic", symmetric=true, min_count=1,
     max_vocab=None, lowercase=false, memory=None, threads=None, shard=None, vocab=None, save_vocab=None,
-    dtype="f32", codec="zstd", checkpoint=None, overwrite=false, progress=None))]
+    dtype="f32", codec="zstd", checkpoint=None, overwrite=false, resume=false, scratch_dir=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn cooccur<'py>(
     py: Python<'py>,
@@ -124,12 +124,15 @@ fn cooccur<'py>(
     codec: &str,
     checkpoint: Option<&Bound<'py, PyAny>>,
     overwrite: bool,
+    resume: bool,
+    scratch_dir: Option<PathBuf>,
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let paths = args::paths(inputs)?;
     let cancel = vecfmt::Cancel::new();
     let latest = Arc::new(Latest::default());
     let mut opts = vecfmt_text::CooccurOptions::new()
+        .resume(resume)
         .window(window)
         .weighting(self::weighting(weighting)?)
         .symmetric(symmetric)
@@ -159,6 +162,9 @@ fn cooccur<'py>(
     if let Some(v) = save_vocab {
         opts = opts.save_vocab(v);
     }
+    if let Some(d) = scratch_dir {
+        opts = opts.scratch_dir(d);
+    }
     let inputs = vecfmt_text::Input::from_paths(&paths);
     let s = run_long(py, &cancel, &latest, progress, || {
         vecfmt_text::cooccur(&inputs, &output, &opts)
@@ -174,14 +180,22 @@ fn cooccur<'py>(
     d.set_item("memory_budget", s.memory_budget)?;
     d.set_item("elapsed", s.elapsed.as_secs_f64())?;
     d.set_item("stats", stats_dict(py, &s.stats)?)?;
+    resume_items(&d, s.resumed_at_line, &s.removed_temporaries)?;
     Ok(d)
+}
+
+/// Where a resumed run went on from, and the temporaries of killed runs it removed.
+fn resume_items(d: &Bound<'_, PyDict>, at: Option<u64>, removed: &vecfmt::publish::Removed) -> PyResult<()> {
+    d.set_item("resumed_at_line", at)?;
+    d.set_item("removed_temporaries", removed.paths.clone())?;
+    Ok(())
 }
 
 /// Sums `(row, col, value)` triplet files (text or the binary stream) into a `.vfm` matrix.
 #[pyfunction]
 #[pyo3(signature = (inputs, output, *, row_labels=false, col_labels=false, n_rows=None, n_cols=None,
     append=false, overwrite=false, memory=None, threads=None, dtype="f32", codec="zstd", checkpoint=None,
-    progress=None))]
+    resume=false, scratch_dir=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn build<'py>(
     py: Python<'py>,
@@ -198,12 +212,15 @@ fn build<'py>(
     dtype: &str,
     codec: &str,
     checkpoint: Option<&Bound<'py, PyAny>>,
+    resume: bool,
+    scratch_dir: Option<PathBuf>,
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let paths = args::paths(inputs)?;
     let cancel = vecfmt::Cancel::new();
     let latest = Arc::new(Latest::default());
     let mut opts = vecfmt_text::BuildOptions::new()
+        .resume(resume)
         .row_labels(row_labels)
         .col_labels(col_labels)
         .append(append)
@@ -225,6 +242,9 @@ fn build<'py>(
     if let Some(t) = threads {
         opts = opts.threads(t);
     }
+    if let Some(d) = scratch_dir {
+        opts = opts.scratch_dir(d);
+    }
     let inputs = vecfmt_text::Input::from_paths(&paths);
     let s = run_long(py, &cancel, &latest, progress, || {
         vecfmt_text::build(&inputs, &output, &opts)
@@ -237,6 +257,7 @@ fn build<'py>(
     d.set_item("nnz", s.finish.nnz)?;
     d.set_item("bytes_on_disk", s.finish.bytes_on_disk)?;
     d.set_item("stats", stats_dict(py, &s.finish.stats)?)?;
+    resume_items(&d, s.resumed_at_line, &s.removed_temporaries)?;
     Ok(d)
 }
 

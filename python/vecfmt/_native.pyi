@@ -27,6 +27,8 @@ def cooccur(
     codec: str = ...,
     checkpoint: int | float | str | None = ...,
     overwrite: bool = ...,
+    resume: bool = ...,
+    scratch_dir: str | None = ...,
     progress: _Progress = ...,
 ) -> dict[str, Any]: ...
 def build(
@@ -44,6 +46,8 @@ def build(
     dtype: str = ...,
     codec: str = ...,
     checkpoint: int | float | str | None = ...,
+    resume: bool = ...,
+    scratch_dir: str | None = ...,
     progress: _Progress = ...,
 ) -> dict[str, Any]: ...
 def merge(

@@ -45,6 +45,8 @@ def cooccur(
     codec: str = "zstd",
     checkpoint: int | float | str | None = "60s",
     overwrite: bool = False,
+    resume: bool = False,
+    scratch_dir: PathLike | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Counts word co-occurrences of text corpora (plain, ``.gz`` or ``.zst``) into a
@@ -56,6 +58,14 @@ def cooccur(
     is committed every ``checkpoint``. ``shard="k/n"`` counts only the k-th of n byte
     ranges of the inputs (``vecfmt.merge`` sums the shards); ``vocab`` reads the vocabulary
     from a file instead of counting it, ``save_vocab`` writes it.
+
+    ``resume=True`` continues a run that was killed or interrupted, from its last commit,
+    without the vocabulary pass: the same inputs and options are required (a difference is
+    an error naming it), and the result is that of an uninterrupted run. With no output yet
+    it starts afresh, so a job script can always pass it. ``scratch_dir`` puts the finish's
+    sorted runs (about the size of the result) on another disk. Temporaries that killed
+    runs on the same output left behind are removed, and listed in the summary's
+    ``removed_temporaries``.
 
     >>> import os, tempfile, vecfmt
     >>> d = tempfile.mkdtemp()
@@ -69,7 +79,8 @@ def cooccur(
         _paths(inputs), os.fspath(output), window=window, weighting=weighting, symmetric=symmetric,
         min_count=min_count, max_vocab=max_vocab, lowercase=lowercase, memory=memory,
         threads=threads, shard=shard, vocab=_opt_path(vocab), save_vocab=_opt_path(save_vocab),
-        dtype=dtype, codec=codec, checkpoint=checkpoint, overwrite=overwrite, progress=progress,
+        dtype=dtype, codec=codec, checkpoint=checkpoint, overwrite=overwrite, resume=resume,
+        scratch_dir=_opt_path(scratch_dir), progress=progress,
     )
 
 
@@ -88,11 +99,15 @@ def build(
     dtype: str = "f32",
     codec: str = "zstd",
     checkpoint: int | float | str | None = "60s",
+    resume: bool = False,
+    scratch_dir: PathLike | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Sums ``row col value`` triplet files (text, or vecfmt's binary triplet stream) into
     a ``.vfm`` matrix, as ``vecfmt build`` does. With ``row_labels``/``col_labels`` the
     first two fields are labels. ``append=True`` adds to an existing file.
+    ``resume=True`` continues a killed or interrupted build from its last commit, as in
+    :func:`cooccur`; ``scratch_dir`` as there.
 
     >>> import os, tempfile, vecfmt
     >>> d = tempfile.mkdtemp()
@@ -104,7 +119,8 @@ def build(
     return _native.build(
         _paths(inputs), os.fspath(output), row_labels=row_labels, col_labels=col_labels,
         n_rows=n_rows, n_cols=n_cols, append=append, overwrite=overwrite, memory=memory,
-        threads=threads, dtype=dtype, codec=codec, checkpoint=checkpoint, progress=progress,
+        threads=threads, dtype=dtype, codec=codec, checkpoint=checkpoint, resume=resume,
+        scratch_dir=_opt_path(scratch_dir), progress=progress,
     )
 
 

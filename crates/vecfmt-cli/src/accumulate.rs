@@ -265,10 +265,18 @@ pub fn build(args: BuildArgs) -> Result<ExitCode> {
             output,
             committed_lines,
             cause,
-        } => text_error(*cause).context(format!(
-            "{} keeps its last commit ({committed_lines} lines of input); run the same command with --resume to go on from there (after fixing the input, if it failed)",
-            output.display()
-        )),
+        } => {
+            // A stop (Ctrl-C) resumes; a bad input, once fixed, is another input.
+            let next = if cause.is_cancelled() {
+                "run the same command with --resume to go on from there"
+            } else {
+                "fix the input and add the rest with --append"
+            };
+            text_error(*cause).context(format!(
+                "{} keeps its last commit ({committed_lines} lines of input); {next}",
+                output.display()
+            ))
+        }
         e => text_error(e),
     })?;
     announce_resume(&args.output, s.resumed_at_line, &s.removed_temporaries);

@@ -407,3 +407,33 @@ fn build_with_stderr_closed_finishes() {
     let m = vecfmt::Matrix::open(&out).unwrap();
     assert_eq!(m.get(0, 1).unwrap().to_f64(), 3.0);
 }
+
+/// `--resume` reaches the library (issue 19; the resumed results are tested in
+/// vecfmt-text's tests/resume.rs): without an output it starts afresh, on a finished output
+/// there is nothing to resume, a working file without a cooccur record is refused, and so is
+/// `--force` with `--resume`. `--tmp` is accepted with them.
+#[test]
+fn cooccur_resume_starts_afresh_and_refuses_what_it_cannot_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = p(dir.path(), "c.txt");
+    std::fs::write(&corpus, "a b c a b\nc a d\n".repeat(50)).unwrap();
+    let out = p(dir.path(), "o.vfm");
+    let tmp = p(dir.path(), "scratch");
+    std::fs::create_dir(&tmp).unwrap();
+    ok(&[
+        "cooccur", &corpus, "-o", &out, "--resume", "--tmp", &tmp, "--memory", "64M",
+    ]);
+    let err = fail(&["cooccur", &corpus, "-o", &out, "--resume", "--memory", "64M"]);
+    assert!(err.contains("o.vfm: cannot resume: it is finished"), "{err}");
+    // A working file, as a kill leaves one: stopped before its finish.
+    let work = p(dir.path(), "w.vfm");
+    let acc = vecfmt::Accumulator::create(&work, vecfmt::AccumulatorOptions::new(vecfmt::DType::F32)).unwrap();
+    acc.commit().unwrap();
+    drop(acc);
+    let err = fail(&["cooccur", &corpus, "-o", &work, "--resume"]);
+    assert!(err.contains("holds no checkpoint of a cooccur run"), "{err}");
+    let o = vecfmt(&["cooccur", &corpus, "-o", &out, "--resume", "--force"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("'--resume' cannot be used with '--force'"), "{err}");
+}
