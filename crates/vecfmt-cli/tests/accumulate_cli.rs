@@ -437,3 +437,59 @@ fn cooccur_resume_starts_afresh_and_refuses_what_it_cannot_resume() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("'--resume' cannot be used with '--force'"), "{err}");
 }
+
+/// Issue 19: a `kill -9` in the finish leaves the spill runs and the unfinished rewrite
+/// behind (nothing can delete them then). They are named after the output, so the next
+/// run on it finds them: `--resume` removes them, says so, and finishes the file.
+#[test]
+fn a_cooccur_killed_in_its_finish_is_resumed_and_its_temporaries_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = p(dir.path(), "c.txt");
+    let mut text = String::new();
+    let mut x = 99u64;
+    for i in 0..70_000u64 {
+        for _ in 0..(4 + i % 9) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            text.push_str(&format!("w{} ", (x >> 40) % 30_000));
+        }
+        text.push('\n');
+    }
+    std::fs::write(&corpus, text).unwrap();
+    let out = p(dir.path(), "o.vfm");
+    let args = [
+        "cooccur", &corpus, "-o", &out, "--memory", "64M", "-j", "2", "--window", "5",
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vecfmt"))
+        .args(args)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let spill = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".o.vfm.vecfmt-spill-"))
+    };
+    let start = std::time::Instant::now();
+    while !spill(dir.path()) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before its finish spilled"
+        );
+        assert!(start.elapsed().as_secs() < 600);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(spill(dir.path()));
+    let err = ok(&[&args[..], &["--resume"]].concat());
+    assert!(err.contains("vecfmt: resumed"), "{err}");
+    assert!(err.contains("that a killed run on"), "{err}");
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["c.txt", "o.vfm"]);
+    assert!(Matrix::open(&out).unwrap().verify().is_clean());
+}
