@@ -428,7 +428,7 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
     let secs = s.elapsed.as_secs_f64();
     let stats = s.stats;
     note!(
-        "vecfmt: wrote {}: {} words, {} pairs, {} tokens in {secs:.1} s ({:.2} M tokens/s; pairs pass done at {:.1} s); {} evictions ({} spilled as runs), {} chunk reloads, {} commit{}, peak memory {} of {}{}",
+        "vecfmt: wrote {}: {} words, {} pairs, {} tokens in {secs:.1} s ({:.2} M tokens/s; pairs pass done at {:.1} s); {} evictions ({} spilled as runs), {} chunk reloads, {} commit{}, peak memory {} of {}; working file {} ({} of it free){}",
         out.display(),
         s.words,
         s.finish.nnz,
@@ -442,6 +442,8 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
         if stats.commits == 1 { "" } else { "s" },
         crate::human_bytes(stats.memory_peak),
         crate::human_bytes(s.memory_budget),
+        crate::human_bytes(stats.file_bytes),
+        crate::human_bytes(stats.free_bytes),
         match s.invalid_utf8_tokens {
             0 => String::new(),
             b => format!("; {b} tokens were not valid UTF-8 (counted by their lossy decoding)"),

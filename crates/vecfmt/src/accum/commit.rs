@@ -104,6 +104,10 @@ impl Accumulator {
             p.flush()?;
         }
         dispatch!(&self.inner, s => s.commit_keeping(false))?;
+        // A second commit, with nothing new: the chunks the last one superseded become
+        // reusable, and their disk goes back to the file system (`Storage::punch_hole`)
+        // before the rewrite needs room for the finished file.
+        dispatch!(&self.inner, s => s.commit_keeping(false))?;
         drop(self.local.lock().expect("local producer lock").take());
         if dispatch!(&self.inner, s => Arc::strong_count(s)) > 1 {
             return Err(Error::Io {

@@ -34,6 +34,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn sync(&self) -> io::Result<()>;
     /// The length of the file in bytes.
     fn file_len(&self) -> io::Result<u64>;
+    /// Gives the disk blocks of `len` bytes at `offset` back to the file system, keeping
+    /// the file's length: the range then reads as zeros. For free space only. The default
+    /// keeps them (a storage that cannot punch holes only takes more disk).
+    fn punch_hole(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Storage for File {
@@ -48,6 +54,29 @@ impl Storage for File {
     }
     fn file_len(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
+    }
+    fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let (Ok(off), Ok(n)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+            return Ok(());
+        };
+        // SAFETY: fallocate on our own open file descriptor; it touches no memory of ours.
+        let r = unsafe {
+            libc::fallocate(
+                self.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                off,
+                n,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        match io::Error::last_os_error() {
+            // A file system without holes: the space stays allocated, which is only disk.
+            e if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(()),
+            e => Err(e),
+        }
     }
 }
 
@@ -64,6 +93,9 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     fn file_len(&self) -> io::Result<u64> {
         (**self).file_len()
     }
+    fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
+        (**self).punch_hole(offset, len)
+    }
 }
 
 /// How many times a call interrupted by a signal is retried before it counts as failed.
@@ -79,6 +111,10 @@ fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
         }
     }
 }
+
+/// The smallest free extent whose disk blocks a commit gives back ([`Storage::punch_hole`]):
+/// smaller ones are soon reused, and many of them would cost a call each for little.
+const PUNCH_MIN: u64 = 1 << 20;
 
 /// One free extent: `(length, freed_generation)` keyed by offset. Generation 0 marks space
 /// that no commit ever referenced, reusable at once.
@@ -555,6 +591,15 @@ impl Store {
             insert_free(&mut s.free, o, l, generation);
         }
         s.fresh.clear();
+        // Reusable space goes back to the file system until it is reused: the file's
+        // length stays, its disk use is what the commits reference. (Without this, a
+        // C1-1GB build's working file took 11.3 GB of disk for about 3 GB of chunks.)
+        // Under the space lock, so that no allocation takes part of an extent meanwhile.
+        for (&o, &(l, g)) in s.free.iter() {
+            if g == 0 && l >= PUNCH_MIN {
+                retry(|| self.storage.punch_hole(o, l)).map_err(self.err("give free space back"))?;
+            }
+        }
         // The free list's own space is referenced by this commit only as a section.
         Ok(commit)
     }
