@@ -75,7 +75,9 @@ fn parse_args() -> Result<Args> {
 
 /// Bytes allocated to the files under `dir` (0 if it is gone), and per entry of `dir`.
 fn allocated(dir: &Path) -> (u64, Vec<(String, u64)>) {
-    let Ok(es) = std::fs::read_dir(dir) else { return (0, Vec::new()) };
+    let Ok(es) = std::fs::read_dir(dir) else {
+        return (0, Vec::new());
+    };
     let parts: Vec<(String, u64)> = es
         .flatten()
         .map(|e| {
@@ -114,12 +116,12 @@ fn run(bin: &Path, label: &str, corpus: &Path, threads: usize, a: &Args) -> Resu
     std::fs::create_dir_all(&dir)?;
     let out = dir.join("out.vfm");
     let mut cmd = Command::new(bin);
-    cmd.arg("cooccur")
-        .arg(corpus)
-        .arg("-o")
-        .arg(&out)
-        .args(FLAGS)
-        .args(["--memory", &a.memory, "-j", &threads.to_string()]);
+    cmd.arg("cooccur").arg(corpus).arg("-o").arg(&out).args(FLAGS).args([
+        "--memory",
+        &a.memory,
+        "-j",
+        &threads.to_string(),
+    ]);
     if let Some(t) = &a.tmp {
         cmd.arg("--tmp").arg(t);
     }

@@ -551,3 +551,48 @@ fn overflow_across_spilled_runs_is_an_error() {
         other => panic!("expected an overflow at (7, 7), got {other:?}"),
     }
 }
+
+/// Issue 19: a commit gives the reusable free space back to the file system, so the
+/// working file takes about the disk its commit references, not its high-water mark. The
+/// content is unchanged (the holes are free space only), through a reopen as well.
+#[test]
+fn commits_give_free_space_back_to_the_disk() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.vfm");
+    let opts = || {
+        AccumulatorOptions::new(DType::F64)
+            .memory(8 << 20)
+            .chunk_bytes(64 << 10)
+    };
+    let acc = Accumulator::create(&path, opts()).unwrap();
+    let mut model = Model::new();
+    let mut p = acc.producer();
+    // Every round rewrites the chunks of the same rows: the old copies become free space.
+    for round in 0..6u64 {
+        for (r, c, v) in workload(round, 300_000, 2_000, 400_000) {
+            p.add(r, c, v).unwrap();
+            *model.entry((r, c)).or_default() += v;
+        }
+        p.flush().unwrap();
+        acc.commit().unwrap();
+    }
+    drop(p);
+    acc.commit().unwrap();
+    let s = acc.stats();
+    let disk = std::fs::metadata(&path).unwrap().blocks() * 512;
+    assert!(s.free_bytes > s.file_bytes / 4, "the test rewrites enough: {s:?}");
+    assert!(
+        disk < s.file_bytes - s.free_bytes / 2,
+        "{disk} bytes of disk for a {} byte file with {} free",
+        s.file_bytes,
+        s.free_bytes
+    );
+    drop(acc);
+    let acc = Accumulator::open(&path, opts()).unwrap();
+    acc.add(0, 0, 1.0).unwrap();
+    *model.entry((0, 0)).or_default() += 1.0;
+    acc.commit().unwrap();
+    drop(acc);
+    assert_same(&contents(&path), &model, 1e-12);
+}
