@@ -128,12 +128,31 @@ fn run(bin: &Path, label: &str, corpus: &Path, threads: usize, a: &Args) -> Resu
     cmd.stdout(Stdio::null()).stderr(Stdio::piped()).stdin(Stdio::null());
     let peak = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
+    let pid_cell = Arc::new(AtomicU64::new(0));
     let sampler = {
-        let (peak, done, dir, tmp) = (peak.clone(), done.clone(), dir.clone(), a.tmp.clone());
+        let (peak, done, dir, tmp, pid_cell) = (peak.clone(), done.clone(), dir.clone(), a.tmp.clone(), pid_cell.clone());
         std::thread::spawn(move || -> Vec<(String, u64)> {
             let mut at_peak = Vec::new();
             let t0 = Instant::now();
+            // The child's resident memory by kind, at its largest: anonymous (the heap)
+            // and file-backed (mapped files' pages), from /proc/PID/status.
+            let mut rss_peak = (0u64, 0u64, 0.0f64);
             while !done.load(Ordering::Relaxed) {
+                let pid = pid_cell.load(Ordering::Relaxed);
+                if pid != 0 {
+                    if let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                        let kb = |k: &str| -> u64 {
+                            st.lines()
+                                .find(|l| l.starts_with(k))
+                                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                                .unwrap_or(0)
+                        };
+                        let (an, fi) = (kb("RssAnon:"), kb("RssFile:") + kb("RssShmem:"));
+                        if an + fi > rss_peak.0 + rss_peak.1 {
+                            rss_peak = (an, fi, t0.elapsed().as_secs_f64());
+                        }
+                    }
+                }
                 let (a, mut parts) = allocated(&dir);
                 let (b, more) = tmp.as_deref().map(allocated).unwrap_or_default();
                 parts.extend(more);
@@ -143,12 +162,22 @@ fn run(bin: &Path, label: &str, corpus: &Path, threads: usize, a: &Args) -> Resu
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
+            at_peak.push((
+                format!(
+                    "RSS peak at {:.1} s: anon {} MiB + file {} MiB",
+                    rss_peak.2,
+                    rss_peak.0 / 1024,
+                    rss_peak.1 / 1024
+                ),
+                0,
+            ));
             at_peak
         })
     };
     let t0 = Instant::now();
     let mut child = cmd.spawn().with_context(|| format!("spawn {}", bin.display()))?;
     let pid = child.id() as libc::pid_t;
+    pid_cell.store(pid as u64, Ordering::Relaxed);
     let mut err = String::new();
     child.stderr.take().expect("piped").read_to_string(&mut err)?;
     let mut status: libc::c_int = 0;

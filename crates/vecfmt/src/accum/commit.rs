@@ -202,6 +202,8 @@ pub(crate) fn compact_watched(
     watch: &Watch,
 ) -> Result<crate::WriteSummary> {
     let m = Matrix::open(path)?;
+    // What a killed build or finish of this file left (a live run's temporaries are locked).
+    crate::publish::remove_stale_temporaries(path, &[]);
     let dtype = marked_dtype(m.metadata()).unwrap_or(m.dtype());
     let symmetric = marked_symmetric(m.metadata());
     drop(m);

@@ -273,21 +273,69 @@ impl<V: Val> Shared<V> {
 
     /// Reads a spilled run back into `out` (replacing its content), checking its checksum.
     fn read_run(&self, r: &Run, out: &mut Vec<Entry<V>>) -> Result<()> {
-        let rec = 8 + V::BYTES;
+        // The largest entry: a 10-byte LEB128 key and the value.
+        let most = 10 + V::BYTES;
         out.clear();
         out.reserve_exact(r.nnz as usize);
-        let mut bytes = vec![0u8; RUN_BLOCK.min(r.nnz as usize) * rec];
-        let (mut read, mut crc) = (0u64, 0u32);
-        while read < r.nnz {
-            let n = (r.nnz - read).min(RUN_BLOCK as u64) as usize;
-            let b = &mut bytes[..n * rec];
-            self.store.read_reserved(b, r.offset + read * rec as u64)?;
-            crc = crc32c::crc32c_append(crc, b);
-            out.extend(b.chunks_exact(rec).map(|x| Entry {
-                key: u64::from_le_bytes(x[..8].try_into().expect("8 bytes")),
-                v: V::take(&x[8..]),
-            }));
-            read += n as u64;
+        // Read in blocks of about RUN_BLOCK entries; an entry cut by a block's end is
+        // decoded with the next block.
+        let block = (RUN_BLOCK * (8 + V::BYTES)).max(2 * most) as u64;
+        let mut bytes = vec![0u8; block.min(r.len) as usize + most];
+        let (mut read, mut crc, mut have, mut key) = (0u64, 0u32, 0usize, 0u64);
+        let bad = |what: &str| Error::Io {
+            path: self.store.path.clone(),
+            op: "read spilled sums",
+            error: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the run of {} pending sums at offset {} {what}: the file was changed under the build",
+                    r.nnz, r.offset
+                ),
+            ),
+        };
+        while (out.len() as u64) < r.nnz {
+            let n = (r.len - read).min(block) as usize;
+            if n > 0 {
+                let b = &mut bytes[have..have + n];
+                self.store.read_reserved(b, r.offset + read)?;
+                crc = crc32c::crc32c_append(crc, b);
+                read += n as u64;
+                have += n;
+            }
+            let last = read == r.len;
+            let mut pos = 0;
+            // Whole entries only, unless this is the end of the run.
+            while (out.len() as u64) < r.nnz && (last || have - pos >= most) {
+                let (mut d, mut shift) = (0u64, 0u32);
+                loop {
+                    let Some(&x) = bytes[..have].get(pos) else {
+                        return Err(bad("ends inside an entry"));
+                    };
+                    pos += 1;
+                    if shift > 63 {
+                        return Err(bad("holds a malformed key"));
+                    }
+                    d |= ((x & 0x7f) as u64) << shift;
+                    shift += 7;
+                    if x < 0x80 {
+                        break;
+                    }
+                }
+                key = key.wrapping_add(d);
+                if pos + V::BYTES > have {
+                    return Err(bad("ends inside an entry"));
+                }
+                out.push(Entry {
+                    key,
+                    v: V::take(&bytes[pos..pos + V::BYTES]),
+                });
+                pos += V::BYTES;
+            }
+            if last && (out.len() as u64) < r.nnz {
+                return Err(bad("holds fewer entries than recorded"));
+            }
+            bytes.copy_within(pos..have, 0);
+            have -= pos;
         }
         if crc != r.crc {
             return Err(Error::Io {

@@ -63,14 +63,23 @@ impl SpillBatch {
             return Ok(false);
         }
         let start = self.buf.len();
-        let need = p.pending.len() * (8 + V::BYTES);
+        // At most: a 10-byte LEB128 key and the value, per entry.
+        let need = p.pending.len() * (10 + V::BYTES);
         if start + need > self.buf.capacity() {
             // The batch's size at once (or this part's, when larger), never by doubling: the
             // buffer is transient room outside the budget, and doubling took it to 16 MiB.
             self.buf.reserve_exact(SPILL_BATCH.max(start + need) - start);
         }
+        let mut prev = 0u64;
         for e in &p.pending {
-            self.buf.extend_from_slice(&e.key.to_le_bytes());
+            // Sorted by key, distinct: the differences are positive.
+            let mut d = e.key - prev;
+            prev = e.key;
+            while d >= 0x80 {
+                self.buf.push(d as u8 | 0x80);
+                d >>= 7;
+            }
+            self.buf.push(d as u8);
             e.v.put(&mut self.buf);
         }
         let crc = crc32c::crc32c(&self.buf[start..]);
@@ -101,13 +110,16 @@ impl SpillBatch {
         self.buf.clear();
         let block = Arc::new(RunBlock { offset, len });
         shared.spills.fetch_add(self.runs.len() as u64, Ordering::Relaxed);
+        let ends: Vec<usize> = self.runs.iter().skip(1).map(|r| r.1).chain([len as usize]).collect();
         Ok(self
             .runs
             .drain(..)
-            .map(|(id, start, nnz, crc)| {
+            .zip(ends)
+            .map(|((id, start, nnz, crc), end)| {
                 let run = Run {
                     block: block.clone(),
                     offset: offset + start as u64,
+                    len: (end - start) as u64,
                     nnz,
                     crc,
                 };
