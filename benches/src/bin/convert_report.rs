@@ -223,7 +223,12 @@ fn breakdown(bin: &Path, work: &Path) -> Result<Value> {
 fn memory_check(bin: &Path, data: &Path) -> Result<Value> {
     let corpus = data.join("c1-90m.txt");
     let (s, wrote) = vecfmt_benches::c1::c1_write(&corpus, 90 << 20)?;
-    eprintln!("[memory] C1 {} {} ({} tokens)", corpus.display(), if wrote { "written" } else { "current" }, s.tokens);
+    eprintln!(
+        "[memory] C1 {} {} ({} tokens)",
+        corpus.display(),
+        if wrote { "written" } else { "current" },
+        s.tokens
+    );
     let vfm = data.join("cooc90.vfm");
     let side = data.join("cooc90.vfm.json");
     let want = json!({"corpus_bytes": s.bytes, "min_count": 5});
@@ -269,7 +274,10 @@ fn memory_check(bin: &Path, data: &Path) -> Result<Value> {
     let res: Value = serde_json::from_slice(&out.stdout).context("convert_memory.py printed no JSON object")?;
     let info = Command::new(bin).arg("inspect").arg(&vfm).arg("--json").output()?;
     let info: Value = serde_json::from_slice(&info.stdout).unwrap_or(Value::Null);
-    let mib = |v: &Value| v.as_f64().map_or("–".into(), |b| format!("{:.0} MiB", b / f64::from(1 << 20)));
+    let mib = |v: &Value| {
+        v.as_f64()
+            .map_or("–".into(), |b| format!("{:.0} MiB", b / f64::from(1 << 20)))
+    };
     let limit = res["budget"].as_f64().unwrap_or(0.0) + res["slack"].as_f64().unwrap_or(0.0);
     println!(
         "\n## Peak memory at --memory 32M (limit: budget + 64 MiB = {})\n",
@@ -308,7 +316,10 @@ fn memory_check(bin: &Path, data: &Path) -> Result<Value> {
             }
         );
     }
-    println!("\nload average at the end: {}", res["loadavg_end"].as_str().unwrap_or("?"));
+    println!(
+        "\nload average at the end: {}",
+        res["loadavg_end"].as_str().unwrap_or("?")
+    );
     Ok(res)
 }
 

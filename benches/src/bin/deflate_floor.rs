@@ -32,7 +32,10 @@ fn shuffle(raw: &[u8], esize: usize) -> Vec<u8> {
 }
 
 fn zlib_rs(input: &[u8], level: u32) -> usize {
-    let mut z = flate2::write::ZlibEncoder::new(Vec::with_capacity(input.len() / 2 + 64), flate2::Compression::new(level));
+    let mut z = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(input.len() / 2 + 64),
+        flate2::Compression::new(level),
+    );
     z.write_all(input).expect("in memory");
     z.finish().expect("in memory").len()
 }
@@ -84,7 +87,10 @@ fn main() -> Result<()> {
     let pool1 = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let pool2 = rayon::ThreadPoolBuilder::new().num_threads(2).build()?;
     for level in 1..=6u32 {
-        for (name, f) in [("zlib-rs", zlib_rs as fn(&[u8], u32) -> usize), ("libdeflate", libdeflate)] {
+        for (name, f) in [
+            ("zlib-rs", zlib_rs as fn(&[u8], u32) -> usize),
+            ("libdeflate", libdeflate),
+        ] {
             let mut size = 0;
             let mut time = |pool: &rayon::ThreadPool| {
                 let ts: Vec<_> = (0..reps)

@@ -127,7 +127,8 @@ impl ChunkAppender {
             return Ok(false);
         };
         let c = if wait {
-            rx.recv().map_err(|_| hdf5::Error::from("a chunk's filter did not finish"))?
+            rx.recv()
+                .map_err(|_| hdf5::Error::from("a chunk's filter did not finish"))?
         } else {
             match rx.try_recv() {
                 Ok(c) => c,

@@ -131,18 +131,23 @@ pub(crate) fn write_header(out: &mut impl Write, h: &MatrixHeader, total: Option
     out.write_all(&text)
 }
 
-/// The header and `total` of a header frame's JSON text; `None` when malformed.
-fn parse_header(text: &[u8]) -> Option<(MatrixHeader, Option<u64>)> {
-    let h: HeaderIn = serde_json::from_slice(text).ok()?;
+/// The header and `total` of a header frame's JSON text; what is wrong when it is not JSON
+/// or not a header.
+fn parse_header(text: &[u8]) -> Result<(MatrixHeader, Option<u64>), &'static str> {
+    let malformed = "a malformed header";
+    let h: HeaderIn = serde_json::from_slice(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => malformed,
+        _ => "malformed JSON",
+    })?;
     let header = MatrixHeader {
-        dtype: h.dtype.parse().ok()?,
+        dtype: h.dtype.parse().map_err(|_| malformed)?,
         n_rows: h.n_rows,
         n_cols: h.n_cols,
         row_labels: h.row_labels.map(Into::into),
         col_labels: h.col_labels.map(Into::into),
         metadata: h.metadata.filter(|m| !m.is_null()),
     };
-    Some((header, h.total))
+    Ok((header, h.total))
 }
 
 /// An error as it crosses the pipe: its whole message, the operating-system error under it,
@@ -294,10 +299,7 @@ impl<R: Read> FrameReader<R> {
     /// The body of an `H` frame (after its tag): the header, and a reader's `total`.
     pub(crate) fn header_body(&mut self) -> Result<(MatrixHeader, Option<u64>), FrameError> {
         let start = self.offset;
-        parse_header(&self.json_text()?).ok_or(FrameError::Malformed {
-            offset: start,
-            what: "a malformed header",
-        })
+        parse_header(&self.json_text()?).map_err(|what| FrameError::Malformed { offset: start, what })
     }
 
     /// `n` elements, read straight into their memory.

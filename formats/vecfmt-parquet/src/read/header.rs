@@ -242,13 +242,7 @@ impl ParquetSource {
         } else if let Some(l) = meta_row_labels {
             Some(l.into())
         } else if row_labels_by_index || ordinal_labels {
-            Some(by_index(
-                std::mem::take(&mut first.row_labels),
-                n_rows,
-                Axis::Row,
-                &root,
-            )?
-            .into())
+            Some(by_index(std::mem::take(&mut first.row_labels), n_rows, Axis::Row, &root)?.into())
         } else {
             None
         };
@@ -258,13 +252,7 @@ impl ParquetSource {
         } else if let Some(l) = meta_col_labels {
             Some(l.into())
         } else if col_labels_by_index {
-            Some(by_index(
-                std::mem::take(&mut first.col_labels),
-                n_cols,
-                Axis::Col,
-                &root,
-            )?
-            .into())
+            Some(by_index(std::mem::take(&mut first.col_labels), n_cols, Axis::Col, &root)?.into())
         } else {
             None
         };

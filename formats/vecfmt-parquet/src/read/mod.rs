@@ -332,14 +332,16 @@ impl ParquetSource {
             crate::pages::check(path, &file.file, file.len, p.meta.metadata(), &leaves)?;
         }
         let mask = ProjectionMask::roots(p.meta.parquet_schema(), roots);
-        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, p.meta.clone()).with_projection(mask);
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, p.meta.clone()).with_projection(mask);
         builder = match group {
             None => builder.with_batch_size(self.batch_size),
             Some(g) => {
                 let rg = p.meta.metadata().row_group(g);
                 let entries: i64 = leaves.iter().map(|&l| rg.column(l).num_values()).max().unwrap_or(0);
                 let records = rg.num_rows().max(0) as u128;
-                let batch = (self.batch_size as u128 * records / entries.max(1) as u128).clamp(1, self.batch_size as u128);
+                let batch =
+                    (self.batch_size as u128 * records / entries.max(1) as u128).clamp(1, self.batch_size as u128);
                 builder.with_row_groups(vec![g]).with_batch_size(batch as usize)
             }
         };
