@@ -286,8 +286,8 @@ fn memory_check(bin: &Path, data: &Path) -> Result<Value> {
     println!(
         "Matrix: {} ({} × {}, nnz {}, labelled). Process tree (vecfmt and its HDF5 worker) sampled every 10 ms.\n",
         vfm.display(),
-        info["n_rows"],
-        info["n_cols"],
+        info["shape"][0],
+        info["shape"][1],
         info["nnz"]
     );
     println!("| direction | format | wall | peak RssAnon, tree | per process | peak VmRSS, tree | within |");
