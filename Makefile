@@ -82,7 +82,7 @@ bench-report: deps venv
 .PHONY: bench-convert
 bench-convert: deps venv
 	$(CARGO) build --release --locked -p vecfmt-cli
-	$(CARGO) run --release --locked -p vecfmt-benches --bin convert_report -- --breakdown
+	$(CARGO) run --release --locked -p vecfmt-benches --bin convert_report -- --breakdown --memory-check
 
 ## Durability under stress (issue 5): the SIGKILL crash loop with 20,000 trials (`make test`
 ## runs 1,000), simulated power loss with 64 crash images per cut point (`make test`: 8), and

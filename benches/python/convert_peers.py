@@ -23,9 +23,18 @@ Subcommands (each prints one JSON object on stdout; progress goes to stderr):
         vfm2npz       save_npz(OUT) of the CSR already in memory: IN (an .npz) is loaded
                       before the timer starts; only the save (and fsync) is timed. Peak RSS
                       includes holding the matrix.
+      The direct ways (issue 20), what a user who knows h5py or pyarrow writes:
+        npz2h5_h5py   load_npz -> h5py: a group with data, indices, indptr, each chunked
+                      like vecfmt's (131,072 entries; indptr 65,536), gzip 4 + shuffle
+        npz2parquet_pyarrow
+                      load_npz -> tocoo -> pa.table(row, col, value)
+                      -> pq.write_table(OUT, compression="zstd")
+        parquet2npz_pyarrow
+                      pq.read_table(IN) -> coo_matrix((value, (row, col)), shape).tocsr()
+                      -> save_npz(OUT)
 
   bench --vecfmt BIN --npz NPZ --work DIR [--reps N]
-      Runs the five conversions. For each, N repetitions alternate vecfmt then the Python
+      Runs the five conversions and the three direct ones. For each, N repetitions alternate vecfmt then the Python
       way; every child is measured from outside (wall time from spawn to exit; peak RSS =
       `ru_maxrss` from `os.wait4` of that child alone). After the runs each output, vecfmt's
       and Python's, is checked against the source (see `check_*`): a benchmark must not time
@@ -140,6 +149,11 @@ def cmd_peer(a):
     if job in ("npz2parquet", "parquet2npz"):
         import pandas as pd
         import pyarrow  # noqa: F401  (the engine pandas uses)
+    if job == "npz2h5_h5py":
+        import h5py
+    if job in ("npz2parquet_pyarrow", "parquet2npz_pyarrow"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
     pre = None
     if job == "vfm2npz":
         # The matrix is already in the user's hands; only the save is timed.
@@ -173,6 +187,31 @@ def cmd_peer(a):
     elif job == "vfm2npz":
         t1 = time.perf_counter()
         scipy.sparse.save_npz(a.out, pre, compressed=True)
+    elif job == "npz2h5_h5py":
+        X = scipy.sparse.load_npz(a.inp)
+        t1 = time.perf_counter()
+        with h5py.File(a.out, "w") as f:
+            g = f.create_group("matrix")
+            for name, arr, chunk in (("data", X.data, 1 << 17), ("indices", X.indices, 1 << 17),
+                                     ("indptr", X.indptr.astype(np.int64), 1 << 16)):
+                g.create_dataset(name, data=arr, chunks=(max(1, min(chunk, len(arr))),),
+                                 compression="gzip", compression_opts=4, shuffle=True)
+            g.attrs["encoding-type"] = "csr_matrix"
+            g.attrs["encoding-version"] = "0.1.0"
+            g.attrs["shape"] = np.array(X.shape, dtype=np.int64)
+    elif job == "npz2parquet_pyarrow":
+        coo = scipy.sparse.load_npz(a.inp).tocoo()
+        t1 = time.perf_counter()
+        pq.write_table(pa.table({"row": coo.row, "col": coo.col, "value": coo.data}), a.out,
+                       compression="zstd")
+    elif job == "parquet2npz_pyarrow":
+        t = pq.read_table(a.inp)
+        shape = tuple(int(x) for x in a.shape.split(","))
+        X = scipy.sparse.coo_matrix(
+            (t["value"].to_numpy(), (t["row"].to_numpy(), t["col"].to_numpy())), shape=shape
+        ).tocsr()
+        t1 = time.perf_counter()
+        scipy.sparse.save_npz(a.out, X, compressed=True)
     else:
         raise SystemExit(f"unknown job {job}")
     fsync_path(a.out)
@@ -287,6 +326,22 @@ def check_output(kind, path, src, vecfmt_bin, scratch):
         return r
     if kind == "npz":
         return _same_csr(src, scipy.sparse.load_npz(path), path)
+    if kind == "h5":
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            g = f["matrix"]
+            X = scipy.sparse.csr_matrix(
+                (g["data"][:], g["indices"][:], g["indptr"][:]), shape=tuple(int(x) for x in g.attrs["shape"])
+            )
+            d = g["data"]
+            filters = {"compression": d.compression, "compression_opts": d.compression_opts,
+                       "shuffle": bool(d.shuffle), "chunks": list(d.chunks) if d.chunks else None}
+        X.indices = X.indices.astype(src.indices.dtype)
+        X.indptr = X.indptr.astype(src.indptr.dtype)
+        r = _same_csr(src, X, path)
+        r["hdf5"] = filters
+        return r
     if kind == "parquet":
         import pandas as pd
 
@@ -388,9 +443,19 @@ def cmd_bench(a):
          os.path.join(vf_dir, "m_from_parquet.vfm"), os.path.join(py_dir, "m_from_parquet.npz"), "vfm", "npz"),
         ("vfm2npz", ".vfm -> .npz (Python: save_npz of the CSR in memory)", vfm_in,
          os.path.join(vf_dir, "out.npz"), os.path.join(py_dir, "out.npz"), "npz", "npz"),
+        # The direct ways (issue 20): h5py and pyarrow, without anndata or pandas.
+        ("npz2h5_direct", ".npz -> .h5 CSR, gzip 4 + shuffle (direct: h5py)", npz,
+         os.path.join(vf_dir, "m.h5"), os.path.join(py_dir, "m_h5py.h5"), "h5", "h5"),
+        ("npz2parquet_direct", ".npz -> Parquet COO, zstd (direct: pyarrow)", npz,
+         os.path.join(vf_dir, "m_direct.parquet"), os.path.join(py_dir, "m_pyarrow.parquet"), "parquet", "parquet"),
+        ("parquet2npz_direct", "Parquet -> .npz (direct: pyarrow + scipy)", parquet_user,
+         os.path.join(vf_dir, "m_from_parquet.npz"), os.path.join(py_dir, "m_from_parquet_pa.npz"), "npz", "npz"),
     ]
     peer_job = {"npz2h5ad": "npz2h5ad", "h5ad2vfm": "h5ad2npz", "npz2parquet": "npz2parquet",
-                "parquet2vfm": "parquet2npz", "vfm2npz": "vfm2npz"}
+                "parquet2vfm": "parquet2npz", "vfm2npz": "vfm2npz", "npz2h5_direct": "npz2h5_h5py",
+                "npz2parquet_direct": "npz2parquet_pyarrow", "parquet2npz_direct": "parquet2npz_pyarrow"}
+    # Extra vecfmt arguments: a pandas-written Parquet file carries no shape.
+    vf_extra = {"parquet2npz_direct": ["--shape", shape]}
     # Python's input for vfm2npz: it has no .vfm reader; the matrix it saves is the source
     # CSR, loaded from the .npz before its timer starts.
     peer_input = {"vfm2npz": npz}
@@ -400,10 +465,14 @@ def cmd_bench(a):
         while f.read(1 << 24):
             pass
 
+    if a.only:
+        keep = set(a.only.split(","))
+        convs = [c for c in convs if c[0] in keep]
+
     results = []
     for key, title, inp, vf_out, py_out, vf_kind, py_kind in convs:
         log(f"== {key}: {title}")
-        vf_cmd = [a.vecfmt, "convert", inp, vf_out]
+        vf_cmd = [a.vecfmt, "convert", inp, vf_out] + vf_extra.get(key, [])
         py_cmd = [sys.executable, SCRIPT, "peer", peer_job[key], peer_input.get(key, inp), py_out, "--shape", shape]
         row = {"key": key, "title": title, "input": inp, "input_bytes": size_of(inp),
                "vecfmt_cmd": vf_cmd, "python_cmd": py_cmd, "vecfmt": [], "python": [], "errors": []}
@@ -510,6 +579,7 @@ def main():
     p.add_argument("--npz", required=True)
     p.add_argument("--work", required=True)
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--only", default=None, help="comma-separated conversion keys to run (default: all)")
     a = ap.parse_args()
     {"make-npz": cmd_make_npz, "peer": cmd_peer, "bench": cmd_bench}[a.cmd](a)
 

@@ -136,8 +136,10 @@ def test_h5ad_without_labels_gets_default_names(vecfmt, tmp_path):
 def test_h5ad_many_chunks_filtered_by_vecfmt(vecfmt, tmp_path):
     """vecfmt filters X's chunks itself (shuffle + deflate, on several threads) and writes
     them with direct chunk writes, and writes obs/var names as fixed-length UTF-8 strings:
-    h5py sees the usual filters, anndata reads the file in memory and backed. Sizes span
-    many chunks (131,072 entries each) and a partial last one."""
+    h5py sees the usual filters, anndata reads the file in memory and backed, PyTables reads
+    the arrays through HDF5's own deflate. Sizes span many chunks (131,072 entries each, more
+    than are filtered at once, so chunks are written as they come back from the threads) and
+    a partial last one."""
     rng = np.random.default_rng(SEED)
     n_rows, n_cols, per_row = 3000, 200_000, 450
     indices = np.sort(rng.choice(n_cols, size=(n_rows, per_row), replace=True), axis=1)
@@ -164,6 +166,9 @@ def test_h5ad_many_chunks_filtered_by_vecfmt(vecfmt, tmp_path):
             assert np.array_equal(f["X/data"][:], m.data)
             idx = f["var/_index"]
             assert h5py.check_string_dtype(idx.dtype).encoding == "utf-8" and idx.compression == "gzip"
+        with tables.open_file(str(out)) as t:
+            assert np.array_equal(t.get_node("/X/indices").read(), m.indices)
+            assert np.array_equal(t.get_node("/X/data").read(), m.data)
         b = ad.read_h5ad(out)
         assert same_csr(b.X, m)
         assert list(b.obs_names) == want_obs

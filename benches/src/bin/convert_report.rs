@@ -18,7 +18,11 @@
 //! 4. with `--breakdown`, times the halves of vecfmt's conversions (read into a raw `.vfm`,
 //!    write from a raw `.vfm`), median of 3 each, to show what dominates;
 //! 5. prints a markdown table with the issue's targets and writes
-//!    `target/bench-data/convert_report.json`.
+//!    `target/bench-data/convert_report.json`;
+//! 6. with `--memory-check` (issue 20, part 4), makes a labelled matrix of about 70 M
+//!    nonzeros (`vecfmt cooccur` on 90 MB of C1, kept in `bench-data/`) and runs
+//!    `benches/python/convert_memory.py`: every output format written from it, and read back,
+//!    at `--memory 32M`, the process tree's peak memory against the budget + 64 MiB.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,6 +36,8 @@ use vecfmt_benches::{bench_data_dir, dump_raw, m1, m1_dump_dir, workspace_root, 
 struct Args {
     reps: usize,
     breakdown: bool,
+    memory_check: bool,
+    skip_speed: bool,
     vecfmt: PathBuf,
 }
 
@@ -39,7 +45,11 @@ fn parse_args() -> Result<Args> {
     let mut a = Args {
         reps: 3,
         breakdown: false,
-        vecfmt: workspace_root().join("target/release/vecfmt"),
+        memory_check: false,
+        skip_speed: false,
+        vecfmt: std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+            .join("release/vecfmt"),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,10 +63,15 @@ fn parse_args() -> Result<Args> {
                     .max(1)
             }
             "--breakdown" => a.breakdown = true,
+            "--memory-check" => a.memory_check = true,
+            "--memory-only" => {
+                a.memory_check = true;
+                a.skip_speed = true
+            }
             "--vecfmt" => a.vecfmt = PathBuf::from(it.next().context("--vecfmt needs a path")?),
             "-h" | "--help" => {
                 println!(
-                    "convert_report [--reps N (3)] [--breakdown] [--vecfmt PATH (target/release/vecfmt)]\n\
+                    "convert_report [--reps N (3)] [--breakdown] [--memory-check | --memory-only] [--vecfmt PATH (target/release/vecfmt)]\n\
                      Build the CLI first: cargo build --release -p vecfmt-cli (make bench-convert does)."
                 );
                 std::process::exit(0);
@@ -68,9 +83,13 @@ fn parse_args() -> Result<Args> {
 }
 
 fn python_and_script() -> Result<(PathBuf, PathBuf)> {
+    python_and("convert_peers.py")
+}
+
+fn python_and(name: &str) -> Result<(PathBuf, PathBuf)> {
     let root = workspace_root();
     let python = root.join(".venv/bin/python");
-    let script = root.join("benches/python/convert_peers.py");
+    let script = root.join("benches/python").join(name);
     if !python.exists() {
         bail!("no Python venv at {} (run `make venv`)", python.display());
     }
@@ -199,6 +218,111 @@ fn breakdown(bin: &Path, work: &Path) -> Result<Value> {
     Ok(Value::Object(out))
 }
 
+/// Issue 20, part 4: every format at `--memory 32M` on a labelled matrix of about 70 M
+/// nonzeros, the process tree's peak memory against the budget + 64 MiB.
+fn memory_check(bin: &Path, data: &Path) -> Result<Value> {
+    let corpus = data.join("c1-90m.txt");
+    let (s, wrote) = vecfmt_benches::c1::c1_write(&corpus, 90 << 20)?;
+    eprintln!(
+        "[memory] C1 {} {} ({} tokens)",
+        corpus.display(),
+        if wrote { "written" } else { "current" },
+        s.tokens
+    );
+    let vfm = data.join("cooc90.vfm");
+    let side = data.join("cooc90.vfm.json");
+    let want = json!({"corpus_bytes": s.bytes, "min_count": 5});
+    let current = std::fs::read(&side)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .is_some_and(|v| v == want)
+        && vfm.exists();
+    if !current {
+        let _ = std::fs::remove_file(&vfm);
+        let t = Instant::now();
+        let o = Command::new(bin)
+            .args(["cooccur"])
+            .arg(&corpus)
+            .arg("-o")
+            .arg(&vfm)
+            .args(["--min-count", "5", "--memory", "2G", "-j", "2"])
+            .output()
+            .context("run vecfmt cooccur")?;
+        if !o.status.success() {
+            bail!("vecfmt cooccur failed: {}", String::from_utf8_lossy(&o.stderr).trim());
+        }
+        std::fs::write(&side, want.to_string())?;
+        eprintln!("[memory] {} counted in {:.1} s", vfm.display(), secs(t.elapsed()));
+    }
+    let (python, script) = python_and("convert_memory.py")?;
+    let work = data.join("convert-memory");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg("--vecfmt")
+        .arg(bin)
+        .arg("--vfm")
+        .arg(&vfm)
+        .arg("--work")
+        .arg(&work)
+        .args(["--memory", "32M", "--slack", "64M"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("run convert_memory.py")?;
+    if !out.status.success() {
+        bail!("convert_memory.py failed: {}", out.status);
+    }
+    let res: Value = serde_json::from_slice(&out.stdout).context("convert_memory.py printed no JSON object")?;
+    let info = Command::new(bin).arg("inspect").arg(&vfm).arg("--json").output()?;
+    let info: Value = serde_json::from_slice(&info.stdout).unwrap_or(Value::Null);
+    let mib = |v: &Value| {
+        v.as_f64()
+            .map_or("–".into(), |b| format!("{:.0} MiB", b / f64::from(1 << 20)))
+    };
+    let limit = res["budget"].as_f64().unwrap_or(0.0) + res["slack"].as_f64().unwrap_or(0.0);
+    println!(
+        "\n## Peak memory at --memory 32M (limit: budget + 64 MiB = {})\n",
+        mib(&json!(limit))
+    );
+    println!(
+        "Matrix: {} ({} × {}, nnz {}, labelled). Process tree (vecfmt and its HDF5 worker) sampled every 10 ms.\n",
+        vfm.display(),
+        info["shape"][0],
+        info["shape"][1],
+        info["nnz"]
+    );
+    println!("| direction | format | wall | peak RssAnon, tree | per process | peak VmRSS, tree | within |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in res["runs"].as_array().into_iter().flatten() {
+        let per: Vec<String> = r["peak_anon_per_process"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(&mib)
+            .collect();
+        println!(
+            "| {} | {} | {:.1} s | {} | {} | {} | {} |",
+            r["direction"].as_str().unwrap_or("?"),
+            r["format"].as_str().unwrap_or("?"),
+            r["wall"].as_f64().unwrap_or(f64::NAN),
+            mib(&r["peak_anon"]),
+            per.join(" + "),
+            mib(&r["peak_rss"]),
+            if r["exit"].as_i64() != Some(0) {
+                "FAILED".to_string()
+            } else if r["within"].as_bool() == Some(true) {
+                "yes".to_string()
+            } else {
+                "**no**".to_string()
+            }
+        );
+    }
+    println!(
+        "\nload average at the end: {}",
+        res["loadavg_end"].as_str().unwrap_or("?")
+    );
+    Ok(res)
+}
+
 fn main() -> Result<()> {
     let args = parse_args()?;
     if !args.vecfmt.exists() {
@@ -210,6 +334,13 @@ fn main() -> Result<()> {
     let data = bench_data_dir();
     let work = data.join("convert");
     std::fs::create_dir_all(&work)?;
+    if args.skip_speed {
+        let m = memory_check(&args.vecfmt, &data)?;
+        let path = data.join("convert_memory.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&m)?)?;
+        eprintln!("[convert] wrote {}", path.display());
+        return Ok(());
+    }
 
     // (1) M1, dumped raw.
     let t = Instant::now();
@@ -387,7 +518,14 @@ fn main() -> Result<()> {
         verdicts.len()
     );
 
+    let memory = if args.memory_check {
+        Some(memory_check(&args.vecfmt, &data)?)
+    } else {
+        None
+    };
+
     let report = json!({
+        "memory": memory,
         "source_npz": src,
         "bench": res,
         "breakdown": bd,

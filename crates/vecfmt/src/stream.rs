@@ -18,6 +18,12 @@ use crate::{Codec, DType, Error, Matrix, MatrixWriter, Result, ValueVec, WriterO
 /// error naming the output when it fails; the fault-injection tests fail each step in turn.
 pub use crate::publish::{persist, persist_path};
 
+/// Labels of one axis, shared: a header is cloned for each stage of a conversion (the
+/// reading thread, the sink, a worker process's request), and labels are its only large part
+/// (about 25 MiB per axis at 360,000 words as `Vec<String>`). `Arc<[String]>` derefs to a
+/// slice, and `Vec<String>` converts with `.into()`.
+pub type SharedLabels = std::sync::Arc<[String]>;
+
 /// What a source knows about its matrix before the first block.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatrixHeader {
@@ -25,9 +31,9 @@ pub struct MatrixHeader {
     pub n_rows: u64,
     pub n_cols: u64,
     /// One label per row, when the source has them.
-    pub row_labels: Option<Vec<String>>,
+    pub row_labels: Option<SharedLabels>,
     /// One label per column, when the source has them.
-    pub col_labels: Option<Vec<String>>,
+    pub col_labels: Option<SharedLabels>,
     /// A JSON object to carry along, when the source has one.
     pub metadata: Option<serde_json::Value>,
 }
@@ -282,12 +288,12 @@ impl VfmSource {
     /// Opens a `.vfm` file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let matrix = Matrix::open(path)?;
-        let labels = |l: Option<crate::Labels<'_>>, what: &'static str| -> Result<Option<Vec<String>>> {
+        let labels = |l: Option<crate::Labels<'_>>, what: &'static str| -> Result<Option<SharedLabels>> {
             let Some(l) = l else { return Ok(None) };
             let all = l
                 .iter()
                 .map(|s| s.map(str::to_owned))
-                .collect::<std::result::Result<Vec<_>, _>>();
+                .collect::<std::result::Result<SharedLabels, _>>();
             all.map(Some).map_err(|m| Error::Corrupt {
                 path: matrix.path().to_path_buf(),
                 what,

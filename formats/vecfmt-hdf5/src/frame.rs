@@ -217,8 +217,8 @@ pub(crate) fn open(path: &Path, g: &Group, gpath: &str, opts: &ReadOptions) -> R
         }
         .into());
     }
-    h.row_labels = index.labels();
-    h.col_labels = columns.labels();
+    h.row_labels = index.labels().map(Into::into);
+    h.col_labels = columns.labels().map(Into::into);
     let identity = b.columns.iter().enumerate().all(|(k, &c)| k == c);
     if identity {
         Ok(Box::new(src))
@@ -397,8 +397,8 @@ impl CooFrameSource {
         let name = gpath.rsplit('/').next().unwrap_or(gpath);
         if let Ok(file) = g.file() {
             if let Ok(parent) = file.group(parent_path) {
-                src.header.row_labels = series_labels(&parent, &format!("{name}_row_labels"), n_rows);
-                src.header.col_labels = series_labels(&parent, &format!("{name}_col_labels"), n_cols);
+                src.header.row_labels = series_labels(&parent, &format!("{name}_row_labels"), n_rows).map(Into::into);
+                src.header.col_labels = series_labels(&parent, &format!("{name}_col_labels"), n_cols).map(Into::into);
             }
         }
         Ok(src)

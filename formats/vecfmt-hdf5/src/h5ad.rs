@@ -158,7 +158,7 @@ enum Names<'a> {
 }
 
 impl<'a> Names<'a> {
-    fn of(labels: &'a Option<Vec<String>>, n: u64) -> Self {
+    fn of(labels: &'a Option<vecfmt::stream::SharedLabels>, n: u64) -> Self {
         match labels {
             Some(l) => Names::Labels(l),
             None => Names::Count(n),

@@ -272,8 +272,8 @@ fn open_candidate(
                 )
             };
             let hm = src.header_mut();
-            hm.row_labels = rows;
-            hm.col_labels = cols;
+            hm.row_labels = rows.map(Into::into);
+            hm.col_labels = cols.map(Into::into);
             Box::new(src)
         }
         CandidateKind::Frame => {

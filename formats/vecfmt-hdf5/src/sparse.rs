@@ -274,8 +274,8 @@ impl SparseSource {
 
     /// Sets the labels (checked by the caller against the shape).
     pub(crate) fn set_labels(&mut self, rows: Option<Vec<String>>, cols: Option<Vec<String>>) {
-        self.header.row_labels = rows;
-        self.header.col_labels = cols;
+        self.header.row_labels = rows.map(Into::into);
+        self.header.col_labels = cols.map(Into::into);
     }
 
     pub(crate) fn header_mut(&mut self) -> &mut MatrixHeader {

@@ -40,8 +40,8 @@ fn every_good_fixture_reads_as_the_base_matrix() {
             .iter()
             .all(|e| e.2.to_f64() != 0.0 && vecfmt::Scalar::zero(dtype) != e.2));
         if labels {
-            assert_eq!(h.row_labels, Some(rows()), "{name}");
-            assert_eq!(h.col_labels, Some(cols()), "{name}");
+            assert_eq!(h.row_labels, Some(rows().into()), "{name}");
+            assert_eq!(h.col_labels, Some(cols().into()), "{name}");
         } else {
             assert_eq!((h.row_labels, h.col_labels), (None, None), "{name}");
         }

@@ -115,6 +115,68 @@ fn list_layout_round_trips() {
     }
 }
 
+/// Regression: the list layout was read in batches of 65,536 records whatever their width, and
+/// a record is a whole row; a co-occurrence matrix (rows from one entry to every column) then
+/// took 2 GiB at `--memory 32M`. Now each row group is read in batches of about `batch_size`
+/// entries, which the yielded blocks show.
+#[test]
+fn list_layout_reads_wide_rows_in_batches_of_about_batch_size_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.parquet");
+    let (n_rows, n_cols) = (400u64, 1000u64);
+    // Row r has 1000 / (r + 1) entries: the first rows are whole, the rest short.
+    let mut bl = Vec::new();
+    for chunk in (0..n_rows).collect::<Vec<_>>().chunks(5) {
+        let mut b = RowBlock::new(DType::F64);
+        let mut vals = Vec::new();
+        for &r in chunk {
+            let step = r + 1;
+            let cols: Vec<u64> = (0..n_cols).step_by(step as usize).collect();
+            vals.extend(cols.iter().map(|&c| (r * 1000 + c) as f64 + 0.25));
+            b.rows.push(r);
+            b.indices.extend(&cols);
+            b.indptr.push(b.indices.len() as u64);
+        }
+        b.values = ValueVec::F64(vals);
+        bl.push(b);
+    }
+    let header = labelled(DType::F64, n_rows, n_cols);
+    let opts = WriteOptions {
+        row_group_entries: 1000,
+        ..WriteOptions::layout(Layout::List)
+    };
+    write(&path, &header, &bl, &opts);
+    let groups = SerializedFileReader::new(fs::File::open(&path).unwrap())
+        .unwrap()
+        .metadata()
+        .num_row_groups();
+    assert!(groups > 3, "{groups} row groups");
+    assert_same(&path, &header, &bl);
+
+    let batch = 100;
+    let mut src = ParquetSource::open(
+        &path,
+        &ReadOptions {
+            batch_size: batch,
+            ..ReadOptions::default()
+        },
+    )
+    .unwrap();
+    let (mut blocks, mut entries) = (0, 0);
+    while let Some(b) = src.next_block().unwrap() {
+        let vecfmt::stream::Block::Rows(b) = b else {
+            panic!("a file vecfmt wrote reads back as rows")
+        };
+        // A block closes once it holds `batch` entries; past that only by the rows of one
+        // batch of records (at most `batch` entries' worth, or one whole row).
+        assert!(b.nnz() <= 2 * batch + n_cols as usize, "a block of {} entries", b.nnz());
+        blocks += 1;
+        entries += b.nnz();
+    }
+    assert_eq!(entries, bl.iter().map(RowBlock::nnz).sum::<usize>());
+    assert!(blocks > 10);
+}
+
 #[test]
 fn row_groups_close_at_block_boundaries_with_statistics_and_zstd() {
     let dir = tempfile::tempdir().unwrap();

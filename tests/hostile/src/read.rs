@@ -150,8 +150,8 @@ pub fn drain(src: &mut dyn MatrixSource, collect: bool) -> Result<Content> {
     let h = src.header().clone();
     let mut contract = Contract::new(&h);
     let mut out = Content::new(h.dtype, h.n_rows, h.n_cols);
-    out.row_labels = h.row_labels.clone();
-    out.col_labels = h.col_labels.clone();
+    out.row_labels = h.row_labels.as_deref().map(<[String]>::to_vec);
+    out.col_labels = h.col_labels.as_deref().map(<[String]>::to_vec);
     while let Some(block) = src.next_block()? {
         contract.check(&block);
         match block {

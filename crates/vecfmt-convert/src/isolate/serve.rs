@@ -221,9 +221,7 @@ fn serve_frames(req: &ReadRequest, out: &mut impl Write) -> Result<(), Served> {
     let opened = vecfmt_hdf5::Hdf5Source::open(&req.path, &opts).map_err(core);
     notes.send(out)?;
     let mut src = opened?;
-    let mut head = frame::header_json(src.header());
-    head["total"] = json!(src.total_bytes());
-    frame::write_json(out, frame::HEADER, &head)?;
+    frame::write_header(out, src.header(), src.total_bytes())?;
     // For the tests of the crash path: a worker that dies as a crashing C library would.
     if std::env::var_os(CRASH_FOR_TESTS).is_some() {
         out.flush()?;

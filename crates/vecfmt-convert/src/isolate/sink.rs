@@ -76,7 +76,7 @@ impl ChildSink {
         };
         let sent = {
             let w = sink.stdin.as_mut().expect("open");
-            frame::write_json(w, frame::HEADER, &frame::header_json(header)).and_then(|()| w.flush())
+            frame::write_header(w, header, None).and_then(|()| w.flush())
         };
         if sent.is_err() {
             return Err(sink.failure());

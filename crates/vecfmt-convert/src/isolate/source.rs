@@ -69,10 +69,9 @@ impl ChildSource {
         let tag = s.tag()?;
         match tag {
             frame::HEADER => {
-                let start = s.stdout.offset();
-                let v = s.stdout.json().map_err(|e| s.failed(e))?;
-                s.header = frame::parse_header(&v).ok_or_else(|| s.protocol(start, "a malformed header"))?;
-                s.total = v["total"].as_u64();
+                let (header, total) = s.stdout.header_body().map_err(|e| s.failed(e))?;
+                s.header = header;
+                s.total = total;
                 Ok(s)
             }
             frame::ERROR => Err(s.worker_error()),

@@ -238,31 +238,21 @@ impl ParquetSource {
         let root = self.root.clone();
         self.header.row_labels = if let Some(m) = first.row_map.take() {
             self.row_map = Some(m.ids);
-            Some(m.labels)
+            Some(m.labels.into())
         } else if let Some(l) = meta_row_labels {
-            Some(l)
+            Some(l.into())
         } else if row_labels_by_index || ordinal_labels {
-            Some(by_index(
-                std::mem::take(&mut first.row_labels),
-                n_rows,
-                Axis::Row,
-                &root,
-            )?)
+            Some(by_index(std::mem::take(&mut first.row_labels), n_rows, Axis::Row, &root)?.into())
         } else {
             None
         };
         self.header.col_labels = if let Some(m) = first.col_map.take() {
             self.col_map = Some(m.ids);
-            Some(m.labels)
+            Some(m.labels.into())
         } else if let Some(l) = meta_col_labels {
-            Some(l)
+            Some(l.into())
         } else if col_labels_by_index {
-            Some(by_index(
-                std::mem::take(&mut first.col_labels),
-                n_cols,
-                Axis::Col,
-                &root,
-            )?)
+            Some(by_index(std::mem::take(&mut first.col_labels), n_cols, Axis::Col, &root)?.into())
         } else {
             None
         };

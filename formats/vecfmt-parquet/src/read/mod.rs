@@ -141,6 +141,8 @@ pub struct ParquetSource {
     batch_size: usize,
     // Reading state.
     next_part: usize,
+    /// The next row group of the part (the list layout is read a row group at a time).
+    next_group: usize,
     reader: Option<ParquetRecordBatchReader>,
     /// Records of the current part read so far.
     part_records: u64,
@@ -272,6 +274,7 @@ impl ParquetSource {
             sort_declared: false,
             batch_size: opts.batch_size.max(1),
             next_part: 0,
+            next_group: 0,
             reader: None,
             part_records: 0,
             records_before: 0,
@@ -305,6 +308,16 @@ impl ParquetSource {
 
     /// A reader of part `pi` over `columns` (top-level names present in the file).
     fn part_reader(&self, pi: usize, columns: &[String]) -> Result<ParquetRecordBatchReader> {
+        self.reader_of(pi, columns, None)
+    }
+
+    /// A reader of part `pi` over `columns`: all of it, or only row group `group`, in batches
+    /// of about [`ParquetSource::batch_size`] entries. A record of the list layout holds a
+    /// whole row, and the rows of a co-occurrence matrix run from one entry to every column:
+    /// batches of a fixed number of records would hold anything up to the whole row group (2
+    /// GiB on a 65 M-entry file), so the list layout is read a row group at a time, in
+    /// batches of as many records as that row group holds for `batch_size` entries.
+    fn reader_of(&self, pi: usize, columns: &[String], group: Option<usize>) -> Result<ParquetRecordBatchReader> {
         let p = &self.parts[pi];
         let path = &p.part.path;
         let schema = p.meta.schema();
@@ -314,11 +327,24 @@ impl ParquetSource {
         let leaves: Vec<usize> = (0..schema_descr.num_columns())
             .filter(|&l| roots.contains(&schema_descr.get_column_root_idx(l)))
             .collect();
-        crate::pages::check(path, &file.file, file.len, p.meta.metadata(), &leaves)?;
+        // The pages of the whole part are checked once, when its first row group is opened.
+        if group.is_none_or(|g| g == 0) {
+            crate::pages::check(path, &file.file, file.len, p.meta.metadata(), &leaves)?;
+        }
         let mask = ProjectionMask::roots(p.meta.parquet_schema(), roots);
-        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, p.meta.clone())
-            .with_projection(mask)
-            .with_batch_size(self.batch_size);
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, p.meta.clone()).with_projection(mask);
+        builder = match group {
+            None => builder.with_batch_size(self.batch_size),
+            Some(g) => {
+                let rg = p.meta.metadata().row_group(g);
+                let entries: i64 = leaves.iter().map(|&l| rg.column(l).num_values()).max().unwrap_or(0);
+                let records = rg.num_rows().max(0) as u128;
+                let batch =
+                    (self.batch_size as u128 * records / entries.max(1) as u128).clamp(1, self.batch_size as u128);
+                builder.with_row_groups(vec![g]).with_batch_size(batch as usize)
+            }
+        };
         let reader = guard(path, || builder.build())?.map_err(|source| Error::Reader {
             path: path.clone(),
             source,
@@ -420,8 +446,22 @@ impl ParquetSource {
                         c
                     }
                 };
-                self.reader = Some(self.part_reader(self.next_part, &columns)?);
-                self.part_records = 0;
+                let pi = self.next_part;
+                if matches!(self.plan, Plan::List { .. }) {
+                    // A row group at a time (see `reader_of`).
+                    if self.next_group == 0 {
+                        self.part_records = 0;
+                    }
+                    if self.next_group == self.parts[pi].meta.metadata().num_row_groups() {
+                        self.end_part();
+                        continue;
+                    }
+                    self.reader = Some(self.reader_of(pi, &columns, Some(self.next_group))?);
+                    self.next_group += 1;
+                } else {
+                    self.reader = Some(self.part_reader(pi, &columns)?);
+                    self.part_records = 0;
+                }
             }
             let pi = self.next_part;
             let path = self.parts[pi].part.path.clone();
@@ -429,9 +469,9 @@ impl ParquetSource {
                 Some(b) => b,
                 None => {
                     self.reader = None;
-                    self.bytes_done += self.parts[pi].part.size;
-                    self.records_before += self.part_records;
-                    self.next_part += 1;
+                    if !matches!(self.plan, Plan::List { .. }) {
+                        self.end_part();
+                    }
                     continue;
                 }
             };
@@ -442,6 +482,14 @@ impl ParquetSource {
                 return Ok(Some(t));
             }
         }
+    }
+
+    /// The current part has been read whole.
+    fn end_part(&mut self) {
+        self.bytes_done += self.parts[self.next_part].part.size;
+        self.records_before += self.part_records;
+        self.next_part += 1;
+        self.next_group = 0;
     }
 
     fn triplets_of(&self, pi: usize, batch: &RecordBatch, offset: u64) -> Result<TripletBlock> {

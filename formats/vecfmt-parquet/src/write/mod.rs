@@ -25,7 +25,7 @@ use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
-use vecfmt::stream::{MatrixHeader, MatrixSink, RowBlock};
+use vecfmt::stream::{MatrixHeader, MatrixSink, RowBlock, SharedLabels};
 use vecfmt::{DType, Error, Result, Values};
 
 use crate::{io_err, keys, LABELS_IN_FOOTER_MAX, LABELS_IN_METADATA_MAX, LABELS_PART_MAX};
@@ -116,7 +116,7 @@ pub struct ParquetSink {
     n_rows: u64,
     n_cols: u64,
     /// List layout: the row labels (the COO writer keeps its own).
-    row_labels: Option<Vec<String>>,
+    row_labels: Option<SharedLabels>,
     /// List layout with row labels too large for the metadata: write a record for every row,
     /// empty ones included, so the `label` column holds every label.
     every_row: bool,
@@ -193,15 +193,15 @@ impl ParquetSink {
         let schema = Arc::new(Schema::new(fields).with_metadata(schema_meta));
         // Both axes whole in one entry each when small; else each axis split into parts;
         // beyond the footer limit, not at all.
-        let json_len = |labels: &Option<Vec<String>>| labels.as_deref().map_or(0, labels_json_len);
+        let json_len = |labels: &Option<SharedLabels>| labels.as_deref().map_or(0, labels_json_len);
         let total = json_len(&header.row_labels) + json_len(&header.col_labels);
         let mut room = opts.labels_in_footer_max;
-        let mut labels_kept = |labels: &Option<Vec<String>>, key: &str| -> Option<bool> {
+        let mut labels_kept = |labels: &Option<SharedLabels>, key: &str| -> Option<bool> {
             let labels = labels.as_ref()?;
             if total <= opts.labels_in_metadata_max as u64 {
                 kv.push(KeyValue::new(
                     key.to_string(),
-                    serde_json::Value::from(labels.as_slice()).to_string(),
+                    serde_json::to_string(&labels[..]).expect("strings serialize"),
                 ));
                 return Some(true);
             }
@@ -289,7 +289,7 @@ impl ParquetSink {
                         Column::I64(Vec::new())
                     }
                 };
-                let table = |labels: &Option<Vec<String>>| labels.as_deref().map(LabelTable::new);
+                let table = |labels: &Option<SharedLabels>| labels.as_deref().map(LabelTable::new);
                 let encoder = Encoder {
                     file,
                     descr,
