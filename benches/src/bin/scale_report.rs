@@ -130,7 +130,8 @@ fn run(bin: &Path, label: &str, corpus: &Path, threads: usize, a: &Args) -> Resu
     let done = Arc::new(AtomicBool::new(false));
     let pid_cell = Arc::new(AtomicU64::new(0));
     let sampler = {
-        let (peak, done, dir, tmp, pid_cell) = (peak.clone(), done.clone(), dir.clone(), a.tmp.clone(), pid_cell.clone());
+        let (peak, done, dir, tmp, pid_cell) =
+            (peak.clone(), done.clone(), dir.clone(), a.tmp.clone(), pid_cell.clone());
         std::thread::spawn(move || -> Vec<(String, u64)> {
             let mut at_peak = Vec::new();
             let t0 = Instant::now();
