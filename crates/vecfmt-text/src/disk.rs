@@ -43,3 +43,20 @@ pub fn free_bytes(dir: &Path) -> Option<u64> {
     let s = unsafe { s.assume_init() };
     Some(s.f_bavail.saturating_mul(s.f_frsize))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corpus_far_larger_than_the_free_space_is_short_and_a_small_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("cooc.vfm");
+        let free = free_bytes(dir.path()).expect("statvfs works here");
+        let s = short_for_cooccur(&out, Some(free)).expect("4x the free space is short");
+        assert_eq!((s.dir.as_path(), s.estimate), (dir.path(), free * 4));
+        assert!(short_for_cooccur(&out, Some(1)).is_none());
+        // A stream: nothing is known.
+        assert!(short_for_cooccur(&out, None).is_none());
+    }
+}
