@@ -236,9 +236,13 @@ pub fn read_blocks_from(
             // Go on where the position says, with the bytes it had read and not handed on.
             let from = start.offset - start.carry;
             r = open_at(input, from)?;
-            let mut c = vec![0u8; start.carry as usize];
-            let n = read_full(&mut r, &mut c).map_err(Error::io(input.name(), "read error"))?;
-            if n != c.len() {
+            // Grown as the bytes arrive, not allocated from the record's word.
+            let mut c = Vec::new();
+            let n = (&mut r)
+                .take(start.carry)
+                .read_to_end(&mut c)
+                .map_err(Error::io(input.name(), "read error"))?;
+            if n as u64 != start.carry {
                 return Err(Error::io(input.name(), "read error")(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     "the input is shorter than when the run read it",
