@@ -365,6 +365,9 @@ fn resuming_removes_what_a_killed_run_left_and_keeps_other_files() {
     // Not temporaries of this output.
     std::fs::write(dir.path().join(".other.vfm.Q9w8E7.tmp"), b"x").unwrap();
     std::fs::write(dir.path().join(".out.vfm.notes"), b"x").unwrap();
+    // A directory named after the output that vecfmt did not make as a temporary (the work
+    // directory of `vecfmt.dask`, which a rerun reuses).
+    std::fs::create_dir(dir.path().join(".out.vfm.vecfmt-dask-0123456789abcdef")).unwrap();
     let s = cooccur(&[Input::path(&input)], &out, &opts.clone().resume(true)).unwrap();
     assert_eq!(s.removed_temporaries.paths.len(), 2, "{:?}", s.removed_temporaries);
     assert_eq!(s.removed_temporaries.bytes, 1500);
@@ -375,7 +378,13 @@ fn resuming_removes_what_a_killed_run_left_and_keeps_other_files() {
     left.sort();
     assert_eq!(
         left,
-        [".other.vfm.Q9w8E7.tmp", ".out.vfm.notes", "corpus.txt", "out.vfm"]
+        [
+            ".other.vfm.Q9w8E7.tmp",
+            ".out.vfm.notes",
+            ".out.vfm.vecfmt-dask-0123456789abcdef",
+            "corpus.txt",
+            "out.vfm"
+        ]
     );
 }
 

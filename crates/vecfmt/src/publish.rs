@@ -15,7 +15,7 @@
 //!
 //! A kill leaves no chance to delete anything, so temporaries are also named and locked so
 //! that a later run can find them: every temporary of an output `NAME` is `.NAME.XXXXXX.tmp`
-//! (a file) or `.NAME.vecfmt-…` (a directory: converter staging, spill runs), and the
+//! (a file) or `.NAME.vecfmt-KIND-XXXXXX` (a directory: converter staging, spill runs), and the
 //! process that writes it holds an exclusive `flock` on it (on the directory itself for a
 //! directory) while it lives. [`remove_stale_temporaries`] removes those that no live
 //! process holds: the accumulator calls it when it opens a file, and `merge` and `convert`
@@ -87,9 +87,13 @@ pub struct TempDir {
     _lock: Option<File>,
 }
 
+/// The kinds of [`TempDir`]: what [`remove_stale_temporaries`] looks for.
+pub const TEMP_DIR_KINDS: [&str; 2] = ["spill", "staging"];
+
 impl TempDir {
-    /// Makes the directory.
+    /// Makes the directory; `kind` is one of [`TEMP_DIR_KINDS`].
     pub fn new(dest: &Path, kind: &str, dir: Option<&Path>) -> Result<TempDir> {
+        debug_assert!(TEMP_DIR_KINDS.contains(&kind), "{kind} is not a temporary kind");
         let parent = dir.map_or_else(|| dir_of(dest), Path::to_path_buf);
         let dir = tempfile::Builder::new()
             .prefix(&format!(".{}.vecfmt-{kind}-", file_name_of(dest)))
@@ -119,7 +123,8 @@ pub struct Removed {
 
 /// Removes the temporaries that runs on the output `dest` left behind when they were killed:
 /// the entries of `dest`'s directory (and of each of `also_in`) named `.NAME.XXXXXX.tmp` or
-/// `.NAME.vecfmt-…` that no process holds locked (see the module docs). A temporary of a
+/// `.NAME.vecfmt-KIND-XXXXXX` (a kind of [`TEMP_DIR_KINDS`]) that no process holds locked
+/// (see the module docs). A temporary of a
 /// live run is locked, so it stays. An entry that cannot be removed is left, and not
 /// reported: the scan never fails the run it is part of.
 ///
@@ -150,10 +155,17 @@ pub fn remove_stale_temporaries(dest: &Path, also_in: &[&Path]) -> Removed {
             let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
                 continue;
             };
-            let temp_file = rest.len() == RAND_LEN + 4
-                && rest.ends_with(".tmp")
-                && rest[..RAND_LEN].bytes().all(|b| b.is_ascii_alphanumeric());
-            let temp_dir = rest.starts_with("vecfmt-");
+            let random = |r: &str| r.len() == RAND_LEN && r.bytes().all(|b| b.is_ascii_alphanumeric());
+            let temp_file = rest.strip_suffix(".tmp").is_some_and(random);
+            // Only the kinds `TempDir` is made with: other directories named after the
+            // output (`vecfmt.dask`'s work directory, which a later run reuses) are not
+            // temporaries.
+            let temp_dir = TEMP_DIR_KINDS.iter().any(|k| {
+                rest.strip_prefix("vecfmt-")
+                    .and_then(|r| r.strip_prefix(k))
+                    .and_then(|r| r.strip_prefix('-'))
+                    .is_some_and(random)
+            });
             if !temp_file && !temp_dir {
                 continue;
             }
