@@ -543,7 +543,7 @@ fn merge_by_label(
     row_l: &[Option<Vec<String>>],
     col_l: &[Option<Vec<String>>],
 ) -> Result<MergeSummary> {
-    let tmp = crate::publish::temp_file_for(out)?.into_temp_path();
+    let tmp = crate::publish::temp_path_for(out)?;
     // An axis without labels (on every input: `merge` checked it) is matched by position,
     // and keeps its extent, which the inputs share.
     let (by_row_label, by_col_label) = (all(row_l), all(col_l));

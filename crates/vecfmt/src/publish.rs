@@ -77,6 +77,22 @@ pub fn temp_file_for(dest: &Path) -> Result<tempfile::NamedTempFile> {
     Ok(tmp)
 }
 
+/// [`temp_file_for`], for a file that a C library will open by name (HDF5 locks the files
+/// it opens): the handle is closed and the lock released ([`unlock`]) first.
+pub fn temp_path_for(dest: &Path) -> Result<tempfile::TempPath> {
+    let tmp = temp_file_for(dest)?;
+    unlock(tmp.as_file());
+    Ok(tmp.into_temp_path())
+}
+
+/// Releases the lock [`temp_file_for`] took, for every handle of the file at once. Closing
+/// our handle is not enough: a child process forked meanwhile by another thread holds a
+/// copy of it until it execs, and the lock with it, and a reader opening the finished file
+/// would find it locked. [`persist`] calls this before the rename.
+pub fn unlock(file: &File) {
+    let _ = file.unlock();
+}
+
 /// A temporary directory of the output `dest`, named `.NAME.vecfmt-KIND-XXXXXX`, in `dir`
 /// (the output's directory when `None`), deleted with what it holds when dropped. It holds an
 /// exclusive `flock` on the directory while it lives, so that
@@ -243,6 +259,8 @@ pub fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
 pub(crate) fn rename_into_place(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
     // On failure `tmp` (or the `PersistError`'s file) is dropped, which deletes it.
     faults::check(faults::Step::Rename, dest).map_err(io_err(dest, "rename into place"))?;
+    // The output must not appear locked (see `unlock`).
+    unlock(tmp.as_file());
     tmp.persist(dest)
         .map_err(|e| io_err(dest, "rename into place")(e.error))?;
     sync_dir(dest)

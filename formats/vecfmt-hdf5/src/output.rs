@@ -2,7 +2,7 @@
 //! place only when complete: an unfinished output is deleted on drop, so a failed or
 //! interrupted conversion never leaves a partial file behind.
 //!
-//! The temporary file is made by [`vecfmt::publish::temp_file_for`] (`.NAME.XXXXXX.tmp`, with
+//! The temporary file is made by [`vecfmt::publish::temp_path_for`] (`.NAME.XXXXXX.tmp`, with
 //! the mode a new file gets); HDF5 then opens it by name, truncating it, and
 //! [`vecfmt::publish::persist_path`] puts it in place.
 
@@ -24,7 +24,7 @@ pub(crate) struct TempOutput {
 impl TempOutput {
     /// Creates the HDF5 file under a temporary name next to `dest`.
     pub(crate) fn create(dest: &Path) -> Result<(TempOutput, hdf5::File)> {
-        let tmp = vecfmt::publish::temp_file_for(dest)?.into_temp_path();
+        let tmp = vecfmt::publish::temp_path_for(dest)?;
         let guard = TempOutput {
             dest: dest.to_path_buf(),
             tmp,
