@@ -63,8 +63,9 @@ impl SpillBatch {
             return Ok(false);
         }
         let start = self.buf.len();
-        // At most: a 10-byte LEB128 key and the value, per entry.
-        let need = p.pending.len() * (10 + V::BYTES);
+        // As the fixed-width runs took: LEB128 key differences take fewer than 8 bytes but
+        // in pathological cases (a 10-byte key, then the buffer grows).
+        let need = p.pending.len() * (8 + V::BYTES);
         if start + need > self.buf.capacity() {
             // The batch's size at once (or this part's, when larger), never by doubling: the
             // buffer is transient room outside the budget, and doubling took it to 16 MiB.
