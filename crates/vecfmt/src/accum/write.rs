@@ -63,8 +63,8 @@ impl SpillBatch {
             return Ok(false);
         }
         let start = self.buf.len();
-        // As the fixed-width runs took: LEB128 key differences take fewer than 8 bytes but
-        // in pathological cases (a 10-byte key, then the buffer grows).
+        // The fixed-width size: a LEB128 key difference takes fewer than 8 bytes unless it
+        // is 2^56 or more, and then the buffer grows.
         let need = p.pending.len() * (8 + V::BYTES);
         if start + need > self.buf.capacity() {
             // The batch's size at once (or this part's, when larger), never by doubling: the
