@@ -60,8 +60,8 @@ const RAND_LEN: usize = 6;
 /// the mode a new file gets (0666 less the umask; temporary files are otherwise 0600), and
 /// an exclusive `flock` held through the returned handle (and its clones) so that
 /// [`remove_stale_temporaries`] leaves it alone. Dropped before [`persist`], it is deleted.
-/// A caller that hands the path to a C library (HDF5 locks the files it opens) closes the
-/// handle first with `into_temp_path`, which ends the lock.
+/// A caller that hands the path to a C library (HDF5 locks the files it opens) takes
+/// [`temp_path_for`] instead.
 pub fn temp_file_for(dest: &Path) -> Result<tempfile::NamedTempFile> {
     let prefix = format!(".{}.", file_name_of(dest));
     let mut builder = tempfile::Builder::new();
