@@ -257,11 +257,29 @@ pub fn read_blocks_from(
             (pos, skip_partial, carry, line, binary, first) = (begin, lo > 0, Vec::new(), 1u64, None, lo == 0);
         }
         let mut done = false;
-        let next_input = |block_no: u64| Position {
-            input: ii + 1,
-            block_no,
-            bytes: counters.bytes.load(Ordering::Relaxed),
-            ..Position::default()
+        // The position after a block handed on: the next input's start once this one is
+        // done, else here, with `carry` bytes read ahead and `line` the next line.
+        let position_after = |done: bool, pos: u64, carry: usize, line: u64, block_no: u64, binary| {
+            let bytes = counters.bytes.load(Ordering::Relaxed);
+            if done {
+                return Position {
+                    input: ii + 1,
+                    block_no,
+                    bytes,
+                    ..Position::default()
+                };
+            }
+            Position {
+                input: ii,
+                started: true,
+                offset: pos,
+                carry: carry as u64,
+                line,
+                block_no,
+                binary,
+                bytes,
+                lines: 0,
+            }
         };
         while !done && !stop.load(Ordering::Relaxed) {
             // Checked per block read, also for the blocks of other shards, which are read
@@ -303,21 +321,7 @@ pub fn read_blocks_from(
                 }
                 let n = (data.len() / rec) as u64;
                 counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                let after = if done {
-                    next_input(block_no)
-                } else {
-                    Position {
-                        input: ii,
-                        started: true,
-                        offset: pos,
-                        carry: carry.len() as u64,
-                        line: line + n,
-                        block_no,
-                        binary,
-                        bytes: counters.bytes.load(Ordering::Relaxed),
-                        lines: 0,
-                    }
-                };
+                let after = position_after(done, pos, carry.len(), line + n, block_no, binary);
                 sink(Block {
                     input: ii,
                     first_line: line,
@@ -381,21 +385,7 @@ pub fn read_blocks_from(
             let mine = by_bytes || shard.is_none_or(|s| block_no % s.n == s.k - 1);
             block_no += 1;
             if mine {
-                let after = if done {
-                    next_input(block_no)
-                } else {
-                    Position {
-                        input: ii,
-                        started: true,
-                        offset: pos,
-                        carry: carry.len() as u64,
-                        line: line + lines,
-                        block_no,
-                        binary: None,
-                        bytes: counters.bytes.load(Ordering::Relaxed),
-                        lines: 0,
-                    }
-                };
+                let after = position_after(done, pos, carry.len(), line + lines, block_no, None);
                 sink(Block {
                     input: ii,
                     first_line: line,
