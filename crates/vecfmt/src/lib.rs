@@ -51,6 +51,7 @@ pub mod labels;
 pub mod layout;
 mod merge;
 pub mod publish;
+mod ranges;
 mod reader;
 pub mod stream;
 mod writer;
