@@ -313,6 +313,9 @@ impl NativeAccumulator {
             if let Some(n) = n_cols {
                 opts = opts.n_cols(n);
             }
+            if let Some(n) = threads {
+                opts = opts.threads(n);
+            }
             let acc = if append {
                 Accumulator::open(&path, opts)
             } else {

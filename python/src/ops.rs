@@ -276,7 +276,7 @@ fn label_matching(v: Option<&str>) -> PyResult<vecfmt::LabelMatching> {
 /// Sums `.vfm` matrices into a new one.
 #[pyfunction]
 #[pyo3(signature = (inputs, output, *, labels=None, memory=None, dtype=None, codec="zstd", zstd_level=None,
-    overwrite=false, progress=None))]
+    overwrite=false, progress=None, threads=None))]
 #[allow(clippy::too_many_arguments)]
 fn merge<'py>(
     py: Python<'py>,
@@ -289,6 +289,7 @@ fn merge<'py>(
     zstd_level: Option<i32>,
     overwrite: bool,
     progress: Option<&Bound<'py, PyAny>>,
+    threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let paths = args::paths(inputs)?;
     let cancel = vecfmt::Cancel::new();
@@ -307,6 +308,9 @@ fn merge<'py>(
     }
     if let Some(l) = zstd_level {
         opts = opts.zstd_level(l);
+    }
+    if let Some(n) = threads {
+        opts = opts.threads(n);
     }
     let s =
         run_long(py, &cancel, &latest, progress, || vecfmt::merge(&paths, &output, &opts))?.map_err(errors::core)?;

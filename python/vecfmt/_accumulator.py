@@ -94,9 +94,10 @@ class Accumulator:
     :param n_rows: a fixed number of rows: larger ids are an error. By default the matrix
         has as many rows as the largest id seen (ids are below 2**32 - 1).
     :param n_cols: a fixed number of columns.
-    :param threads: threads that add one large batch of ids (each takes a share);
-        ``None`` (the default) uses every core. Batches of labels are added by one thread,
-        so that new labels get ids in the order they come.
+    :param threads: threads that add one large batch of ids (each takes a share), and
+        that put the rows of the finished file together in :meth:`finish`; ``None`` (the
+        default) uses every core. Batches of labels are added by one thread, so that new
+        labels get ids in the order they come.
 
     The file is locked while the accumulator is open: other processes can neither read nor
     add to it until it is finished or closed.

@@ -135,11 +135,13 @@ def merge(
     zstd_level: int | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Sums ``.vfm`` matrices into a new one. ``labels="auto"`` matches rows and columns
     by label where every input has labels (the result has the union), and by position
     otherwise; ``"require"`` insists on labels, ``"ignore"`` matches by position. Floats
-    are summed in f64 and rounded once. The output appears only when complete.
+    are summed in f64 and rounded once. The output appears only when complete. Rows are
+    summed on ``threads`` threads (default: one per core), each on its own range of rows.
 
     >>> import os, tempfile, vecfmt
     >>> d = tempfile.mkdtemp()
@@ -154,6 +156,7 @@ def merge(
     return _native.merge(
         _paths(inputs), os.fspath(output), labels=labels, memory=memory, dtype=dtype,
         codec=codec, zstd_level=zstd_level, overwrite=overwrite, progress=progress,
+        threads=threads,
     )
 
 

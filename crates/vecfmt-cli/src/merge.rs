@@ -42,6 +42,9 @@ pub struct MergeArgs {
     /// Replace OUTPUT if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Threads that sum rows, each on its own range (default: all cores).
+    #[arg(short = 'j', long = "threads", value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 pub fn merge(args: MergeArgs) -> Result<ExitCode> {
@@ -56,6 +59,9 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
     }
     if let Some(m) = &args.memory {
         opts = opts.memory(crate::parse_bytes(m)?);
+    }
+    if let Some(n) = args.threads {
+        opts = opts.threads(n);
     }
     let s = vecfmt::merge(&args.inputs, &args.output, &opts)?;
     note!(

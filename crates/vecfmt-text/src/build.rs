@@ -321,6 +321,7 @@ pub fn build(inputs: &[Input], output: impl AsRef<Path>, opts: &BuildOptions) ->
         .zstd_level(opts.zstd_level)
         .row_labels(opts.row_labels)
         .col_labels(opts.col_labels)
+        .threads(thread_count(opts.threads))
         .cancel(opts.cancel.clone());
     if let Some(d) = &opts.scratch_dir {
         acc_opts = acc_opts.scratch_dir(d);

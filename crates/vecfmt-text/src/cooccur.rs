@@ -408,6 +408,7 @@ pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions
         // 1024 × 1024 block took a third; a 56 MB table for k = 1024 missed the cache and
         // cost more than it saved).
         .dense_block((n as u32).min(362))
+        .threads(thread_count(opts.threads))
         .cancel(opts.cancel.clone());
     if let Some(d) = &opts.scratch_dir {
         acc_opts = acc_opts.scratch_dir(d);

@@ -46,6 +46,7 @@ pub struct MergeOptions {
     zstd_level: i32,
     dtype: Option<DType>,
     overwrite: bool,
+    threads: usize,
     watch: Watch,
 }
 
@@ -68,6 +69,7 @@ impl MergeOptions {
             zstd_level: crate::consts::DEFAULT_ZSTD_LEVEL,
             dtype: None,
             overwrite: false,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             watch: Watch::default(),
         }
     }
@@ -106,6 +108,12 @@ impl MergeOptions {
     /// Replace the output if it exists (it is replaced only when the merge is complete).
     pub fn overwrite(mut self, yes: bool) -> Self {
         self.overwrite = yes;
+        self
+    }
+    /// Threads that sum rows, each on its own range of rows (default: one per core). The
+    /// result's chunks are encoded on their own threads, one per core, whatever this is.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
         self
     }
     /// A flag that stops the merge (checked at every row): it then returns
@@ -386,7 +394,33 @@ fn merge_aligned(
     }
     // Integer inputs into a float result are summed exactly, as integers, and rounded once.
     let float_sum = dtype.is_float() && ms.iter().any(|m| m.dtype().is_float());
-    let mut iters: Vec<_> = ms.iter().map(|m| m.iter_rows().peekable()).collect();
+    let mut tick = opts.watch.ticker(MergeStage::Write, ms[0].n_rows());
+    // Rows summed but not yet written take at most a quarter of the budget (and 256 MiB),
+    // at 16 bytes an entry.
+    let memory = opts.memory.unwrap_or_else(crate::accum::default_memory_budget);
+    let ahead = ((memory / 4).min(256 << 20) / 16) as usize;
+    let ranges = crate::ranges::chunk_ranges(ms, (ahead / (opts.threads + 1)) as u64, opts.threads * 64);
+    // Stopping drops the unfinished writer, which removes its temporary file.
+    crate::ranges::write_ranges(out, &mut w, &mut tick, &ranges, opts.threads, ahead, |range, sink| {
+        merge_range(ms, paths, out, dtype, float_sum, range, sink)
+    })?;
+    opts.watch.check()?;
+    let s = w.finish()?;
+    tick.done();
+    Ok(s)
+}
+
+/// The rows of `range` of [`merge_aligned`], summed, into `sink`.
+fn merge_range(
+    ms: &[Matrix],
+    paths: &[&Path],
+    out: &Path,
+    dtype: DType,
+    float_sum: bool,
+    range: std::ops::Range<u64>,
+    sink: &mut crate::ranges::RowSink<'_>,
+) -> Result<()> {
+    let mut iters: Vec<_> = ms.iter().map(|m| m.iter_range(range.clone()).peekable()).collect();
     // A row's entries from every input, in input order, then stably sorted by column: each
     // column's values are summed in input order, as a map filled input by input would, at a
     // fraction of the cost (the inputs' rows are sorted, so the sort merges sorted runs).
@@ -396,7 +430,6 @@ fn merge_aligned(
     let mut isum: Vec<(u64, i128)> = Vec::new();
     let mut idx: Vec<u64> = Vec::new();
     let mut vals = ValueVec::new(dtype);
-    let mut tick = opts.watch.ticker(MergeStage::Write, ms[0].n_rows());
     loop {
         let mut next: Option<u64> = None;
         for it in iters.iter_mut() {
@@ -411,8 +444,6 @@ fn merge_aligned(
             }
         }
         let Some(row) = next else { break };
-        // Stopping drops the unfinished writer, which removes its temporary file.
-        tick.at(row)?;
         fl.clear();
         int.clear();
         for (it, path) in iters.iter_mut().zip(paths) {
@@ -502,12 +533,9 @@ fn merge_aligned(
                 }
             }
         }
-        w.push_row_dyn(row, Indices::U64(&idx), vals.as_values())?;
+        sink.push_row(row, Indices::U64(&idx), vals.as_values())?;
     }
-    opts.watch.check()?;
-    let s = w.finish()?;
-    tick.done();
-    Ok(s)
+    Ok(())
 }
 
 /// Entries gathered for one row past which [`merge_aligned`] folds them (16 MiB of f64).
@@ -549,6 +577,7 @@ fn merge_by_label(
     let (by_row_label, by_col_label) = (all(row_l), all(col_l));
     let mut aopts = AccumulatorOptions::new(dtype)
         .memory(opts.memory.unwrap_or_else(default_memory_budget))
+        .threads(opts.threads)
         .whole_process(opts.whole_process)
         .codec(opts.codec)
         .zstd_level(opts.zstd_level)

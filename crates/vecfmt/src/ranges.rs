@@ -152,6 +152,38 @@ pub(crate) fn cut_ranges(n_rows: u64, target: u64, max_ranges: usize, weight: im
     out
 }
 
+/// Ranges of the rows of `ms` (files of one shape) of about `target` entries each, at most
+/// `max_ranges` of them (then larger), covering every row. The entries of a chunk are
+/// counted at its first row, in bins of rows: a guide for balancing, not a count.
+pub(crate) fn chunk_ranges(ms: &[crate::Matrix], target: u64, max_ranges: usize) -> Vec<Range<u64>> {
+    let n = ms.iter().map(|m| m.n_rows()).max().unwrap_or(0);
+    let shift = bin_shift(n);
+    let mut bins = vec![0u64; (n >> shift) as usize + 1];
+    for c in ms.iter().flat_map(|m| m.chunks()) {
+        bins[((c.row_start.min(n)) >> shift) as usize] += c.nnz;
+    }
+    cut_bins(&bins, shift, n, target, max_ranges)
+}
+
+/// Rows per bin (as a shift) of a count of entries per row of a matrix of `n` rows: at most
+/// 2^16 bins, whatever `n`.
+pub(crate) fn bin_shift(n: u64) -> u32 {
+    let mut shift = 0;
+    while n >> shift > 1 << 16 {
+        shift += 1;
+    }
+    shift
+}
+
+/// [`cut_ranges`] of rows `0..n` from entries counted per bin of `1 << shift` rows.
+pub(crate) fn cut_bins(bins: &[u64], shift: u32, n: u64, target: u64, max_ranges: usize) -> Vec<Range<u64>> {
+    cut_ranges(bins.len() as u64, target, max_ranges, |b| bins[b as usize])
+        .into_iter()
+        .map(|b| (b.start << shift).min(n)..(b.end << shift).min(n))
+        .filter(|r| !r.is_empty() || n == 0)
+        .collect()
+}
+
 /// Builds `ranges` (consecutive, in row order) with `build` on `threads` threads and pushes
 /// their rows into `w` in order, each range's rows as `build` gave them. `ahead` is the
 /// memory, in entries, that rows built but not yet written may take. With one thread or one

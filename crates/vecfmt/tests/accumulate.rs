@@ -400,6 +400,35 @@ fn symmetric_builds_equal_both_orientations() {
     assert_same(&contents(&path), &want, 1e-6);
 }
 
+/// The finish puts rows together on several threads, each on its own range of rows, the
+/// symmetric one from spilled runs read from the middle: the result is the one thread's,
+/// value for value.
+#[test]
+fn finishing_on_threads_gives_the_one_thread_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let updates = workload(33, 100_000, 3_000, 3_000);
+    for symmetric in [true, false] {
+        let mut dumps = Vec::new();
+        for threads in [1, 2, 5] {
+            let path = dir.path().join(format!("t{threads}-{symmetric}.vfm"));
+            let opts = AccumulatorOptions::new(DType::F32)
+                .memory(2 << 20)
+                .symmetric(symmetric)
+                .threads(threads);
+            let acc = Accumulator::create(&path, opts).unwrap();
+            for &(r, c, v) in &updates {
+                acc.add(r, c, v).unwrap();
+            }
+            acc.finish().unwrap();
+            let m = Matrix::open(&path).unwrap();
+            assert!(m.verify().is_clean());
+            dumps.push(vecfmt_testkit::dump_matrix(&m).entries);
+        }
+        assert!(dumps[0].len() > 50_000, "{}", dumps[0].len());
+        assert!(dumps[1..].iter().all(|d| *d == dumps[0]), "symmetric: {symmetric}");
+    }
+}
+
 /// Many commits of a file reopened each time, under a budget that forces evictions: the
 /// free list grows and shrinks, space is reused, and every commit must verify and hold the
 /// model. (A free-list slack computed in 64-byte units once freed bytes past the list's own

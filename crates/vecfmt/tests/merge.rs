@@ -126,6 +126,49 @@ fn aligned_merge_equals_the_sum() {
     assert_eq!(entries(&out), want);
 }
 
+/// Rows summed on several threads, each on its own range of rows (small chunks and a small
+/// budget make many ranges), give the one thread's result, value for value, and the sum.
+#[test]
+fn aligned_merge_on_threads_equals_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let shape = (3_000, 40_000);
+    let mut want = Entries::new();
+    let mut inputs: Vec<PathBuf> = Vec::new();
+    for k in 0..3 {
+        let e = random_entries(100 + k, shape, 30_000);
+        for (&key, &v) in &e {
+            *want.entry(key).or_default() += v;
+        }
+        let p = dir.path().join(format!("part{k}.vfm"));
+        let mut w = MatrixWriter::create(
+            &p,
+            WriterOptions::new(DType::F64, shape.1)
+                .n_rows(shape.0)
+                .chunk_bytes(4096),
+        )
+        .unwrap();
+        let mut rows: BTreeMap<u64, (Vec<u32>, Vec<f64>)> = BTreeMap::new();
+        for (&(r, c), &v) in &e {
+            let x = rows.entry(r).or_default();
+            x.0.push(c as u32);
+            x.1.push(v);
+        }
+        for (r, (idx, v)) in rows {
+            w.push_row(r, &idx, &v).unwrap();
+        }
+        w.finish().unwrap();
+        assert!(Matrix::open(&p).unwrap().chunks().len() > 20);
+        inputs.push(p);
+    }
+    for threads in [1, 2, 7] {
+        let out = dir.path().join(format!("total-{threads}.vfm"));
+        let opts = MergeOptions::new().memory(1 << 20).threads(threads);
+        let s = vecfmt::merge(&inputs, &out, &opts).unwrap();
+        assert_eq!(s.nnz, want.len() as u64);
+        assert_eq!(entries(&out), want, "{threads} threads");
+    }
+}
+
 #[test]
 fn aligned_integer_merge_is_exact_and_keeps_the_shared_labels() {
     let dir = tempfile::tempdir().unwrap();

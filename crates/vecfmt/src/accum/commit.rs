@@ -126,17 +126,20 @@ impl Accumulator {
         drop(self);
         // The cache is gone: give its heap back before the rewrite takes its own memory.
         trim_heap_now();
+        let work = Work {
+            memory: budget as u64,
+            threads: opts.threads,
+        };
         let w = if opts.symmetric {
             symmetric::rewrite_symmetric(
                 &path,
                 opts.dtype,
                 opts.codec,
                 opts.zstd_level,
-                budget as u64,
+                work,
                 opts.scratch_dir.as_deref(),
                 &opts.watch,
             )?
-            .0
         } else {
             rewrite(
                 &path,
@@ -145,6 +148,7 @@ impl Accumulator {
                 opts.zstd_level,
                 None,
                 opts.max_chunk_bytes,
+                work,
                 &opts.watch,
             )?
         };
@@ -208,9 +212,26 @@ pub(crate) fn compact_watched(
     let symmetric = marked_symmetric(m.metadata());
     drop(m);
     if symmetric {
-        return Ok(symmetric::rewrite_symmetric(path, dtype, codec, zstd_level, memory, None, watch)?.0);
+        return Ok(symmetric::rewrite_symmetric(
+            path,
+            dtype,
+            codec,
+            zstd_level,
+            Work::with_memory(memory),
+            None,
+            watch,
+        )?);
     }
-    rewrite(path, dtype, codec, zstd_level, None, DEFAULT_MAX_CHUNK_BYTES, watch)
+    rewrite(
+        path,
+        dtype,
+        codec,
+        zstd_level,
+        None,
+        DEFAULT_MAX_CHUNK_BYTES,
+        Work::with_memory(memory),
+        watch,
+    )
 }
 
 /// Rewrites a `.vfm` file densely in another dtype and codec, through a temporary file that
@@ -223,34 +244,63 @@ pub(super) fn rewrite(
     zstd_level: i32,
     marker: Option<serde_json::Value>,
     max_chunk_bytes: u64,
+    work: Work,
     watch: &Watch,
 ) -> Result<crate::WriteSummary> {
     watch.check()?;
     let m = crate::OpenOptions::new().max_chunk_bytes(max_chunk_bytes).open(path)?;
     let mut w = start_rewrite(&m, path, dtype, (m.n_rows(), m.n_cols()), codec, zstd_level, marker)?;
-    let mut vals = crate::ValueVec::new(dtype);
     let mut tick = watch.ticker(MergeStage::Write, m.n_rows());
-    for row in m.iter_rows() {
-        let row = row?;
-        // Dropping the unfinished writer removes its temporary file; the file is untouched.
-        tick.at(row.id())?;
-        vals.clear();
-        let src = row.values();
-        for k in 0..src.len() {
-            if !cast_push(src.get(k), &mut vals) {
-                return Err(Error::Overflow {
-                    row: row.id(),
-                    col: row.indices().get(k),
-                });
+    // Rows put together but not yet written take at most a quarter of the budget, at 16
+    // bytes an entry (a wide index and value).
+    let ahead = (work.memory / 4 / 16) as usize;
+    let ranges = crate::ranges::chunk_ranges(
+        std::slice::from_ref(&m),
+        (ahead / (work.threads + 1)) as u64,
+        work.threads * 64,
+    );
+    // Dropping the unfinished writer removes its temporary file; the file is untouched.
+    crate::ranges::write_ranges(path, &mut w, &mut tick, &ranges, work.threads, ahead, |range, sink| {
+        let mut vals = crate::ValueVec::new(dtype);
+        for row in m.iter_range(range) {
+            let row = row?;
+            vals.clear();
+            let src = row.values();
+            for k in 0..src.len() {
+                if !cast_push(src.get(k), &mut vals) {
+                    return Err(Error::Overflow {
+                        row: row.id(),
+                        col: row.indices().get(k),
+                    });
+                }
             }
+            sink.push_row(row.id(), row.indices(), vals.as_values())?;
         }
-        w.push_row_dyn(row.id(), row.indices(), vals.as_values())?;
-    }
+        Ok(())
+    })?;
     drop(m);
     watch.check()?;
     let s = w.finish()?;
     tick.done();
     Ok(s)
+}
+
+/// How much a rewrite may use: the memory budget in bytes, and the threads that put rows
+/// together.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Work {
+    pub memory: u64,
+    pub threads: usize,
+}
+
+impl Work {
+    /// The budget, and one thread per core.
+    pub(super) fn with_memory(memory: u64) -> Work {
+        Work {
+            memory,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
 }
 
 /// A writer that will replace the file `m` was opened from, with `m`'s labels and metadata

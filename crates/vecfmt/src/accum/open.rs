@@ -100,6 +100,10 @@ impl Accumulator {
                     3,
                     Some(working_marker(&opts)),
                     opts.max_chunk_bytes,
+                    super::commit::Work {
+                        memory: opts.memory.unwrap_or_else(super::default_memory_budget),
+                        threads: opts.threads,
+                    },
                     // Stoppable, but not reported: the progress is for the finish.
                     &crate::cancel::Watch {
                         cancel: opts.watch.cancel.clone(),

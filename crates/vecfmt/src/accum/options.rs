@@ -37,6 +37,7 @@ pub struct AccumulatorOptions {
     pub(super) whole_process: bool,
     pub(super) max_chunk_bytes: u64,
     pub(super) scratch_dir: Option<std::path::PathBuf>,
+    pub(super) threads: usize,
     pub(super) watch: crate::cancel::Watch,
 }
 
@@ -61,6 +62,7 @@ impl AccumulatorOptions {
             whole_process: false,
             max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
             scratch_dir: None,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             watch: crate::cancel::Watch::default(),
         }
     }
@@ -179,6 +181,14 @@ impl AccumulatorOptions {
     /// this output are looked for here too when the accumulator opens.
     pub fn scratch_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.scratch_dir = Some(dir.into());
+        self
+    }
+    /// Threads that put the rows of the finished file together in
+    /// [`Accumulator::finish`](super::Accumulator::finish), each on its own range of rows
+    /// (default: one per core). The finished file's chunks are encoded on their own threads,
+    /// one per core, whatever this is.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
         self
     }
     /// Let [`Accumulator::create`](super::Accumulator::create) replace an existing file.

@@ -41,13 +41,14 @@ fn scalar_of(dtype: DType, b: u64) -> Scalar {
     }
 }
 
-/// A sorted run of transposed entries: in memory, or in a spill file (see [`spill`]).
-enum Run {
-    Memory { entries: Vec<Entry<u64>>, at: usize },
+/// A sorted run of transposed entries, from some row on: in memory (a run that was never
+/// spilled, shared by the ranges of the second pass), or in a spill file (see [`spill`]).
+enum Run<'a> {
+    Memory { entries: &'a [Entry<u64>], at: usize },
     File(SpillReader),
 }
 
-impl Run {
+impl Run<'_> {
     /// The entries not taken yet, from the next one on: the rest of the run in memory, or of
     /// the block decoded from the file. Empty at the end of the run.
     #[inline]
@@ -98,7 +99,7 @@ impl Run {
 /// Entries per block of a spill file.
 const SPILL_BLOCK: usize = 4096;
 
-/// Reads a spill file back block by block.
+/// Reads a spill file back block by block, from the block holding a given row on.
 struct SpillReader {
     r: BufReader<File>,
     path: std::path::PathBuf,
@@ -113,8 +114,9 @@ struct SpillReader {
     /// row's entries as a prefix of what is ahead, so an out-of-order key would land in the
     /// wrong row).
     last: Option<u64>,
-    /// Bytes of the file decoded so far, and how many of them went back to the disk.
-    consumed: u64,
+    /// The file offset of the next block, and how far from the reader's start the file
+    /// went back to the disk.
+    offset: u64,
     punched: u64,
 }
 
@@ -124,19 +126,37 @@ struct SpillReader {
 const SPILL_PUNCH_STEP: u64 = 4 << 20;
 
 impl SpillReader {
-    fn new(s: Spilled, value_bytes: usize, buffer: usize) -> SpillReader {
-        SpillReader {
-            r: BufReader::with_capacity(buffer, s.file),
-            path: s.path,
+    /// A reader of `s` whose first entry is the first of row `row` or later (none when the
+    /// run ends before).
+    fn open(s: &Spilled, row: u64, value_bytes: usize, buffer: usize) -> Result<SpillReader> {
+        let from = row << 32;
+        // The first block whose last key is the row's or later: the reader of the range
+        // before stops in that block, and never reads past it (nor gives it back).
+        let j = s.blocks.partition_point(|b| b.last < from);
+        let (offset, left) = match s.blocks.get(j) {
+            Some(b) => (b.offset, s.entries - b.before),
+            None => (0, 0),
+        };
+        let mut file = File::open(&s.path).map_err(io_err(&s.path, "read spill file"))?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .map_err(io_err(&s.path, "read spill file"))?;
+        let mut r = SpillReader {
+            r: BufReader::with_capacity(buffer, file),
+            path: s.path.clone(),
             value_bytes,
-            left: s.entries,
+            left,
             block: Vec::with_capacity(SPILL_BLOCK),
             at: 0,
             bytes: Vec::new(),
             last: None,
-            consumed: 0,
-            punched: 0,
+            offset,
+            punched: offset.div_ceil(4096) * 4096,
+        };
+        if r.left > 0 {
+            r.refill()?;
+            r.at = r.block.partition_point(|e| e.key < from);
         }
+        Ok(r)
     }
 
     fn refill(&mut self) -> Result<()> {
@@ -145,6 +165,14 @@ impl SpillReader {
             op: "read spill file",
             error: std::io::Error::new(std::io::ErrorKind::InvalidData, detail),
         };
+        // The blocks before this one are read and decoded: they are not needed again (the
+        // reader of the next range starts in a block this one has not left yet). Best
+        // effort: a failure only keeps the disk until the file is deleted.
+        let upto = self.offset / 4096 * 4096;
+        if upto >= self.punched + SPILL_PUNCH_STEP {
+            let _ = super::store::Storage::punch_hole(self.r.get_ref(), self.punched, upto - self.punched);
+            self.punched = upto;
+        }
         let mut head = [0u8; 8];
         self.r
             .read_exact(&mut head)
@@ -161,14 +189,7 @@ impl SpillReader {
         self.r
             .read_exact(&mut self.bytes)
             .map_err(io_err(&self.path, "read spill file"))?;
-        self.consumed += 8 + len as u64;
-        if self.consumed - self.punched >= SPILL_PUNCH_STEP {
-            // Read and decoded: its blocks are not needed again. Best effort: a failure
-            // only keeps the disk until the file is deleted.
-            let upto = self.consumed / 4096 * 4096;
-            let _ = super::store::Storage::punch_hole(self.r.get_ref(), self.punched, upto - self.punched);
-            self.punched = upto;
-        }
+        self.offset += 8 + len as u64;
         self.block.clear();
         self.at = 0;
         let (b, vb) = (&self.bytes[..], self.value_bytes);
@@ -218,25 +239,34 @@ impl SpillReader {
     }
 }
 
-/// What [`rewrite_symmetric`] did, for the caller's report.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct SymmetricStats {
-    /// Sorted runs spilled to disk (0 when the transposed entries fit the budget).
-    pub spilled_runs: u64,
+/// What the first pass of [`rewrite_symmetric`] gives: the sorted runs of transposed
+/// entries in order of U's rows (spilled ones and the one left in memory, per range of U),
+/// the entries per bin of output rows, and the spill directory (removed when dropped).
+struct Transposed {
+    runs: Vec<Source>,
+    bins: Vec<u64>,
+    dir: Option<crate::publish::TempDir>,
+}
+
+enum Source {
+    Spilled(Spilled),
+    Memory(Vec<Entry<u64>>),
 }
 
 /// Replaces the upper-triangle working file at `path` by the full symmetric matrix in
-/// `dtype` and `codec`, through a temporary file renamed into place when complete. Memory:
-/// about half of `memory` for runs of transposed entries (one filled while another is sorted and written).
+/// `dtype` and `codec`, through a temporary file renamed into place when complete. Both
+/// passes split U's rows into ranges, one per thread of `work`. Memory: about half of the
+/// budget for runs of transposed entries (per thread, one filled while another is sorted and
+/// written), then an eighth for rows put together ahead of the writer.
 pub(crate) fn rewrite_symmetric(
     path: &Path,
     dtype: DType,
     codec: Codec,
     zstd_level: i32,
-    memory: u64,
+    work: super::commit::Work,
     scratch_dir: Option<&Path>,
     watch: &Watch,
-) -> Result<(crate::WriteSummary, SymmetricStats)> {
+) -> Result<crate::WriteSummary> {
     watch.check()?;
     let m = Matrix::open(path)?;
     let n = m.n_rows().max(m.n_cols());
@@ -246,30 +276,217 @@ pub(crate) fn rewrite_symmetric(
             detail: format!("{}: {n} rows; ids must be below 2^32 - 1", path.display()),
         });
     }
-    let entry = std::mem::size_of::<Entry<u64>>() as u64;
-    // A sixth of the budget for each of the run being filled, the run being sorted on the
-    // spilling thread and that sort's scratch; the rest is for the pages of the file being
-    // read and the chunks being written.
-    let cap = ((memory / 6 / entry) as usize).max(1 << 12);
+    let threads = work.threads.max(1);
     let rec = 8 + dtype.size();
-    let mut stats = SymmetricStats::default();
+    let t = transpose(&m, path, dtype, work, scratch_dir, watch)?;
+    let n_spilled = t.runs.iter().filter(|r| matches!(r, Source::Spilled(_))).count();
+    // The spill files' read buffers share an eighth of the budget: C1-1GB at 256M spilled
+    // about 140 runs, whose 1 MiB buffers took the finish 80 MB past its budget. Each
+    // thread reads every run.
+    let read_buf = (work.memory as usize / 8 / (n_spilled * threads).max(1)).clamp(16 << 10, 1 << 20);
 
-    // Pass 1: the entries below the diagonal, (c, r) for each (r, c) of U with c > r, with
-    // their values in the target dtype. A full run is sorted and written by a second thread
-    // while this one fills the next.
+    // Pass 2: U's rows in order, each preceded by its transposed entries (all of them in
+    // columns below the row, so they come first). Each run holds a row's transposed entries
+    // contiguously, and the runs hold consecutive ranges of U's rows (the transposed
+    // columns) in order: taken run after run, a row's pieces come sorted by column.
+    let mut w = start_rewrite(&m, path, dtype, (n, n), codec, zstd_level, None)?;
+    let mut tick = watch.ticker(MergeStage::Write, n);
+    // Rows put together but not yet written: an eighth of the budget, at 12 bytes an entry.
+    let ahead = (work.memory / 8 / 12) as usize;
+    let shift = crate::ranges::bin_shift(n);
+    let ranges = crate::ranges::cut_bins(&t.bins, shift, n, (ahead / (threads + 1)) as u64, threads * 64);
+    let value_bytes = rec - 8;
+    crate::ranges::write_ranges(path, &mut w, &mut tick, &ranges, threads, ahead, |range, sink| {
+        let mut runs = t
+            .runs
+            .iter()
+            .map(|s| match s {
+                Source::Memory(entries) => Ok(Run::Memory {
+                    at: entries.partition_point(|e| e.key >> 32 < range.start),
+                    entries,
+                }),
+                Source::Spilled(s) => SpillReader::open(s, range.start, value_bytes, read_buf).map(Run::File),
+            })
+            .collect::<Result<Vec<Run<'_>>>>()?;
+        let mut rows = m.iter_range(range.clone());
+        let mut next_u = rows.next().transpose()?;
+        let mut idx: Vec<u32> = Vec::new();
+        let mut vals = ValueVec::new(dtype);
+        loop {
+            let mut t_row: Option<u64> = None;
+            for run in runs.iter_mut() {
+                if let Some(x) = run.next_row()? {
+                    t_row = Some(t_row.map_or(x, |t| t.min(x)));
+                }
+            }
+            let t_row = t_row.filter(|&x| x < range.end);
+            let u_row = next_u.as_ref().map(|r| r.id());
+            let r = match (t_row, u_row) {
+                (None, None) => break,
+                (Some(a), None) | (None, Some(a)) => a,
+                (Some(a), Some(b)) => a.min(b),
+            };
+            idx.clear();
+            vals.clear();
+            // Ids are below 2^32 (checked above). The transposed values are already in
+            // `dtype`.
+            for run in runs.iter_mut() {
+                run.take_row(r, |es| {
+                    idx.extend(es.iter().map(|e| e.key as u32));
+                    if let ValueVec::F32(out) = &mut vals {
+                        out.extend(es.iter().map(|e| f32::from_bits(e.v as u32)));
+                    } else {
+                        for e in es {
+                            if !cast_push(scalar_of(dtype, e.v), &mut vals) {
+                                return Err(Error::Overflow {
+                                    row: r,
+                                    col: e.key & 0xFFFF_FFFF,
+                                });
+                            }
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+            if u_row == Some(r) {
+                let row = next_u.take().expect("peeked");
+                match (row.indices(), row.values(), &mut vals) {
+                    // The common case, an f32 result of f64 sums, without a conversion per
+                    // entry through `Scalar`.
+                    (Indices::U32(ix), Values::F64(src), ValueVec::F32(out)) => {
+                        for (&c, &x) in ix.iter().zip(src) {
+                            out.push(f32_of(x).ok_or(Error::Overflow { row: r, col: c as u64 })?);
+                        }
+                        idx.extend_from_slice(ix);
+                    }
+                    (ix, src, _) => {
+                        for k in 0..ix.len() {
+                            if !cast_push(src.get(k), &mut vals) {
+                                return Err(Error::Overflow { row: r, col: ix.get(k) });
+                            }
+                            idx.push(ix.get(k) as u32);
+                        }
+                    }
+                }
+                next_u = rows.next().transpose()?;
+            }
+            sink.push_row(r, Indices::U32(&idx), vals.as_values())?;
+        }
+        Ok(())
+    })?;
+    // Stopping above dropped the unfinished writer (its temporary file goes) and the spill
+    // directory; the working file is untouched.
+    drop(t);
+    drop(m);
+    watch.check()?;
+    let s = w.finish()?;
+    tick.done();
+    Ok(s)
+}
+
+/// Pass 1 of [`rewrite_symmetric`]: the entries below the diagonal, `(c, r)` for each
+/// `(r, c)` of U with `c > r`, with their values in the target dtype, in sorted runs. U's
+/// rows are split into one range per thread; each thread fills a run and sorts it while a
+/// second thread of its own encodes and writes the previous one.
+fn transpose(
+    m: &Matrix,
+    path: &Path,
+    dtype: DType,
+    work: super::commit::Work,
+    scratch_dir: Option<&Path>,
+    watch: &Watch,
+) -> Result<Transposed> {
+    let threads = work.threads.max(1);
+    let n = m.n_rows().max(m.n_cols());
+    let entry = std::mem::size_of::<Entry<u64>>() as u64;
+    // Per thread, a sixth of its share of the budget for each of the run being filled, the
+    // run being sorted on the spilling thread and that sort's scratch; the rest is for the
+    // pages of the file being read and the chunks being written.
+    let cap = ((work.memory / 6 / threads as u64 / entry) as usize).max(1 << 12);
+    let rec = 8 + dtype.size();
+    let shift = crate::ranges::bin_shift(n);
+    let n_bins = (n >> shift) as usize + 1;
+    let total: u64 = m.chunks().iter().map(|c| c.nnz).sum();
+    let ranges = crate::ranges::chunk_ranges(std::slice::from_ref(m), total.div_ceil(threads as u64), threads);
+    let dir: std::sync::Mutex<Option<crate::publish::TempDir>> = std::sync::Mutex::new(None);
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let spill_dir = || -> Result<std::path::PathBuf> {
+        let mut d = dir.lock().expect("spill directory");
+        if d.is_none() {
+            *d = Some(crate::publish::TempDir::new(path, "spill", scratch_dir)?);
+        }
+        Ok(d.as_ref().expect("created above").path().to_path_buf())
+    };
+    let one = |range: std::ops::Range<u64>, tick: Option<&mut crate::cancel::Ticker<'_>>| {
+        transpose_range(m, range, cap, dtype, rec, shift, n_bins, &spill_dir, &done, tick, watch)
+    };
+    let mut tick = watch.ticker(MergeStage::Transpose, m.n_rows());
+    let parts: Vec<Result<(Vec<Source>, Vec<u64>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ranges[1..]
+            .iter()
+            .map(|r| {
+                let r = r.clone();
+                s.spawn(move || one(r, None))
+            })
+            .collect();
+        let mut out = vec![one(ranges[0].clone(), Some(&mut tick))];
+        out.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a transposing thread does not panic")),
+        );
+        out
+    });
+    tick.done();
+    let mut t = Transposed {
+        runs: Vec::new(),
+        bins: vec![0; n_bins],
+        dir: None,
+    };
+    for p in parts {
+        let (runs, bins) = p?;
+        t.runs.extend(runs);
+        for (a, b) in t.bins.iter_mut().zip(bins) {
+            *a += b;
+        }
+    }
+    t.dir = dir.into_inner().expect("spill directory");
+    Ok(t)
+}
+
+/// One thread's part of [`transpose`]: the transposed entries of U's rows in `range`, as
+/// sorted runs (the last one in memory), and the output entries per bin of rows that
+/// `range` gives.
+#[allow(clippy::too_many_arguments)]
+fn transpose_range(
+    m: &Matrix,
+    range: std::ops::Range<u64>,
+    cap: usize,
+    dtype: DType,
+    rec: usize,
+    shift: u32,
+    n_bins: usize,
+    spill_dir: &(dyn Fn() -> Result<std::path::PathBuf> + Sync),
+    done: &std::sync::atomic::AtomicU64,
+    mut tick: Option<&mut crate::cancel::Ticker<'_>>,
+    watch: &Watch,
+) -> Result<(Vec<Source>, Vec<u64>)> {
+    use std::sync::atomic::Ordering;
+    let mut bins = vec![0u64; n_bins];
     let mut buf: Vec<Entry<u64>> = Vec::new();
     let mut spare: Option<Vec<Entry<u64>>> = None;
     let mut scratch: Vec<Entry<u64>> = Vec::new();
-    let (spilled, spill_dir) = std::thread::scope(|sc| -> Result<(Vec<Spilled>, Option<crate::publish::TempDir>)> {
+    let mut runs = std::thread::scope(|sc| -> Result<Vec<Source>> {
         let (to_spill, full) = std::sync::mpsc::sync_channel::<Vec<Entry<u64>>>(0);
         let (to_fill, empty) = std::sync::mpsc::sync_channel::<Vec<Entry<u64>>>(1);
-        let spiller = sc.spawn(move || -> Result<(Vec<Spilled>, Option<crate::publish::TempDir>)> {
-            let (mut runs, mut dir) = (Vec::new(), None);
+        let spiller = sc.spawn(move || -> Result<Vec<Source>> {
+            let mut runs = Vec::new();
             for mut b in full {
-                runs.push(spill(path, scratch_dir, &mut dir, &mut b, rec)?);
+                runs.push(Source::Spilled(spill(&spill_dir()?, &b, rec)?));
+                b.clear();
                 let _ = to_fill.send(b);
             }
-            Ok((runs, dir))
+            Ok(runs)
         });
         // This thread fills a run and sorts it; the spilling thread encodes and writes the
         // previous one. (With the sort on the spilling thread, that thread was the whole
@@ -278,13 +495,22 @@ pub(crate) fn rewrite_symmetric(
         // low halves (U's row, the transposed column), and sorting it by row alone (stable)
         // sorts it: half the passes of a full sort.
         let mut fill = || -> Result<()> {
-            let mut tick = watch.ticker(MergeStage::Transpose, m.n_rows());
-            for row in m.iter_rows() {
+            let mut since = 0u64;
+            for row in m.iter_range(range.clone()) {
                 let row = row?;
                 let r = row.id();
-                // Stopping here drops the runs and the spill directory with them.
-                tick.at(r)?;
+                since += 1;
+                if since == 1024 {
+                    let all = done.fetch_add(since, Ordering::Relaxed) + since;
+                    since = 0;
+                    // Stopping here drops the runs and the spill directory with them.
+                    match tick.as_mut() {
+                        Some(t) => t.at(all)?,
+                        None => watch.check()?,
+                    }
+                }
                 let (ix, vals) = (row.indices(), row.values());
+                bins[(r >> shift) as usize] += ix.len() as u64;
                 // Columns are strictly increasing (chunks are validated): the entries below
                 // the diagonal of Uᵀ are a suffix.
                 let mut k = match ix {
@@ -305,6 +531,7 @@ pub(crate) fn rewrite_symmetric(
                             for j in k..end {
                                 let c = ix[j];
                                 let y = f32_of(v[j]).ok_or(Error::Overflow { row: c as u64, col: r })?;
+                                bins[(c >> shift) as usize] += 1;
                                 buf.push(Entry {
                                     key: key(c, r as u32),
                                     v: y.to_bits() as u64,
@@ -315,6 +542,7 @@ pub(crate) fn rewrite_symmetric(
                             for j in k..end {
                                 let c = ix.get(j);
                                 let v = cast_scalar(vals.get(j), dtype).ok_or(Error::Overflow { row: c, col: r })?;
+                                bins[(c >> shift) as usize] += 1;
                                 buf.push(Entry {
                                     key: key(c as u32, r as u32),
                                     v: bits_of(v),
@@ -329,149 +557,62 @@ pub(crate) fn rewrite_symmetric(
                             // The spilling thread stopped on an error: it reports it.
                             return Ok(());
                         }
-                        stats.spilled_runs += 1;
                         spare = empty.try_recv().ok();
                     }
                 }
             }
-            tick.done();
+            done.fetch_add(since, Ordering::Relaxed);
             Ok(())
         };
         let filled = fill();
         drop(to_spill);
-        let spilled = spiller.join().expect("the spilling thread does not panic");
+        let runs = spiller.join().expect("the spilling thread does not panic");
         filled?;
-        spilled
+        runs
     })?;
     drop(spare);
-    // The spill files' read buffers share an eighth of the budget: C1-1GB at 256M spilled
-    // about 140 runs, whose 1 MiB buffers took the finish 80 MB past its budget.
-    let read_buf = (memory as usize / 8 / spilled.len().max(1)).clamp(16 << 10, 1 << 20);
-    let mut runs: Vec<Run> = spilled
-        .into_iter()
-        .map(|s| Run::File(SpillReader::new(s, rec - 8, read_buf)))
-        .collect();
     if !buf.is_empty() {
         radix_sort_rows_in(&mut buf, &mut scratch);
-        runs.push(Run::Memory {
-            entries: std::mem::take(&mut buf),
-            at: 0,
-        });
+        runs.push(Source::Memory(buf));
     }
-    drop(scratch);
-
-    // Pass 2: U's rows in order, each preceded by its transposed entries (all of them in
-    // columns below the row, so they come first). Each run holds a row's transposed entries
-    // contiguously, and the runs hold consecutive ranges of U's rows (the transposed
-    // columns) in order: taken run after run, a row's pieces come sorted by column.
-    let mut w = start_rewrite(&m, path, dtype, (n, n), codec, zstd_level, None)?;
-    let mut rows = m.iter_rows();
-    let mut next_u = rows.next().transpose()?;
-    let mut idx: Vec<u32> = Vec::new();
-    let mut vals = ValueVec::new(dtype);
-    let mut tick = watch.ticker(MergeStage::Write, n);
-    loop {
-        let mut t_row: Option<u64> = None;
-        for run in runs.iter_mut() {
-            if let Some(x) = run.next_row()? {
-                t_row = Some(t_row.map_or(x, |t| t.min(x)));
-            }
-        }
-        let u_row = next_u.as_ref().map(|r| r.id());
-        let r = match (t_row, u_row) {
-            (None, None) => break,
-            (Some(a), None) | (None, Some(a)) => a,
-            (Some(a), Some(b)) => a.min(b),
-        };
-        // Stopping here drops the unfinished writer (its temporary file goes) and the spill
-        // directory; the working file is untouched.
-        tick.at(r)?;
-        idx.clear();
-        vals.clear();
-        // Ids are below 2^32 (checked above). The transposed values are already in `dtype`.
-        for run in runs.iter_mut() {
-            run.take_row(r, |es| {
-                idx.extend(es.iter().map(|e| e.key as u32));
-                if let ValueVec::F32(out) = &mut vals {
-                    out.extend(es.iter().map(|e| f32::from_bits(e.v as u32)));
-                } else {
-                    for e in es {
-                        if !cast_push(scalar_of(dtype, e.v), &mut vals) {
-                            return Err(Error::Overflow {
-                                row: r,
-                                col: e.key & 0xFFFF_FFFF,
-                            });
-                        }
-                    }
-                }
-                Ok(())
-            })?;
-        }
-        if u_row == Some(r) {
-            let row = next_u.take().expect("peeked");
-            match (row.indices(), row.values(), &mut vals) {
-                // The common case, an f32 result of f64 sums, without a conversion per entry
-                // through `Scalar`.
-                (Indices::U32(ix), Values::F64(src), ValueVec::F32(out)) => {
-                    for (&c, &x) in ix.iter().zip(src) {
-                        out.push(f32_of(x).ok_or(Error::Overflow { row: r, col: c as u64 })?);
-                    }
-                    idx.extend_from_slice(ix);
-                }
-                (ix, src, _) => {
-                    for k in 0..ix.len() {
-                        if !cast_push(src.get(k), &mut vals) {
-                            return Err(Error::Overflow { row: r, col: ix.get(k) });
-                        }
-                        idx.push(ix.get(k) as u32);
-                    }
-                }
-            }
-            next_u = rows.next().transpose()?;
-        }
-        w.push_row_dyn(r, Indices::U32(&idx), vals.as_values())?;
-    }
-    drop(rows);
-    drop(runs);
-    drop(spill_dir);
-    drop(m);
-    watch.check()?;
-    let s = w.finish()?;
-    tick.done();
-    Ok((s, stats))
+    Ok((runs, bins))
 }
 
-/// A sorted run written to a spill file, rewound.
+/// Where a block of a spill file starts, and what it holds.
+#[derive(Debug, Clone, Copy)]
+struct BlockAt {
+    /// The block's last key.
+    last: u64,
+    /// Its offset in the file.
+    offset: u64,
+    /// Entries in the blocks before it.
+    before: u64,
+}
+
+/// A sorted run written to a spill file, with where each block starts.
 struct Spilled {
-    file: File,
     path: std::path::PathBuf,
     entries: u64,
+    blocks: Vec<BlockAt>,
 }
 
-/// Writes a full, sorted run to a new spill file: blocks of up to [`SPILL_BLOCK`]
-/// entries, each a little-endian u32 count and u32 byte length, then per entry the key's
-/// difference from the previous key in the block (LEB128; the first from 0) and the value's
-/// `rec - 8` bytes. A key mostly takes 1 to 3 bytes instead of 8: on C1-1GB the spill files
-/// take 2.0 GB instead of 4.3 GB, and the kernel's copy into the page cache shrinks with them.
-fn spill(
-    path: &Path,
-    scratch: Option<&Path>,
-    dir: &mut Option<crate::publish::TempDir>,
-    buf: &mut Vec<Entry<u64>>,
-    rec: usize,
-) -> Result<Spilled> {
+/// Writes a full, sorted run to a new spill file in `dir`: blocks of up to
+/// [`SPILL_BLOCK`] entries, each a little-endian u32 count and u32 byte length, then per
+/// entry the key's difference from the previous key in the block (LEB128; the first from 0)
+/// and the value's `rec - 8` bytes. A key mostly takes 1 to 3 bytes instead of 8: on C1-1GB
+/// the spill files take 2.0 GB instead of 4.3 GB, and the kernel's copy into the page cache
+/// shrinks with them.
+fn spill(dir: &Path, buf: &[Entry<u64>], rec: usize) -> Result<Spilled> {
     debug_assert!(buf.windows(2).all(|w| w[0].key < w[1].key), "a spilled run is sorted");
-    if dir.is_none() {
-        *dir = Some(crate::publish::TempDir::new(path, "spill", scratch)?);
-    }
-    let d = dir.as_ref().expect("created above");
-    let (file, fpath) = tempfile::NamedTempFile::new_in(d.path())
-        .map_err(io_err(d.path(), "create spill file"))?
+    let (file, fpath) = tempfile::NamedTempFile::new_in(dir)
+        .map_err(io_err(dir, "create spill file"))?
         .keep()
-        .map_err(|e| io_err(d.path(), "create spill file")(e.error))?;
+        .map_err(|e| io_err(dir, "create spill file")(e.error))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut block = Vec::with_capacity(8 + SPILL_BLOCK * (10 + rec - 8));
-    for part in buf.chunks(SPILL_BLOCK) {
+    let mut blocks = Vec::with_capacity(buf.len().div_ceil(SPILL_BLOCK));
+    let mut offset = 0u64;
+    for (i, part) in buf.chunks(SPILL_BLOCK).enumerate() {
         block.clear();
         block.extend_from_slice(&(part.len() as u32).to_le_bytes());
         block.extend_from_slice(&[0; 4]);
@@ -489,17 +630,18 @@ fn spill(
         let len = (block.len() - 8) as u32;
         block[4..8].copy_from_slice(&len.to_le_bytes());
         out.write_all(&block).map_err(io_err(&fpath, "write spill file"))?;
+        blocks.push(BlockAt {
+            last: prev,
+            offset,
+            before: (i * SPILL_BLOCK) as u64,
+        });
+        offset += block.len() as u64;
     }
-    let entries = buf.len() as u64;
-    let mut file = out
-        .into_inner()
-        .map_err(|e| io_err(&fpath, "write spill file")(e.into_error()))?;
-    buf.clear();
-    file.rewind().map_err(io_err(&fpath, "read spill file"))?;
+    out.flush().map_err(io_err(&fpath, "write spill file"))?;
     Ok(Spilled {
-        file,
         path: fpath,
-        entries,
+        entries: buf.len() as u64,
+        blocks,
     })
 }
 
@@ -519,8 +661,8 @@ mod tests {
         Ok(out)
     }
 
-    fn reader(s: Spilled, rec: usize) -> SpillReader {
-        SpillReader::new(s, rec - 8, 1 << 12)
+    fn reader(s: &Spilled, rec: usize) -> SpillReader {
+        SpillReader::open(s, 0, rec - 8, 1 << 12).unwrap()
     }
 
     /// Keys far apart and close together, over several blocks, come back sorted with their
@@ -540,11 +682,52 @@ mod tests {
             v: 7,
         });
         want.sort_by_key(|e| e.key);
-        let mut buf = want.clone();
-        let mut d = None;
-        let mut r = Run::File(reader(spill(&path, None, &mut d, &mut buf, 12).unwrap(), 12));
-        let got: Vec<(u64, u64)> = take_all(&mut r).unwrap().iter().map(|e| (e.key, e.v)).collect();
-        assert_eq!(got, want.iter().map(|e| (e.key, e.v)).collect::<Vec<_>>());
+        let s = spill(dir.path(), &want, 12).unwrap();
+        let mut r = Run::File(reader(&s, 12));
+        let pairs = |es: &[Entry<u64>]| es.iter().map(|e| (e.key, e.v)).collect::<Vec<_>>();
+        assert_eq!(pairs(&take_all(&mut r).unwrap()), pairs(&want));
+        // Readers that start at a row, as the ranges of the finish do, begin at its first
+        // entry, or at the next row's when it has none; past the last row they are empty.
+        for row in [0u64, 1, 5_000, 5_001, 7_777, 10_006, 10_007, u32::MAX as u64] {
+            let mut r = Run::File(SpillReader::open(&s, row, 4, 1 << 12).unwrap());
+            let from = want.partition_point(|e| e.key >> 32 < row);
+            assert_eq!(
+                pairs(&take_all(&mut r).unwrap()),
+                pairs(&want[from..]),
+                "from row {row}"
+            );
+        }
+        let _ = path;
+    }
+
+    /// Consecutive ranges of rows read by their own readers of one spill file, which give
+    /// the disk back as they go, get every entry once: a range never gives back the block
+    /// the next range starts in.
+    #[test]
+    fn ranges_of_a_spill_file_read_every_entry_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // About 9 MB of blocks: readers give back disk in 4 MiB steps.
+        let want: Vec<Entry<u64>> = (0..1_500_000u64)
+            .map(|i| Entry {
+                key: key((i / 50) as u32, (i % 50 * 13) as u32),
+                v: i,
+            })
+            .collect();
+        let s = spill(dir.path(), &want, 16).unwrap();
+        let bounds = [0u64, 7_000, 7_001, 15_000, 29_999, 30_000];
+        let mut got = Vec::new();
+        for w in bounds.windows(2) {
+            let mut r = Run::File(SpillReader::open(&s, w[0], 8, 1 << 12).unwrap());
+            while let Some(row) = r.next_row().unwrap().filter(|&x| x < w[1]) {
+                r.take_row(row, |es| {
+                    got.extend_from_slice(es);
+                    Ok(())
+                })
+                .unwrap();
+            }
+        }
+        assert_eq!(got.len(), want.len());
+        assert!(got.iter().zip(&want).all(|(a, b)| a.key == b.key && a.v == b.v));
     }
 
     /// A spill file changed under the finish is an error naming it, not a panic or wrong
@@ -558,16 +741,14 @@ mod tests {
         // LEB128 [0x80, 0x60]: [0x80, 0x01] is 128, below the first block's last key.
         let second = 8 + SPILL_BLOCK * 9 + 8;
         for (at, byte) in [(0usize, 0xffu8), (4, 0xff), (8, 0x80), (second + 1, 0x01)] {
-            let mut d = None;
-            let s = spill(&path, None, &mut d, &mut mk(), 16).unwrap();
+            let s = spill(dir.path(), &mk(), 16).unwrap();
             let mut bytes = std::fs::read(&s.path).unwrap();
             bytes[at] = byte;
             std::fs::write(&s.path, &bytes).unwrap();
             let p = s.path.clone();
-            let mut r = Run::File(reader(s, 16));
             // A damaged length or count or delta is refused; a changed value byte would
             // not be seen (the file is ours and short-lived: no checksum).
-            let e = match take_all(&mut r) {
+            let e = match SpillReader::open(&s, 0, 8, 1 << 12).and_then(|r| take_all(&mut Run::File(r))) {
                 Ok(got) => panic!("byte {at} changed to {byte:#x}: {} entries read, no error", got.len()),
                 Err(e) => e,
             };
