@@ -9,7 +9,7 @@
 //! not overlap, so each stored value is one working sum, rounded to the target dtype once.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use super::commit::{cast_push, cast_scalar, f32_of, start_rewrite};
@@ -45,7 +45,7 @@ fn scalar_of(dtype: DType, b: u64) -> Scalar {
 /// spilled, shared by the ranges of the second pass), or in a spill file (see [`spill`]).
 enum Run<'a> {
     Memory { entries: &'a [Entry<u64>], at: usize },
-    File(SpillReader),
+    File(SpillReader<'a>),
 }
 
 impl Run<'_> {
@@ -56,7 +56,7 @@ impl Run<'_> {
         match self {
             Run::Memory { entries, at } => Ok(&entries[*at..]),
             Run::File(f) => {
-                if f.at == f.block.len() && f.left > 0 {
+                if f.at == f.block.len() && f.more() {
                     f.refill()?;
                 }
                 Ok(&f.block[f.at..])
@@ -99,14 +99,15 @@ impl Run<'_> {
 /// Entries per block of a spill file.
 const SPILL_BLOCK: usize = 4096;
 
-/// Reads a spill file back block by block, from the block holding a given row on.
-struct SpillReader {
-    r: BufReader<File>,
-    path: std::path::PathBuf,
+/// Reads a spill file back block by block, from the block holding a given row on. Each
+/// block is read by itself, at its offset (the readers of all ranges share the file): a
+/// buffered reader per range and run read ahead far more than a range takes.
+struct SpillReader<'a> {
+    s: &'a Spilled,
     /// Bytes of a value.
     value_bytes: usize,
-    /// Entries not yet decoded.
-    left: u64,
+    /// The next block to read.
+    next: usize,
     block: Vec<Entry<u64>>,
     at: usize,
     bytes: Vec<u8>,
@@ -114,9 +115,7 @@ struct SpillReader {
     /// row's entries as a prefix of what is ahead, so an out-of-order key would land in the
     /// wrong row).
     last: Option<u64>,
-    /// The file offset of the next block, and how far from the reader's start the file
-    /// went back to the disk.
-    offset: u64,
+    /// Where this reader's part of the file, given back to the disk so far, ends.
     punched: u64,
 }
 
@@ -125,85 +124,79 @@ struct SpillReader {
 /// two, not their sum (on C1-1GB the runs took 2.05 GB and the result 2.31 GB).
 const SPILL_PUNCH_STEP: u64 = 4 << 20;
 
-impl SpillReader {
+impl<'a> SpillReader<'a> {
     /// A reader of `s` whose first entry is the first of row `row` or later (none when the
     /// run ends before).
-    fn open(s: &Spilled, row: u64, value_bytes: usize, buffer: usize) -> Result<SpillReader> {
+    fn open(s: &'a Spilled, row: u64, value_bytes: usize) -> Result<SpillReader<'a>> {
         let from = row << 32;
         // The first block whose last key is the row's or later: the reader of the range
         // before stops in that block, and never reads past it (nor gives it back).
-        let j = s.blocks.partition_point(|b| b.last < from);
-        let (offset, left) = match s.blocks.get(j) {
-            Some(b) => (b.offset, s.entries - b.before),
-            None => (0, 0),
-        };
-        let mut file = File::open(&s.path).map_err(io_err(&s.path, "read spill file"))?;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .map_err(io_err(&s.path, "read spill file"))?;
+        let next = s.blocks.partition_point(|b| b.last < from);
+        let offset = s.blocks.get(next).map_or(s.len, |b| b.offset);
         let mut r = SpillReader {
-            r: BufReader::with_capacity(buffer, file),
-            path: s.path.clone(),
+            s,
             value_bytes,
-            left,
+            next,
             block: Vec::with_capacity(SPILL_BLOCK),
             at: 0,
             bytes: Vec::new(),
             last: None,
-            offset,
             punched: offset.div_ceil(4096) * 4096,
         };
-        if r.left > 0 {
+        if r.more() {
             r.refill()?;
             r.at = r.block.partition_point(|e| e.key < from);
         }
         Ok(r)
     }
 
+    /// Whether blocks are left to read.
+    fn more(&self) -> bool {
+        self.next < self.s.blocks.len()
+    }
+
     fn refill(&mut self) -> Result<()> {
-        let bad = |path: &Path, detail: String| Error::Io {
+        let path = &self.s.path;
+        let bad = |detail: String| Error::Io {
             path: path.to_path_buf(),
             op: "read spill file",
             error: std::io::Error::new(std::io::ErrorKind::InvalidData, detail),
         };
+        let j = self.next;
+        let at = self.s.blocks[j];
+        let end = self.s.blocks.get(j + 1).map_or(self.s.len, |b| b.offset);
+        let want = self.s.blocks.get(j + 1).map_or(self.s.entries, |b| b.before) - at.before;
         // The blocks before this one are read and decoded: they are not needed again (the
         // reader of the next range starts in a block this one has not left yet). Best
         // effort: a failure only keeps the disk until the file is deleted.
-        let upto = self.offset / 4096 * 4096;
+        let upto = at.offset / 4096 * 4096;
         if upto >= self.punched + SPILL_PUNCH_STEP {
-            let _ = super::store::Storage::punch_hole(self.r.get_ref(), self.punched, upto - self.punched);
+            let _ = super::store::Storage::punch_hole(&self.s.file, self.punched, upto - self.punched);
             self.punched = upto;
         }
-        let mut head = [0u8; 8];
-        self.r
-            .read_exact(&mut head)
-            .map_err(io_err(&self.path, "read spill file"))?;
-        let n = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
-        let len = u32::from_le_bytes(head[4..].try_into().expect("4 bytes")) as usize;
-        if n == 0 || n > SPILL_BLOCK || n as u64 > self.left || len > n * (10 + self.value_bytes) {
-            return Err(bad(
-                &self.path,
-                format!("a block header says {n} entries in {len} bytes"),
-            ));
+        self.bytes.resize((end - at.offset) as usize, 0);
+        std::os::unix::fs::FileExt::read_exact_at(&self.s.file, &mut self.bytes, at.offset)
+            .map_err(io_err(path, "read spill file"))?;
+        self.next += 1;
+        let n = u32::from_le_bytes(self.bytes[..4].try_into().expect("4 bytes")) as usize;
+        let len = u32::from_le_bytes(self.bytes[4..8].try_into().expect("4 bytes")) as usize;
+        if n as u64 != want || len + 8 != self.bytes.len() {
+            return Err(bad(format!("a block header says {n} entries in {len} bytes")));
         }
-        self.bytes.resize(len, 0);
-        self.r
-            .read_exact(&mut self.bytes)
-            .map_err(io_err(&self.path, "read spill file"))?;
-        self.offset += 8 + len as u64;
         self.block.clear();
         self.at = 0;
-        let (b, vb) = (&self.bytes[..], self.value_bytes);
+        let (b, vb) = (&self.bytes[8..], self.value_bytes);
         let (mut pos, mut key, mut last) = (0usize, 0u64, self.last);
         for i in 0..n {
             let mut d = 0u64;
             let mut shift = 0;
             loop {
                 let Some(&x) = b.get(pos) else {
-                    return Err(bad(&self.path, "a block ends inside an entry".into()));
+                    return Err(bad("a block ends inside an entry".into()));
                 };
                 pos += 1;
                 if shift > 63 {
-                    return Err(bad(&self.path, "a key delta is longer than 64 bits".into()));
+                    return Err(bad("a key delta is longer than 64 bits".into()));
                 }
                 d |= ((x & 0x7f) as u64) << shift;
                 shift += 7;
@@ -213,11 +206,11 @@ impl SpillReader {
             }
             key = match if i == 0 { Some(d) } else { key.checked_add(d) } {
                 Some(k) if last.is_none_or(|l| k > l) => k,
-                _ => return Err(bad(&self.path, "its keys are out of order".into())),
+                _ => return Err(bad("its keys are out of order".into())),
             };
             last = Some(key);
             let Some(v) = b.get(pos..pos + vb) else {
-                return Err(bad(&self.path, "a block ends inside an entry".into()));
+                return Err(bad("a block ends inside an entry".into()));
             };
             let mut w = [0u8; 8];
             w[..vb].copy_from_slice(v);
@@ -228,12 +221,8 @@ impl SpillReader {
             });
         }
         if pos != len {
-            return Err(bad(
-                &self.path,
-                format!("a block of {n} entries has {} bytes left over", len - pos),
-            ));
+            return Err(bad(format!("a block of {n} entries has {} bytes left over", len - pos)));
         }
-        self.left -= n as u64;
         self.last = last;
         Ok(())
     }
@@ -279,11 +268,6 @@ pub(crate) fn rewrite_symmetric(
     let threads = work.threads.max(1);
     let rec = 8 + dtype.size();
     let t = transpose(&m, path, dtype, work, scratch_dir, watch)?;
-    let n_spilled = t.runs.iter().filter(|r| matches!(r, Source::Spilled(_))).count();
-    // The spill files' read buffers share an eighth of the budget: C1-1GB at 256M spilled
-    // about 140 runs, whose 1 MiB buffers took the finish 80 MB past its budget. Each
-    // thread reads every run.
-    let read_buf = (work.memory as usize / 8 / (n_spilled * threads).max(1)).clamp(16 << 10, 1 << 20);
 
     // Pass 2: U's rows in order, each preceded by its transposed entries (all of them in
     // columns below the row, so they come first). Each run holds a row's transposed entries
@@ -305,7 +289,7 @@ pub(crate) fn rewrite_symmetric(
                     at: entries.partition_point(|e| e.key >> 32 < range.start),
                     entries,
                 }),
-                Source::Spilled(s) => SpillReader::open(s, range.start, value_bytes, read_buf).map(Run::File),
+                Source::Spilled(s) => SpillReader::open(s, range.start, value_bytes).map(Run::File),
             })
             .collect::<Result<Vec<Run<'_>>>>()?;
         let mut rows = m.iter_range(range.clone());
@@ -591,8 +575,11 @@ struct BlockAt {
 
 /// A sorted run written to a spill file, with where each block starts.
 struct Spilled {
+    file: File,
     path: std::path::PathBuf,
     entries: u64,
+    /// Bytes of the file.
+    len: u64,
     blocks: Vec<BlockAt>,
 }
 
@@ -637,10 +624,14 @@ fn spill(dir: &Path, buf: &[Entry<u64>], rec: usize) -> Result<Spilled> {
         });
         offset += block.len() as u64;
     }
-    out.flush().map_err(io_err(&fpath, "write spill file"))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| io_err(&fpath, "write spill file")(e.into_error()))?;
     Ok(Spilled {
+        file,
         path: fpath,
         entries: buf.len() as u64,
+        len: offset,
         blocks,
     })
 }
@@ -661,8 +652,8 @@ mod tests {
         Ok(out)
     }
 
-    fn reader(s: &Spilled, rec: usize) -> SpillReader {
-        SpillReader::open(s, 0, rec - 8, 1 << 12).unwrap()
+    fn reader(s: &Spilled, rec: usize) -> SpillReader<'_> {
+        SpillReader::open(s, 0, rec - 8).unwrap()
     }
 
     /// Keys far apart and close together, over several blocks, come back sorted with their
@@ -689,7 +680,7 @@ mod tests {
         // Readers that start at a row, as the ranges of the finish do, begin at its first
         // entry, or at the next row's when it has none; past the last row they are empty.
         for row in [0u64, 1, 5_000, 5_001, 7_777, 10_006, 10_007, u32::MAX as u64] {
-            let mut r = Run::File(SpillReader::open(&s, row, 4, 1 << 12).unwrap());
+            let mut r = Run::File(SpillReader::open(&s, row, 4).unwrap());
             let from = want.partition_point(|e| e.key >> 32 < row);
             assert_eq!(
                 pairs(&take_all(&mut r).unwrap()),
@@ -717,7 +708,7 @@ mod tests {
         let bounds = [0u64, 7_000, 7_001, 15_000, 29_999, 30_000];
         let mut got = Vec::new();
         for w in bounds.windows(2) {
-            let mut r = Run::File(SpillReader::open(&s, w[0], 8, 1 << 12).unwrap());
+            let mut r = Run::File(SpillReader::open(&s, w[0], 8).unwrap());
             while let Some(row) = r.next_row().unwrap().filter(|&x| x < w[1]) {
                 r.take_row(row, |es| {
                     got.extend_from_slice(es);
@@ -748,7 +739,7 @@ mod tests {
             let p = s.path.clone();
             // A damaged length or count or delta is refused; a changed value byte would
             // not be seen (the file is ours and short-lived: no checksum).
-            let e = match SpillReader::open(&s, 0, 8, 1 << 12).and_then(|r| take_all(&mut Run::File(r))) {
+            let e = match SpillReader::open(&s, 0, 8).and_then(|r| take_all(&mut Run::File(r))) {
                 Ok(got) => panic!("byte {at} changed to {byte:#x}: {} entries read, no error", got.len()),
                 Err(e) => e,
             };
