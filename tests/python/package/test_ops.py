@@ -69,6 +69,12 @@ def test_shards_merge_equal_one_pass(tmp_path, cli, corpus):
     assert a.shape == b.shape and a.nnz == b.nnz
     # Shards sum in another order: equal to f32 rounding.
     assert np.allclose(a.toarray(), b.toarray(), rtol=1e-6, atol=0)
+    # Finished on several threads, each on its own range of rows: the one thread's result,
+    # bit for bit.
+    for threads in (1, 3):
+        out = tmp_path / f"merged-{threads}.vfm"
+        vecfmt.merge(parts, out, threads=threads, memory="8M")
+        same(npz(cli, out, tmp_path), a)
 
 
 def test_build_compact_convert(tmp_path, cli):
