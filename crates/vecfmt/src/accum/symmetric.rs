@@ -681,7 +681,6 @@ mod tests {
     #[test]
     fn spill_files_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.vfm");
         let mut want: Vec<Entry<u64>> = (0..10_000u64)
             .map(|i| Entry {
                 key: key((i * 7919 % 10_007) as u32, (i * 31 % 1_000_003) as u32),
@@ -710,7 +709,6 @@ mod tests {
                 "from row {row}"
             );
         }
-        let _ = path;
     }
 
     /// Consecutive ranges of rows read by their own readers of one spill file, which give
@@ -748,7 +746,6 @@ mod tests {
     #[test]
     fn a_damaged_spill_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.vfm");
         let mk = || -> Vec<Entry<u64>> { (0..5000u64).map(|i| Entry { key: i * 3, v: i }).collect() };
         // The second block starts at 8 + 4,096 × (1 + 8) bytes; its first key, 12,288, is
         // LEB128 [0x80, 0x60]: [0x80, 0x01] is 128, below the first block's last key.
