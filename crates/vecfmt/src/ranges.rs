@@ -321,6 +321,10 @@ where
                 })
                 .map_err(io_err(path, "start row threads"))?;
         }
+        // The receivers are dropped when this thread leaves, before the scope waits for the
+        // workers: a worker blocked on a full channel then wakes up with an error. (Outside
+        // the scope, a stop while a worker ahead had filled its channel hung the join.)
+        let rxs = rxs;
         let _release = Release(&stop, &state, &moved);
         for (j, rx) in rxs.iter().enumerate() {
             // The channel closes when its worker is done with the range.
@@ -352,6 +356,39 @@ mod tests {
         let r = cut_ranges(100, 1, 4, |_| 1);
         assert_eq!(r.len(), 4);
         assert_eq!(cut_ranges(0, 1, 4, |_| 1), vec![0..0]);
+    }
+
+    /// A stop while workers ahead have filled their channels (here the writing thread's
+    /// cancel, set by the first range half-way) returns at once: no worker stays blocked.
+    #[test]
+    fn a_stop_with_full_channels_does_not_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.vfm");
+        let n = 400_000u64;
+        let mut w = MatrixWriter::create(&path, WriterOptions::new(DType::F32, 64).n_rows(n)).unwrap();
+        let cancel = crate::Cancel::new();
+        let watch = crate::cancel::Watch {
+            cancel: Some(cancel.clone()),
+            progress: None,
+        };
+        let mut tick = watch.ticker(crate::MergeStage::Write, n);
+        let ix: Vec<u32> = (0..16).collect();
+        let v = vec![1f32; 16];
+        // Four ranges of 1.6 M entries; channels of 2 blocks (the least) hold 262 Ki.
+        let ranges = cut_ranges(n, n / 4, 4, |_| 1);
+        let e = write_ranges(&path, &mut w, &mut tick, &ranges, 3, 0, |range, sink| {
+            for r in range {
+                if r == n / 8 {
+                    cancel.cancel();
+                }
+                sink.push_row(r, Indices::U32(&ix), Values::F32(&v))?;
+            }
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(matches!(e, Error::Cancelled), "{e}");
+        drop(w);
+        assert!(!path.exists());
     }
 
     /// Rows built on several threads give the file one thread writes, chunk for chunk, and
