@@ -132,7 +132,10 @@ impl<'a> SpillReader<'a> {
         // The first block whose last key is the row's or later: the reader of the range
         // before stops in that block, and never reads past it (nor gives it back).
         let next = s.blocks.partition_point(|b| b.last < from);
-        let offset = s.blocks.get(next).map_or(s.len, |b| b.offset);
+        // The range before reads this first block too, maybe later than this reader gets
+        // past it: it is given back by neither (a block per range and run stays on disk
+        // until the spill directory goes).
+        let after = s.blocks.get(next + 1).map_or(s.len, |b| b.offset);
         let mut r = SpillReader {
             s,
             value_bytes,
@@ -141,7 +144,7 @@ impl<'a> SpillReader<'a> {
             at: 0,
             bytes: Vec::new(),
             last: None,
-            punched: offset.div_ceil(4096) * 4096,
+            punched: after.div_ceil(4096) * 4096,
         };
         if r.more() {
             r.refill()?;
@@ -150,8 +153,8 @@ impl<'a> SpillReader<'a> {
         Ok(r)
     }
 
-    /// Gives the file's pages before `offset`, from where this reader's part starts, back to
-    /// the file system. Best effort: a failure only keeps the disk until the file is deleted.
+    /// Gives the file's pages before `offset`, from the end of this reader's first block,
+    /// back to the file system. Best effort: a failure only keeps the disk until the file is deleted.
     fn give_back(&mut self, offset: u64) {
         let upto = offset / 4096 * 4096;
         if upto > self.punched {
@@ -421,19 +424,21 @@ fn transpose(
         }
         Ok(d.as_ref().expect("created above").path().to_path_buf())
     };
-    let one = |range: std::ops::Range<u64>, tick: Option<&mut crate::cancel::Ticker<'_>>| {
-        transpose_range(m, range, cap, dtype, rec, shift, n_bins, &spill_dir, &done, tick, watch)
+    // Every range's thread reports the rows done so far by all of them (the range on this
+    // thread may end long before the others).
+    let tick = std::sync::Mutex::new(watch.ticker(MergeStage::Transpose, m.n_rows()));
+    let one = |range: std::ops::Range<u64>| {
+        transpose_range(m, range, cap, dtype, rec, shift, n_bins, &spill_dir, &done, &tick)
     };
-    let mut tick = watch.ticker(MergeStage::Transpose, m.n_rows());
     let parts: Vec<Result<(Vec<Source>, Vec<u64>)>> = std::thread::scope(|s| {
         let handles: Vec<_> = ranges[1..]
             .iter()
             .map(|r| {
                 let r = r.clone();
-                s.spawn(move || one(r, None))
+                s.spawn(move || one(r))
             })
             .collect();
-        let mut out = vec![one(ranges[0].clone(), Some(&mut tick))];
+        let mut out = vec![one(ranges[0].clone())];
         out.extend(
             handles
                 .into_iter()
@@ -441,7 +446,7 @@ fn transpose(
         );
         out
     });
-    tick.done();
+    tick.into_inner().expect("transpose ticker").done();
     let mut t = Transposed {
         runs: Vec::new(),
         bins: vec![0; n_bins],
@@ -472,8 +477,7 @@ fn transpose_range(
     n_bins: usize,
     spill_dir: &(dyn Fn() -> Result<std::path::PathBuf> + Sync),
     done: &std::sync::atomic::AtomicU64,
-    mut tick: Option<&mut crate::cancel::Ticker<'_>>,
-    watch: &Watch,
+    tick: &std::sync::Mutex<crate::cancel::Ticker<'_>>,
 ) -> Result<(Vec<Source>, Vec<u64>)> {
     use std::sync::atomic::Ordering;
     let mut bins = vec![0u64; n_bins];
@@ -508,10 +512,7 @@ fn transpose_range(
                     let all = done.fetch_add(since, Ordering::Relaxed) + since;
                     since = 0;
                     // Stopping here drops the runs and the spill directory with them.
-                    match tick.as_mut() {
-                        Some(t) => t.at(all)?,
-                        None => watch.check()?,
-                    }
+                    tick.lock().expect("transpose ticker").at(all)?;
                 }
                 let (ix, vals) = (row.indices(), row.values());
                 bins[(r >> shift) as usize] += ix.len() as u64;
@@ -712,8 +713,8 @@ mod tests {
     }
 
     /// Consecutive ranges of rows read by their own readers of one spill file, which give
-    /// the disk back as they go, get every entry once: a range never gives back the block
-    /// the next range starts in.
+    /// the disk back as they go, get every entry once, in whatever order the ranges run: a
+    /// range never gives back the block it starts in, which the range before ends in.
     #[test]
     fn ranges_of_a_spill_file_read_every_entry_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -726,17 +727,22 @@ mod tests {
             .collect();
         let s = spill(dir.path(), &want, 16).unwrap();
         let bounds = [0u64, 7_000, 7_001, 15_000, 29_999, 30_000];
-        let mut got = Vec::new();
-        for w in bounds.windows(2) {
+        // Last range first: ranges run side by side, and a range may get past the block it
+        // starts in before the range before it has read that block.
+        let mut parts = Vec::new();
+        for w in bounds.windows(2).rev() {
+            let mut part = Vec::new();
             let mut r = Run::File(SpillReader::open(&s, w[0], 8).unwrap());
             while let Some(row) = r.next_row().unwrap().filter(|&x| x < w[1]) {
                 r.take_row(row, |es| {
-                    got.extend_from_slice(es);
+                    part.extend_from_slice(es);
                     Ok(())
                 })
                 .unwrap();
             }
+            parts.push(part);
         }
+        let got: Vec<Entry<u64>> = parts.into_iter().rev().flatten().collect();
         assert_eq!(got.len(), want.len());
         assert!(got.iter().zip(&want).all(|(a, b)| a.key == b.key && a.v == b.v));
     }
