@@ -23,7 +23,20 @@ fn write(
     row_labels: Option<&[&str]>,
     col_labels: Option<&[&str]>,
 ) {
-    let mut w = MatrixWriter::create(path, WriterOptions::new(dtype, shape.1).n_rows(shape.0)).unwrap();
+    let opts = WriterOptions::new(dtype, shape.1).n_rows(shape.0);
+    write_with(path, opts, entries, row_labels, col_labels);
+}
+
+/// [`write`] with the writer's options given.
+fn write_with(
+    path: &Path,
+    opts: WriterOptions,
+    entries: &Entries,
+    row_labels: Option<&[&str]>,
+    col_labels: Option<&[&str]>,
+) {
+    let dtype = opts.dtype();
+    let mut w = MatrixWriter::create(path, opts).unwrap();
     let mut rows: BTreeMap<u64, (Vec<u32>, Vec<f64>)> = BTreeMap::new();
     for (&(r, c), &v) in entries {
         let e = rows.entry(r).or_default();
@@ -140,23 +153,10 @@ fn aligned_merge_on_threads_equals_one_thread() {
             *want.entry(key).or_default() += v;
         }
         let p = dir.path().join(format!("part{k}.vfm"));
-        let mut w = MatrixWriter::create(
-            &p,
-            WriterOptions::new(DType::F64, shape.1)
-                .n_rows(shape.0)
-                .chunk_bytes(4096),
-        )
-        .unwrap();
-        let mut rows: BTreeMap<u64, (Vec<u32>, Vec<f64>)> = BTreeMap::new();
-        for (&(r, c), &v) in &e {
-            let x = rows.entry(r).or_default();
-            x.0.push(c as u32);
-            x.1.push(v);
-        }
-        for (r, (idx, v)) in rows {
-            w.push_row(r, &idx, &v).unwrap();
-        }
-        w.finish().unwrap();
+        let opts = WriterOptions::new(DType::F64, shape.1)
+            .n_rows(shape.0)
+            .chunk_bytes(4096);
+        write_with(&p, opts, &e, None, None);
         assert!(Matrix::open(&p).unwrap().chunks().len() > 20);
         inputs.push(p);
     }
