@@ -69,7 +69,7 @@ impl MergeOptions {
             zstd_level: crate::consts::DEFAULT_ZSTD_LEVEL,
             dtype: None,
             overwrite: false,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: crate::ranges::default_threads(),
             watch: Watch::default(),
         }
     }

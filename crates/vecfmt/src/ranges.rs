@@ -21,6 +21,11 @@ use crate::cancel::Ticker;
 use crate::error::io_err;
 use crate::{Error, IndexVec, Indices, MatrixWriter, Result, ValueVec, Values};
 
+/// One thread per core: the default of every thread count in this crate.
+pub(crate) fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Entries of a block handed from a worker to the writing thread.
 const BLOCK_ENTRIES: usize = 1 << 17;
 

@@ -37,7 +37,7 @@ impl WriterOptions {
             codec: Codec::Raw,
             chunk_bytes: None,
             zstd_level: crate::consts::DEFAULT_ZSTD_LEVEL,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: crate::ranges::default_threads(),
         }
     }
     /// The number of rows; by default one past the last row pushed (or the number of row

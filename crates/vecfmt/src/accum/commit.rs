@@ -291,7 +291,7 @@ impl Work {
     pub(super) fn with_memory(memory: u64) -> Work {
         Work {
             memory,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: crate::ranges::default_threads(),
         }
     }
 }

@@ -62,7 +62,7 @@ impl AccumulatorOptions {
             whole_process: false,
             max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
             scratch_dir: None,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: crate::ranges::default_threads(),
             watch: crate::cancel::Watch::default(),
         }
     }
