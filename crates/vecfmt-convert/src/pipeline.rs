@@ -236,6 +236,8 @@ pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Con
     })?;
     opts.progress.start(source.total_bytes());
     let sink = create_sink(output, to, source.header(), opts)?;
+    // The sink has what it needs of the labels; the source needs none to read.
+    source.release_labels();
     let sink = Box::new(Cancellable {
         sink,
         cancel: opts.cancel.clone(),
@@ -291,6 +293,8 @@ impl ReadAhead {
                 if head_tx.send(Ok((src.header().clone(), src.total_bytes()))).is_err() {
                     return;
                 }
+                // The header's copy is the caller's now.
+                src.release_labels();
                 loop {
                     let b = src.next_block();
                     read_by_thread.store(src.bytes_read(), Ordering::Relaxed);
@@ -338,6 +342,10 @@ impl ReadAhead {
 impl MatrixSource for ReadAhead {
     fn header(&self) -> &MatrixHeader {
         &self.header
+    }
+    fn release_labels(&mut self) {
+        self.header.row_labels = None;
+        self.header.col_labels = None;
     }
     fn next_block(&mut self) -> vecfmt::Result<Option<Block>> {
         if self.done {

@@ -180,6 +180,12 @@ fn nonzeros<T: Element + IsZero>(v: &[T], r0: u64, k: usize, n_cols: usize, tran
     block
 }
 
+impl crate::source::Source for DenseSource {
+    fn header_mut(&mut self) -> &mut MatrixHeader {
+        &mut self.header
+    }
+}
+
 impl MatrixSource for DenseSource {
     fn header(&self) -> &MatrixHeader {
         &self.header

@@ -166,7 +166,7 @@ const COO_NAMES: [[&str; 3]; 4] = [
 ];
 
 /// Opens the frame at `gpath`.
-pub(crate) fn open(path: &Path, g: &Group, gpath: &str, opts: &ReadOptions) -> Result<Box<dyn MatrixSource>> {
+pub(crate) fn open(path: &Path, g: &Group, gpath: &str, opts: &ReadOptions) -> Result<Box<dyn crate::source::Source>> {
     let columns = read_index(path, g, gpath, "axis0")?;
     let index = read_index(path, g, gpath, "axis1")?;
     let blocks = read_blocks(path, g, gpath, &columns)?;
@@ -234,6 +234,12 @@ pub(crate) fn open(path: &Path, g: &Group, gpath: &str, opts: &ReadOptions) -> R
 struct Permuted {
     inner: DenseSource,
     map: Vec<u64>,
+}
+
+impl crate::source::Source for Permuted {
+    fn header_mut(&mut self) -> &mut MatrixHeader {
+        self.inner.header_mut()
+    }
 }
 
 impl MatrixSource for Permuted {
@@ -447,6 +453,12 @@ fn series_labels(parent: &Group, key: &str, n: u64) -> Option<Vec<String>> {
     let ds = g.dataset("index").ok()?;
     let v = raw::read_strings(&ds, false).ok()?;
     (v.len() as u64 == n).then_some(v)
+}
+
+impl crate::source::Source for CooFrameSource {
+    fn header_mut(&mut self) -> &mut MatrixHeader {
+        &mut self.header
+    }
 }
 
 impl MatrixSource for CooFrameSource {

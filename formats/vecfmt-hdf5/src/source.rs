@@ -16,7 +16,7 @@ use crate::{frame, h5ad, read_err, Error, Notify, ReadOptions};
 
 /// A matrix read from an HDF5 file, in any of the layouts of the crate docs.
 pub struct Hdf5Source {
-    inner: Box<dyn MatrixSource>,
+    inner: Box<dyn Source>,
     found: Candidate,
 }
 
@@ -118,6 +118,11 @@ impl Hdf5Source {
     }
 }
 
+/// A source of this crate, whose header can be changed after it is opened.
+pub(crate) trait Source: MatrixSource {
+    fn header_mut(&mut self) -> &mut MatrixHeader;
+}
+
 /// The candidate at the path named in [`ReadOptions::dataset`].
 fn resolve(path: &Path, file: &File, d: &str) -> Result<Candidate> {
     let p = format!("/{}", d.trim_matches('/'));
@@ -202,7 +207,7 @@ fn open_candidate(
     c: &Candidate,
     anndata: bool,
     opts: &ReadOptions,
-) -> Result<Box<dyn MatrixSource>> {
+) -> Result<Box<dyn Source>> {
     let inner = c.path.trim_start_matches('/');
     let in_anndata = anndata && (inner == "X" || inner.starts_with("layers/"));
     Ok(match c.kind {
@@ -295,5 +300,10 @@ impl MatrixSource for Hdf5Source {
     }
     fn bytes_read(&self) -> u64 {
         self.inner.bytes_read()
+    }
+    fn release_labels(&mut self) {
+        let h = self.inner.header_mut();
+        h.row_labels = None;
+        h.col_labels = None;
     }
 }

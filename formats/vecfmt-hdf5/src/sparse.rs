@@ -500,6 +500,12 @@ fn ptr_class_size(c: TypeClass) -> u64 {
     }
 }
 
+impl crate::source::Source for SparseSource {
+    fn header_mut(&mut self) -> &mut MatrixHeader {
+        &mut self.header
+    }
+}
+
 impl MatrixSource for SparseSource {
     fn header(&self) -> &MatrixHeader {
         &self.header

@@ -222,6 +222,8 @@ fn serve_frames(req: &ReadRequest, out: &mut impl Write) -> Result<(), Served> {
     notes.send(out)?;
     let mut src = opened?;
     frame::write_header(out, src.header(), src.total_bytes())?;
+    // The parent has the labels now; this process does not need them to read.
+    src.release_labels();
     // For the tests of the crash path: a worker that dies as a crashing C library would.
     if std::env::var_os(CRASH_FOR_TESTS).is_some() {
         out.flush()?;

@@ -199,6 +199,11 @@ impl MatrixSource for ChildSource {
     fn bytes_read(&self) -> u64 {
         self.read
     }
+
+    fn release_labels(&mut self) {
+        self.header.row_labels = None;
+        self.header.col_labels = None;
+    }
 }
 
 impl Drop for ChildSource {
