@@ -11,6 +11,7 @@
 
 mod batch;
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -32,6 +33,9 @@ const STEP: usize = 1 << 15;
 const SIGNAL_STEPS: usize = 32;
 /// The fewest updates of a batch worth a thread of their own.
 const PER_THREAD: usize = 1 << 17;
+/// Names the method (`add`, `commit`, `finish`, `close`) that panics on purpose, for the
+/// test that a panic in vecfmt becomes a `RuntimeError`.
+const PANIC_FOR_TESTS: &str = "VECFMT_TEST_ACCUMULATOR_PANIC";
 
 /// Why a call failed, built without the GIL and turned into a Python exception after.
 pub(crate) enum Fail {
@@ -44,6 +48,9 @@ pub(crate) enum Fail {
     /// Labels for an axis that has none: a `vecfmt.LabelError`.
     Label(String),
     Closed,
+    /// A panic in vecfmt (a bug): a `RuntimeError`, not PyO3's `PanicException`, which
+    /// `except Exception` does not catch.
+    Panic(String),
     Py(PyErr),
 }
 
@@ -66,6 +73,7 @@ impl From<Fail> for PyErr {
             Fail::Closed => {
                 PyValueError::new_err("the accumulator is closed: it was finished, closed, or left by an exception")
             }
+            Fail::Panic(m) => pyo3::exceptions::PyRuntimeError::new_err(m),
             Fail::Py(e) => e,
         }
     }
@@ -366,21 +374,22 @@ impl NativeAccumulator {
         };
         let main = on_main_thread(py)?;
         let batch = Batch::new(rows.view(), cols.view(), values.view()).map_err(|f| at(&self.path, f))?;
-        py.detach(|| self.add_batch(&batch, main))
+        py.detach(|| self.guarded("add", || self.add_batch(&batch, main)))
             .map_err(|f| at(&self.path, f))?;
         self.auto_commit(py)
     }
 
     /// Makes everything added so far durable.
     fn commit(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.commit_now())?;
+        py.detach(|| self.guarded("commit", || self.commit_now()))?;
         Ok(())
     }
 
     /// Commits, writes the finished file and closes the accumulator.
     fn finish(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| -> Result<(), Fail> {
-            let open = write(&self.state).take().ok_or(Fail::Closed)?;
+        py.detach(|| {
+            self.guarded("finish", || {
+                let open = write(&self.state).take().ok_or(Fail::Closed)?;
             let flushed = open.flush_all();
             // Every producer goes before `finish`, which needs the accumulator alone.
             drop(open.pool);
@@ -391,19 +400,24 @@ impl NativeAccumulator {
             let summary = open.acc.finish().map_err(Fail::Core)?;
             *self.last_stats.lock().unwrap_or_else(|e| e.into_inner()) = Some(summary.stats);
             Ok(())
+            })
         })?;
         Ok(())
     }
 
     /// Closes without committing: the file stays at its last commit.
-    fn close(&self, py: Python<'_>) {
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| {
-            if let Some(open) = write(&self.state).take() {
-                self.keep_stats(&open.acc);
-                // Producers dropped unflushed discard what they hold; nothing more is written.
-                drop(open);
-            }
-        })
+            self.guarded("close", || {
+                if let Some(open) = write(&self.state).take() {
+                    self.keep_stats(&open.acc);
+                    // Producers dropped unflushed discard what they hold; nothing more is written.
+                    drop(open);
+                }
+                Ok(())
+            })
+        })?;
+        Ok(())
     }
 
     /// Whether `finish` or `close` ran.
@@ -462,6 +476,28 @@ pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &vecfmt::AccumulatorStats) -> 
 }
 
 impl NativeAccumulator {
+    /// Runs a method's work, turning a panic in vecfmt into [`Fail::Panic`], which names
+    /// the file and the method. The accumulator is closed then: a panic may have left its
+    /// state half-changed. The file keeps its last commit.
+    fn guarded<T>(&self, method: &str, work: impl FnOnce() -> Result<T, Fail>) -> Result<T, Fail> {
+        let run = AssertUnwindSafe(|| {
+            if std::env::var_os(PANIC_FOR_TESTS).is_some_and(|m| m == method) {
+                panic!("{PANIC_FOR_TESTS} is set to {method:?}");
+            }
+            work()
+        });
+        let panic = match std::panic::catch_unwind(run) {
+            Ok(r) => return r,
+            Err(p) => crate::run::panic_text(p.as_ref()),
+        };
+        // Dropping what is left may panic again; the state goes either way.
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| drop(write(&self.state).take())));
+        Err(Fail::Panic(format!(
+            "{}: internal error in vecfmt (a panic in Accumulator.{method}: {panic}); the accumulator is closed, and the file keeps its last commit",
+            self.path.display()
+        )))
+    }
+
     fn keep_stats(&self, acc: &Accumulator) {
         *self.last_stats.lock().unwrap_or_else(|e| e.into_inner()) = Some(acc.stats());
     }

@@ -133,16 +133,21 @@ where
         let result = match result {
             Ok(r) => r,
             Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown".into());
                 return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
-                    "vecfmt: internal error (a panic): {what}"
+                    "vecfmt: internal error (a panic): {}",
+                    panic_text(panic.as_ref())
                 )));
             }
         };
         outcome.map(|()| result)
     })
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown".into())
 }

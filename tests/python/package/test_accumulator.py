@@ -346,6 +346,34 @@ def test_closed_accumulator_refuses_more_work(tmp_path):
     assert acc.stats["commits"] >= 1
 
 
+@pytest.mark.parametrize("method", ["add", "commit", "finish", "close"])
+def test_a_panic_in_vecfmt_is_a_runtime_error_and_the_file_keeps_its_last_commit(cli, tmp_path, monkeypatch, method):
+    # PyO3 raises a panic as PanicException, a BaseException that `except Exception` misses.
+    path = tmp_path / "p.vfm"
+    acc = vecfmt.Accumulator(path, memory="8M", dtype="f64", n_rows=4, n_cols=4, checkpoint=None)
+    acc.add([1, 2], [2, 3], [3.0, 4.0])
+    acc.commit()
+    acc.add(1, 2, 10.0)  # after the commit: not in the file
+    monkeypatch.setenv("VECFMT_TEST_ACCUMULATOR_PANIC", method)
+    call = {"add": lambda: acc.add(0, 0, 1.0), "commit": acc.commit, "finish": acc.finish, "close": acc.close}[method]
+    try:
+        call()
+    except Exception as e:  # noqa: BLE001 - the point: an Exception, not a BaseException
+        caught = e
+    else:
+        pytest.fail("no error")
+    assert type(caught) is RuntimeError, type(caught)
+    assert str(path) in str(caught) and f"a panic in Accumulator.{method}" in str(caught), caught
+    monkeypatch.delenv("VECFMT_TEST_ACCUMULATOR_PANIC")
+    assert acc.closed
+    with pytest.raises(ValueError, match="closed"):
+        acc.add(0, 0, 1.0)
+    got = read_csr(cli, path, tmp_path).toarray()
+    want = np.zeros((4, 4))
+    want[1, 2], want[2, 3] = 3.0, 4.0
+    np.testing.assert_array_equal(got, want)
+
+
 # Bad input: each case raises and writes nothing. Every bad batch starts with valid updates,
 # so a batch added in part would show in the result.
 BAD = [
