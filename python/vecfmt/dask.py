@@ -5,9 +5,9 @@ PBS or SGE, Kubernetes or cloud deployments).
 Every task reads and writes files, so the inputs, the output's directory and the working
 directory must be on storage that every worker sees (one machine, or a shared file system).
 
-- **Vocabulary** (:func:`cooccur` without ``vocab=``): one task per shard counts the words of
-  its byte range; one task sums the partial counts and applies ``min_count`` and
-  ``max_vocab`` once (:func:`vecfmt.vocab_merge`).
+- **Vocabulary** (:func:`cooccur` without ``vocab=``): one task per thread of the cluster
+  (at most one per shard) counts the words of its byte range; one task sums the partial
+  counts and applies ``min_count`` and ``max_vocab`` once (:func:`vecfmt.vocab_merge`).
 - **Count**: one task per shard writes a part ``.vfm`` under a temporary name and renames
   it, so a retried or duplicated task gives the same part and nothing is counted twice.
   Parts hold f64 sums.
@@ -100,10 +100,13 @@ def cooccur(
         t = time.monotonic()
         if vocab is None:
             lowercase = bool(options.get("lowercase", False))
+            # One task per thread of the cluster, not per shard: the partial vocabularies
+            # hold most of the words each, and the one merge task reads them all.
+            n = max(1, min(shards, _cluster_threads(client)))
             parts = [
-                client.submit(_vocab_task, paths, k, shards, lowercase, os.path.join(work, f"vocab-{k}.tsv"),
-                              key=f"vecfmt-vocab-{key}-{k}", retries=2)
-                for k in range(1, shards + 1)
+                client.submit(_vocab_task, paths, k, n, lowercase, os.path.join(work, f"vocab-{k}-of-{n}.tsv"),
+                              key=f"vecfmt-vocab-{key}-{k}-of-{n}", retries=2)
+                for k in range(1, n + 1)
             ]
             vocab_path = os.path.join(work, "vocab.tsv")
             client.submit(_vocab_merge_task, parts, vocab_path, min_count, max_vocab,
