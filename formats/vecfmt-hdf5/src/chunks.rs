@@ -44,8 +44,12 @@ pub(crate) struct ChunkAppender {
     level: u8,
     /// Bytes of the chunk being filled (less than a chunk).
     pending: Vec<u8>,
-    /// Chunks being filtered, in order: each arrives on its channel.
-    in_flight: VecDeque<mpsc::Receiver<Vec<u8>>>,
+    /// Chunks being filtered, in order: each arrives on its channel, with its raw buffer
+    /// to fill again when the filter did not keep it.
+    in_flight: VecDeque<mpsc::Receiver<Filtered>>,
+    /// Raw chunk buffers back from the filters, to fill again: a fresh 512 KiB buffer per
+    /// chunk is a fresh map, and faulting its pages in cost more than the shuffle.
+    spare: Vec<Vec<u8>>,
     /// Chunks written so far.
     written: u64,
     /// The dataset's extent in elements, as last set.
@@ -77,6 +81,7 @@ impl ChunkAppender {
             level,
             pending: Vec::with_capacity(esize * chunk),
             in_flight: VecDeque::new(),
+            spare: Vec::new(),
             written: 0,
             extent: 0,
             len: 0,
@@ -97,7 +102,8 @@ impl ChunkAppender {
             self.pending.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
             if self.pending.len() == cb {
-                let raw = std::mem::replace(&mut self.pending, Vec::with_capacity(cb));
+                let next = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(cb));
+                let raw = std::mem::replace(&mut self.pending, next);
                 self.submit(raw)?;
             }
         }
@@ -126,7 +132,7 @@ impl ChunkAppender {
         let Some(rx) = self.in_flight.front() else {
             return Ok(false);
         };
-        let c = if wait {
+        let (c, raw) = if wait {
             rx.recv()
                 .map_err(|_| hdf5::Error::from("a chunk's filter did not finish"))?
         } else {
@@ -137,6 +143,10 @@ impl ChunkAppender {
             }
         };
         self.in_flight.pop_front();
+        if let Some(mut raw) = raw {
+            raw.clear();
+            self.spare.push(raw);
+        }
         // The extent covers the chunk (grown a few chunks at a time, never past the elements
         // appended, so an edge chunk is never cut short afterwards, which HDF5 would rewrite).
         let end = ((self.written + 1) * self.chunk as u64).min(self.len);
@@ -163,48 +173,73 @@ impl ChunkAppender {
     }
 }
 
-/// A chunk as the dataset's filters would store it.
-fn filter(raw: Vec<u8>, esize: usize, shuffle: bool, level: u8) -> Vec<u8> {
-    let input = if shuffle && esize > 1 {
-        shuffle_bytes(&raw, esize)
-    } else {
-        raw
-    };
+/// A chunk as the dataset's filters would store it, and its raw buffer when the stored
+/// bytes are not in it (to be filled again).
+type Filtered = (Vec<u8>, Option<Vec<u8>>);
+
+/// Filters one chunk: see [`Filtered`].
+fn filter(raw: Vec<u8>, esize: usize, shuffle: bool, level: u8) -> Filtered {
     if level == 0 {
-        return input;
+        return if shuffle && esize > 1 {
+            let mut out = Vec::new();
+            shuffle_into(&raw, esize, &mut out);
+            (out, Some(raw))
+        } else {
+            (raw, None)
+        };
+    }
+    /// This thread's compressor and its level (a compressor holds a few hundred KiB of
+    /// tables), and its buffers for the shuffled bytes and the zlib stream: one each per
+    /// rayon thread, reused for every chunk.
+    struct Scratch {
+        compressor: Option<(u8, libdeflater::Compressor)>,
+        shuffled: Vec<u8>,
+        out: Vec<u8>,
     }
     thread_local! {
-        /// This thread's compressor and its level (a compressor holds a few hundred KiB of
-        /// tables; one per rayon thread is reused for every chunk).
-        static COMPRESSOR: RefCell<Option<(u8, libdeflater::Compressor)>> = const { RefCell::new(None) };
+        static SCRATCH: RefCell<Scratch> = const {
+            RefCell::new(Scratch { compressor: None, shuffled: Vec::new(), out: Vec::new() })
+        };
     }
     let level = level.min(9);
-    COMPRESSOR.with_borrow_mut(|c| {
-        if c.as_ref().is_none_or(|(l, _)| *l != level) {
+    SCRATCH.with_borrow_mut(|s| {
+        if s.compressor.as_ref().is_none_or(|(l, _)| *l != level) {
             let lvl = libdeflater::CompressionLvl::new(i32::from(level)).expect("levels 1-9 are valid");
-            *c = Some((level, libdeflater::Compressor::new(lvl)));
+            s.compressor = Some((level, libdeflater::Compressor::new(lvl)));
         }
-        let (_, z) = c.as_mut().expect("set above");
-        let mut out = vec![0u8; z.zlib_compress_bound(input.len())];
-        // The output is the bound libdeflate gives for this input, so it always fits.
-        let n = z.zlib_compress(&input, &mut out).expect("the bound always fits");
-        out.truncate(n);
-        out
+        let Scratch {
+            compressor,
+            shuffled,
+            out,
+        } = s;
+        let (_, z) = compressor.as_mut().expect("set above");
+        let input: &[u8] = if shuffle && esize > 1 {
+            shuffle_into(&raw, esize, shuffled);
+            shuffled
+        } else {
+            &raw
+        };
+        let bound = z.zlib_compress_bound(input.len());
+        if out.len() < bound {
+            out.resize(bound, 0);
+        }
+        // The output is at least the bound libdeflate gives for this input, so it always fits.
+        let n = z.zlib_compress(input, out).expect("the bound always fits");
+        (out[..n].to_vec(), Some(raw))
     })
 }
 
-/// HDF5's shuffle: byte `j` of element `i` goes to `j * n + i`; trailing bytes that make no
-/// whole element stay at the end.
-fn shuffle_bytes(raw: &[u8], esize: usize) -> Vec<u8> {
+/// HDF5's shuffle into `out` (resized to `raw`'s length): byte `j` of element `i` goes to
+/// `j * n + i`; trailing bytes that make no whole element stay at the end.
+fn shuffle_into(raw: &[u8], esize: usize, out: &mut Vec<u8>) {
     let n = raw.len() / esize;
-    let mut out = vec![0u8; raw.len()];
+    out.resize(raw.len(), 0);
     for (j, dst) in out[..n * esize].chunks_exact_mut(n.max(1)).enumerate().take(esize) {
         for (i, d) in dst.iter_mut().enumerate() {
             *d = raw[i * esize + j];
         }
     }
     out[n * esize..].copy_from_slice(&raw[n * esize..]);
-    out
 }
 
 /// Stores one filtered chunk at element `offset` (a multiple of the chunk size, inside the
@@ -233,13 +268,42 @@ fn write_chunk(ds: &Dataset, offset: u64, bytes: &[u8]) -> hdf5::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::shuffle_bytes;
+    use super::{filter, shuffle_into};
 
     #[test]
     fn shuffle_matches_hdf5_layout() {
         // Two 4-byte elements then a trailing byte: bytes grouped by position in the element.
-        let raw = [1u8, 2, 3, 4, 5, 6, 7, 8, 9];
-        assert_eq!(shuffle_bytes(&raw, 4), vec![1, 5, 2, 6, 3, 7, 4, 8, 9]);
-        assert_eq!(shuffle_bytes(&[], 4), Vec::<u8>::new());
+        // The buffer is reused, longer than the input: it is cut to the input's length.
+        let mut out = vec![7u8; 20];
+        shuffle_into(&[1u8, 2, 3, 4, 5, 6, 7, 8, 9], 4, &mut out);
+        assert_eq!(out, vec![1, 5, 2, 6, 3, 7, 4, 8, 9]);
+        shuffle_into(&[], 4, &mut out);
+        assert_eq!(out, Vec::<u8>::new());
+    }
+
+    #[test]
+    fn filtered_chunks_decode_to_their_input_with_reused_buffers() {
+        // A long chunk then a short one on the same thread: the scratch buffers of the first
+        // must not leak into the second.
+        let long: Vec<u8> = (0..4096u32).flat_map(|i| (i * 7).to_le_bytes()).collect();
+        let short: Vec<u8> = (0..10u32).flat_map(|i| i.to_le_bytes()).collect();
+        for (raw, level) in [(&long, 1), (&short, 1), (&long, 6), (&short, 0)] {
+            let (stored, back) = filter(raw.clone(), 4, true, level);
+            let mut want = Vec::new();
+            shuffle_into(raw, 4, &mut want);
+            let got = if level == 0 {
+                stored
+            } else {
+                let mut d = libdeflater::Decompressor::new();
+                let mut got = vec![0u8; raw.len()];
+                let n = d.zlib_decompress(&stored, &mut got).unwrap();
+                got.truncate(n);
+                got
+            };
+            assert_eq!(got, want, "level {level}, {} bytes", raw.len());
+            assert_eq!(back.as_ref(), Some(raw), "the raw buffer comes back to be filled again");
+        }
+        // Without shuffle or deflate the raw buffer is the stored chunk.
+        assert_eq!(filter(short.clone(), 4, false, 0), (short, None));
     }
 }
