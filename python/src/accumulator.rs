@@ -390,16 +390,16 @@ impl NativeAccumulator {
         py.detach(|| {
             self.guarded("finish", || {
                 let open = write(&self.state).take().ok_or(Fail::Closed)?;
-            let flushed = open.flush_all();
-            // Every producer goes before `finish`, which needs the accumulator alone.
-            drop(open.pool);
-            if let Err(f) = flushed {
-                self.keep_stats(&open.acc);
-                return Err(f);
-            }
-            let summary = open.acc.finish().map_err(Fail::Core)?;
-            *self.last_stats.lock().unwrap_or_else(|e| e.into_inner()) = Some(summary.stats);
-            Ok(())
+                let flushed = open.flush_all();
+                // Every producer goes before `finish`, which needs the accumulator alone.
+                drop(open.pool);
+                if let Err(f) = flushed {
+                    self.keep_stats(&open.acc);
+                    return Err(f);
+                }
+                let summary = open.acc.finish().map_err(Fail::Core)?;
+                *self.last_stats.lock().unwrap_or_else(|e| e.into_inner()) = Some(summary.stats);
+                Ok(())
             })
         })?;
         Ok(())

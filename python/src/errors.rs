@@ -180,6 +180,7 @@ fn convert_kind(e: &vecfmt_convert::Error) -> Kind {
     match e {
         E::Core(c) => core_kind(c),
         E::UnknownFormat { .. } | E::UnknownExtension { .. } | E::UnknownLayout { .. } => Kind::Unsupported,
+        E::GzipLevelOutOfRange { .. } => Kind::Invalid,
         E::ReaderDied { .. } => Kind::Damaged,
         E::WriterDied { .. } => Kind::Io,
         E::Worker { os_error: Some(_), .. } => Kind::Io,

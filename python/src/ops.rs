@@ -361,8 +361,8 @@ fn compact<'py>(
 /// Converts between `.vfm` and the other formats.
 #[pyfunction]
 #[pyo3(signature = (src, dst, *, src_format=None, dst_format=None, layout=None, dtype=None, allow_lossy=false,
-    codec="zstd", memory=None, row_col=None, col_col=None, value_col=None, dataset=None, shape=None, overwrite=false,
-    worker=None, progress=None))]
+    codec="zstd", memory=None, row_col=None, col_col=None, value_col=None, dataset=None, shape=None, gzip_level=1,
+    overwrite=false, worker=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn convert<'py>(
     py: Python<'py>,
@@ -380,6 +380,7 @@ fn convert<'py>(
     value_col: Option<String>,
     dataset: Option<String>,
     shape: Option<(u64, u64)>,
+    gzip_level: u8,
     overwrite: bool,
     worker: Option<Vec<std::ffi::OsString>>,
     progress: Option<&Bound<'py, PyAny>>,
@@ -394,6 +395,7 @@ fn convert<'py>(
     let mut opts = vecfmt_convert::ConvertOptions::new()
         .codec(args::codec(codec)?)
         .allow_lossy(allow_lossy)
+        .gzip_level(gzip_level)
         .force(overwrite)
         .cancel(cancel.clone())
         .progress_arc(notes.clone());

@@ -81,6 +81,7 @@ def convert(
     value_col: str | None = ...,
     dataset: str | None = ...,
     shape: tuple[int, int] | None = ...,
+    gzip_level: int = ...,
     overwrite: bool = ...,
     worker: Sequence[str] | None = ...,
     progress: _Progress = ...,

@@ -202,6 +202,7 @@ def convert(
     value_col: str | None = None,
     dataset: str | None = None,
     shape: tuple[int, int] | None = None,
+    gzip_level: int = 1,
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -211,6 +212,8 @@ def convert(
     notes (a dtype read as another, labels not used) are returned under ``"notes"``.
     ``shape=(n_rows, n_cols)`` states the shape of an input that carries none (Parquet from
     pandas, pyarrow or Spark); an input that carries another is an error.
+    ``gzip_level`` is the deflate level 0-9 of an HDF5 or ``.h5ad`` output, after the
+    shuffle filter (0 for none; 1, the default, is about the size of h5py's gzip level 4).
 
     >>> import os, tempfile, vecfmt
     >>> d = tempfile.mkdtemp()
@@ -225,7 +228,7 @@ def convert(
         os.fspath(src), os.fspath(dst), src_format=src_format, dst_format=dst_format,
         layout=layout, dtype=dtype, allow_lossy=allow_lossy, codec=codec, memory=memory,
         row_col=row_col, col_col=col_col, value_col=value_col, dataset=dataset, shape=shape,
-        overwrite=overwrite, worker=_worker.command(), progress=progress,
+        gzip_level=gzip_level, overwrite=overwrite, worker=_worker.command(), progress=progress,
     )
 
 

@@ -64,6 +64,9 @@ pub struct ConvertArgs {
     /// in its vecfmt.shape metadata).
     #[arg(long, value_name = "ROWS,COLS", value_parser = parse_shape)]
     pub shape: Option<(u64, u64)>,
+    /// HDF5 and .h5ad output: deflate level 0-9 after the shuffle filter, 0 for none.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub gzip_level: u8,
     /// Write a dense output past the size limit (8 GiB).
     #[arg(long)]
     pub force: bool,
@@ -168,6 +171,7 @@ fn options(args: &ConvertArgs, memory: u64, bar: &indicatif::ProgressBar) -> Res
         .memory(memory)
         .codec(args.codec.parse::<Codec>()?)
         .allow_lossy(args.allow_lossy)
+        .gzip_level(args.gzip_level)
         .force(args.force)
         .progress(Bar(bar.clone()));
     let format = |name: &str| name.parse::<Format>().map_err(core);

@@ -44,6 +44,10 @@ pub enum Error {
         /// The shape in the file.
         carried: (u64, u64),
     },
+    /// A deflate level above 9 for an HDF5 or `.h5ad` output
+    /// ([`ConvertOptions::gzip_level`](crate::ConvertOptions::gzip_level)).
+    #[error("{}: gzip level {level} is out of range: HDF5 and .h5ad outputs take deflate levels 0-9", .path.display())]
+    GzipLevelOutOfRange { path: PathBuf, level: u8 },
     /// The program that runs the HDF5 worker process could not be found.
     #[error("{}: cannot find the program to {role} HDF5 in a child process: {error}", .path.display())]
     NoWorker {

@@ -98,8 +98,9 @@ fn open_in_process(path: &Path, format: Format, opts: &ConvertOptions) -> vecfmt
 }
 
 /// Creates a sink of `format` at `path` for a matrix with `header`, in the options' layout
-/// (checked against [`Format::layouts`]), codec and dataset. Nothing appears at `path` until
-/// the sink finishes. HDF5 and `.h5ad` are written by a worker process ([`ChildSink`]).
+/// (checked against [`Format::layouts`]), codec, deflate level (checked to be 0-9 for HDF5
+/// and `.h5ad`) and dataset. Nothing appears at `path` until the sink finishes. HDF5 and
+/// `.h5ad` are written by a worker process ([`ChildSink`]).
 ///
 /// ```
 /// use vecfmt::stream::MatrixHeader;
@@ -226,8 +227,11 @@ pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Con
     opts.cancel.check()?;
     let from = opts.from.map_or_else(|| Format::from_path(input), Ok)?;
     let to = opts.to.map_or_else(|| Format::from_path(output), Ok)?;
-    // An unknown layout is reported before any work starts.
+    // An unknown layout, or a deflate level out of range, is reported before any work starts.
     to.layout(opts.layout.as_deref(), output)?;
+    if matches!(to, Format::Hdf5 | Format::H5ad) {
+        opts.checked_gzip_level(output)?;
+    }
     // What killed conversions to this output left behind (a live one's are locked).
     vecfmt::publish::remove_stale_temporaries(output, &[]);
     let (path, o) = (input.to_path_buf(), opts.clone());

@@ -21,8 +21,16 @@ fn main() -> ExitCode {
         Some(vecfmt_convert::WRITE_SUBCOMMAND) => return vecfmt_convert::serve_write(hint),
         _ => {}
     }
-    let tests: [(&str, fn()); 8] = [
+    let tests: [(&str, fn()); 10] = [
         ("hdf5_round_trip_through_workers", hdf5_round_trip_through_workers),
+        (
+            "every_gzip_level_reads_back_the_same",
+            every_gzip_level_reads_back_the_same,
+        ),
+        (
+            "a_gzip_level_above_9_is_an_error_before_any_work",
+            a_gzip_level_above_9_is_an_error_before_any_work,
+        ),
         (
             "the_readers_notes_and_progress_reach_the_caller",
             the_readers_notes_and_progress_reach_the_caller,
@@ -116,6 +124,78 @@ fn hdf5_round_trip_through_workers() {
     }
     // Nothing but the outputs: the staging directories are gone.
     assert_eq!(names(dir.path()), ["back.h5", "back.h5ad", "m.vfm"]);
+}
+
+/// `.vfm` → HDF5 and `.h5ad` at deflate levels 0 (no filter), 1 (the default) and 9: the
+/// same entries back, and files that shrink as the level rises.
+fn every_gzip_level_reads_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let vfm = dir.path().join("m.vfm");
+    many_blocks(&vfm);
+    let want = entries(&mut vecfmt::stream::VfmSource::open(&vfm).unwrap());
+    let opts = ConvertOptions::new().worker(me()).memory(64 << 20);
+    for ext in ["h5", "h5ad"] {
+        let mut sizes = Vec::new();
+        for level in [0u8, 1, 9] {
+            let out = dir.path().join(format!("l{level}.{ext}"));
+            let s = convert(&vfm, &out, &opts.clone().gzip_level(level)).unwrap();
+            assert_eq!(s.nnz, want.len() as u64);
+            let got = entries(&mut vecfmt_hdf5::Hdf5Source::open(&out, &Default::default()).unwrap());
+            assert!(got == want, "{}: the entries differ", out.display());
+            sizes.push(std::fs::metadata(&out).unwrap().len());
+        }
+        // Without a level asked for, the output is level 1's.
+        let default = dir.path().join(format!("default.{ext}"));
+        convert(&vfm, &default, &opts).unwrap();
+        let default_size = std::fs::metadata(&default).unwrap().len();
+        assert!(
+            sizes[0] > 2 * sizes[1] && sizes[1] >= sizes[2] && default_size == sizes[1],
+            "{ext}: sizes at levels 0, 1, 9: {sizes:?}; default: {default_size}"
+        );
+    }
+}
+
+/// A deflate level above 9 for an HDF5 or `.h5ad` output is an error that names the output
+/// and the level, before the input is opened or a worker started; no output is left. Other
+/// outputs ignore the level.
+fn a_gzip_level_above_9_is_an_error_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let vfm = dir.path().join("m.vfm");
+    many_blocks(&vfm);
+    // A worker that cannot start and an input that does not exist: neither is reached.
+    let opts = ConvertOptions::new()
+        .worker(Worker::new("/nonexistent/worker"))
+        .gzip_level(10);
+    for (input, out) in [
+        (&vfm, "o.h5"),
+        (&vfm, "o.h5ad"),
+        (&dir.path().join("missing.vfm"), "o.h5"),
+    ] {
+        let out = dir.path().join(out);
+        let e = convert(input, &out, &opts).unwrap_err();
+        assert!(
+            matches!(&e, Error::GzipLevelOutOfRange { path, level: 10 } if path == &out),
+            "{e:?}"
+        );
+        let m = e.to_string();
+        assert!(
+            m.starts_with(&out.display().to_string()) && m.contains("level 10") && m.contains("0-9"),
+            "{m}"
+        );
+        assert!(!m.contains("--gzip-level"), "the library names no flag: {m}");
+        assert_eq!(names(dir.path()), ["m.vfm"]);
+    }
+    // create_sink checks it too, before the worker starts.
+    let header = vecfmt::stream::MatrixHeader::new(vecfmt::DType::F32, 2, 2);
+    let out = dir.path().join("s.h5");
+    let e = vecfmt_convert::create_sink(&out, vecfmt_convert::Format::Hdf5, &header, &opts)
+        .err()
+        .expect("an error");
+    assert!(matches!(&e, Error::GzipLevelOutOfRange { level: 10, .. }), "{e:?}");
+    assert_eq!(names(dir.path()), ["m.vfm"]);
+    // Not an HDF5 output: the level is not used, nor checked.
+    convert(&vfm, &dir.path().join("o.npz"), &opts).unwrap();
+    assert_eq!(names(dir.path()), ["m.vfm", "o.npz"]);
 }
 
 /// Records what a conversion reports.

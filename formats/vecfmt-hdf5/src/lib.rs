@@ -180,7 +180,7 @@ impl WriteOptions {
         WriteOptions {
             layout,
             dataset: None,
-            deflate: 4,
+            deflate: 1,
             dense_limit: DENSE_LIMIT,
             force: false,
             memory: 1 << 30,

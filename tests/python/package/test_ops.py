@@ -116,6 +116,24 @@ def test_convert_to_hdf5_and_h5ad_in_a_worker(tmp_path):
     assert sp.load_npz(npz_out).toarray()[2, 1] == 2
 
 
+def test_convert_gzip_level(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    src = tmp_path / "m.npz"
+    m = sp.random(40, 30, density=0.2, format="csr", random_state=1)
+    sp.save_npz(src, m)
+    for level, want in [(None, 1), (0, None), (9, 9)]:
+        out = tmp_path / f"m{level}.h5"
+        vecfmt.convert(src, out, **({} if level is None else {"gzip_level": level}))
+        with h5py.File(out) as f:
+            d = f["matrix/data"]
+            assert (d.compression_opts, d.shuffle) == (want, want is not None), level
+            assert np.array_equal(d[:], m.data)
+    with pytest.raises(vecfmt.InvalidInputError, match="gzip level 10") as e:
+        vecfmt.convert(src, tmp_path / "x.h5", gzip_level=10)
+    assert "--gzip-level" not in str(e.value)
+    assert not (tmp_path / "x.h5").exists()
+
+
 def test_gil_is_released_during_cooccur(tmp_path, corpus):
     ticks = 0
     stop = threading.Event()

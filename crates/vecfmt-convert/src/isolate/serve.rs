@@ -11,6 +11,7 @@ use vecfmt::stream::{MatrixSink, MatrixSource, RowBlock};
 
 use super::frame::{self, FrameReader, WireError};
 use super::process::quit;
+use crate::options::{DEFAULT_GZIP_LEVEL, MAX_GZIP_LEVEL};
 use crate::Error;
 
 /// The subcommand a host runs [`serve_read`] for.
@@ -47,6 +48,8 @@ pub(crate) struct WriteRequest {
     /// A `.h5ad` file rather than a `.h5` one.
     pub h5ad: bool,
     pub dataset: Option<String>,
+    /// The deflate level, 0-9 (`vecfmt_hdf5::WriteOptions::deflate`).
+    pub gzip_level: u8,
     pub force: bool,
     pub memory: u64,
 }
@@ -88,6 +91,7 @@ impl WriteRequest {
             "layout": self.layout,
             "h5ad": self.h5ad,
             "dataset": self.dataset,
+            "gzip_level": self.gzip_level,
             "force": self.force,
             "memory": self.memory,
         })
@@ -99,9 +103,22 @@ impl WriteRequest {
             layout: v["layout"].as_str()?.to_string(),
             h5ad: v["h5ad"].as_bool()?,
             dataset: optional_string(&v["dataset"])?,
+            gzip_level: gzip_level_of(&v["gzip_level"])?,
             force: v["force"].as_bool()?,
             memory: v["memory"].as_u64()?,
         })
+    }
+}
+
+/// The deflate level of a write request: the default when the request has none (a parent
+/// of an older vecfmt), `None` for anything but a level of 0-9.
+fn gzip_level_of(v: &Value) -> Option<u8> {
+    match v {
+        Value::Null => Some(DEFAULT_GZIP_LEVEL),
+        v => v
+            .as_u64()
+            .and_then(|l| u8::try_from(l).ok())
+            .filter(|&l| l <= MAX_GZIP_LEVEL),
     }
 }
 
@@ -321,6 +338,7 @@ fn create_hdf5_sink(
     })?;
     let opts = vecfmt_hdf5::WriteOptions {
         dataset: req.dataset.clone(),
+        deflate: req.gzip_level,
         force: req.force,
         memory: req.memory,
         ..vecfmt_hdf5::WriteOptions::new(layout)
@@ -351,10 +369,43 @@ mod tests {
             layout: "csc".into(),
             h5ad: true,
             dataset: None,
+            gzip_level: 9,
             force: true,
             memory: 1,
         };
-        assert_eq!(WriteRequest::from_json(&w.to_json()), Some(w));
+        assert_eq!(WriteRequest::from_json(&w.to_json()), Some(w.clone()));
+        let none = WriteRequest { gzip_level: 0, ..w };
+        assert_eq!(WriteRequest::from_json(&none.to_json()), Some(none));
         assert_eq!(ReadRequest::from_json(&json!({"path": "x", "memory": 1})), None);
+    }
+
+    #[test]
+    fn a_write_request_without_a_gzip_level_gets_the_default_and_a_bad_one_is_refused() {
+        let w = WriteRequest {
+            path: "/tmp/o.h5".into(),
+            layout: "csr".into(),
+            h5ad: false,
+            dataset: Some("/m".into()),
+            gzip_level: 6,
+            force: false,
+            memory: 1 << 20,
+        };
+        // A request from a parent of a vecfmt before the level was sent.
+        let mut old = w.to_json();
+        old.as_object_mut().unwrap().remove("gzip_level");
+        let got = WriteRequest::from_json(&old).expect("an old request parses");
+        assert_eq!(got.gzip_level, DEFAULT_GZIP_LEVEL);
+        assert_eq!(
+            got,
+            WriteRequest {
+                gzip_level: DEFAULT_GZIP_LEVEL,
+                ..w.clone()
+            }
+        );
+        for bad in [json!(10), json!(256), json!(-1), json!(1.5), json!("1")] {
+            let mut v = w.to_json();
+            v["gzip_level"] = bad.clone();
+            assert_eq!(WriteRequest::from_json(&v), None, "{bad}");
+        }
     }
 }

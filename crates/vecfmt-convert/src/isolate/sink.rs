@@ -37,7 +37,9 @@ pub struct ChildSink {
 impl ChildSink {
     /// Starts the worker for an output at `dest` with `layout` (an HDF5 layout name) and
     /// waits until it has created the file, so that an output the sink refuses (a layout, a
-    /// dense size) fails before any input is read. `h5ad` writes anndata's `.h5ad`.
+    /// dense size) fails before any input is read. `h5ad` writes anndata's `.h5ad`. A
+    /// [`gzip_level`](ConvertOptions::gzip_level) above 9 is an error before the worker
+    /// starts.
     pub fn spawn(
         dest: &Path,
         header: &MatrixHeader,
@@ -45,6 +47,7 @@ impl ChildSink {
         h5ad: bool,
         opts: &ConvertOptions,
     ) -> Result<ChildSink> {
+        let gzip_level = opts.checked_gzip_level(dest)?;
         let name = dest
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -58,6 +61,7 @@ impl ChildSink {
             layout: layout.to_string(),
             h5ad,
             dataset: opts.dataset.clone(),
+            gzip_level,
             force: opts.force,
             memory: opts.memory,
         };
