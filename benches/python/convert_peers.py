@@ -444,7 +444,7 @@ def cmd_bench(a):
         ("vfm2npz", ".vfm -> .npz (Python: save_npz of the CSR in memory)", vfm_in,
          os.path.join(vf_dir, "out.npz"), os.path.join(py_dir, "out.npz"), "npz", "npz"),
         # The direct ways (issue 20): h5py and pyarrow, without anndata or pandas.
-        ("npz2h5_direct", ".npz -> .h5 CSR, gzip 4 + shuffle (direct: h5py)", npz,
+        ("npz2h5_direct", ".npz -> .h5 CSR, shuffle + gzip (vecfmt level 1, h5py level 4) (direct: h5py)", npz,
          os.path.join(vf_dir, "m.h5"), os.path.join(py_dir, "m_h5py.h5"), "h5", "h5"),
         ("npz2parquet_direct", ".npz -> Parquet COO, zstd (direct: pyarrow)", npz,
          os.path.join(vf_dir, "m_direct.parquet"), os.path.join(py_dir, "m_pyarrow.parquet"), "parquet", "parquet"),
