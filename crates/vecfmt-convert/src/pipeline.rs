@@ -348,8 +348,7 @@ impl MatrixSource for ReadAhead {
         &self.header
     }
     fn release_labels(&mut self) {
-        self.header.row_labels = None;
-        self.header.col_labels = None;
+        self.header.clear_labels();
     }
     fn next_block(&mut self) -> vecfmt::Result<Option<Block>> {
         if self.done {

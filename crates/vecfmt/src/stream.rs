@@ -50,6 +50,12 @@ impl MatrixHeader {
             metadata: None,
         }
     }
+
+    /// Drops both axes' labels (see [`MatrixSource::release_labels`]).
+    pub fn clear_labels(&mut self) {
+        self.row_labels = None;
+        self.col_labels = None;
+    }
 }
 
 /// Rows in CSR form. `rows` is strictly increasing; row `rows[k]` holds
@@ -332,8 +338,7 @@ impl MatrixSource for VfmSource {
         &self.header
     }
     fn release_labels(&mut self) {
-        self.header.row_labels = None;
-        self.header.col_labels = None;
+        self.header.clear_labels();
     }
     fn next_block(&mut self) -> Result<Option<Block>> {
         let Some(entry) = self.matrix.chunks().get(self.next_chunk) else {
@@ -590,8 +595,7 @@ impl<S: MatrixSource> MatrixSource for CastSource<S> {
         self.inner.bytes_read()
     }
     fn release_labels(&mut self) {
-        self.header.row_labels = None;
-        self.header.col_labels = None;
+        self.header.clear_labels();
         self.inner.release_labels();
     }
 }

@@ -302,8 +302,6 @@ impl MatrixSource for Hdf5Source {
         self.inner.bytes_read()
     }
     fn release_labels(&mut self) {
-        let h = self.inner.header_mut();
-        h.row_labels = None;
-        h.col_labels = None;
+        self.inner.header_mut().clear_labels();
     }
 }

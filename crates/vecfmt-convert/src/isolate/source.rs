@@ -201,8 +201,7 @@ impl MatrixSource for ChildSource {
     }
 
     fn release_labels(&mut self) {
-        self.header.row_labels = None;
-        self.header.col_labels = None;
+        self.header.clear_labels();
     }
 }
 
