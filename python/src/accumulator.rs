@@ -472,6 +472,8 @@ pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &vecfmt::AccumulatorStats) -> 
     d.set_item("bytes_written", s.bytes_written)?;
     d.set_item("file_bytes", s.file_bytes)?;
     d.set_item("free_bytes", s.free_bytes)?;
+    d.set_item("runs", s.runs)?;
+    d.set_item("run_bytes", s.run_bytes)?;
     Ok(d)
 }
 

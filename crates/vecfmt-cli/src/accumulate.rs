@@ -141,6 +141,13 @@ impl vecfmt_text::Progress for Bar {
         let rate = s.units as f64 / s.elapsed.as_secs_f64().max(1e-9) / 1e6;
         let unit = s.pass.unit();
         let msg = match (s.accumulator, s.memory_budget) {
+            (Some(st), Some(budget)) if st.runs > 0 => format!(
+                "{rate:.2} M {unit}/s · memory {} / {} · {} runs, {}",
+                crate::human_bytes(st.memory_used),
+                crate::human_bytes(budget),
+                st.runs,
+                crate::human_bytes(st.run_bytes)
+            ),
             (Some(st), Some(budget)) => format!(
                 "{rate:.2} M {unit}/s · memory {} / {} · evictions {}",
                 crate::human_bytes(st.memory_used),
@@ -427,17 +434,22 @@ pub fn cooccur(args: CooccurArgs) -> Result<ExitCode> {
     announce_resume(&out, s.resumed_at_line, &s.removed_temporaries);
     let secs = s.elapsed.as_secs_f64();
     let stats = s.stats;
+    let work = if stats.runs > 0 || stats.evictions == 0 {
+        format!("{} sorted runs ({})", stats.runs, crate::human_bytes(stats.run_bytes))
+    } else {
+        format!(
+            "{} evictions ({} spilled as runs), {} chunk reloads",
+            stats.evictions, stats.spills, stats.reloads
+        )
+    };
     note!(
-        "vecfmt: wrote {}: {} words, {} pairs, {} tokens in {secs:.1} s ({:.2} M tokens/s; pairs pass done at {:.1} s); {} evictions ({} spilled as runs), {} chunk reloads, {} commit{}, peak memory {} of {}; working file {} ({} of it free){}",
+        "vecfmt: wrote {}: {} words, {} pairs, {} tokens in {secs:.1} s ({:.2} M tokens/s; pairs pass done at {:.1} s); {work}, {} commit{}, peak memory {} of {}; working file {} ({} of it free){}",
         out.display(),
         s.words,
         s.finish.nnz,
         s.tokens,
         s.tokens as f64 / secs.max(1e-9) / 1e6,
         s.pairs_pass_done.as_secs_f64(),
-        stats.evictions,
-        stats.spills,
-        stats.reloads,
         stats.commits,
         if stats.commits == 1 { "" } else { "s" },
         crate::human_bytes(stats.memory_peak),

@@ -409,6 +409,9 @@ pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions
         // cost more than it saved).
         .dense_block((n as u32).min(362))
         .threads(thread_count(opts.threads))
+        // Sorted runs written once and summed once by the finish, not a cache: a pair seen
+        // once in a run weighs one window weight (twice on the diagonal), stored in a byte.
+        .bulk(Some(exact_weights(opts)))
         .cancel(opts.cancel.clone());
     if let Some(d) = &opts.scratch_dir {
         acc_opts = acc_opts.scratch_dir(d);
@@ -601,6 +604,18 @@ pub fn cooccur(inputs: &[Input], output: impl AsRef<Path>, opts: &CooccurOptions
         resumed_at_line: resumed.map(|r| r.position.lines),
         removed_temporaries,
     })
+}
+
+/// The values one co-occurrence adds: the window's weights, and twice each (a word next to
+/// itself adds on the diagonal from both sides).
+fn exact_weights(opts: &CooccurOptions) -> Vec<f64> {
+    let w: Vec<f64> = (1..=opts.window.min(127))
+        .map(|d| match opts.weighting {
+            Weighting::Harmonic => 1.0 / d as f64,
+            Weighting::Count => 1.0,
+        })
+        .collect();
+    w.iter().copied().chain(w.iter().map(|x| 2.0 * x)).collect()
 }
 
 /// A counter of a resumed run's record (0 when it has none).

@@ -74,7 +74,19 @@ impl<V: Val> Shared<V> {
         };
         let row_l = labels_bytes(Axis::Row)?;
         let col_l = labels_bytes(Axis::Col)?;
-        let meta = serde_json::to_vec(&*self.metadata.lock().expect("metadata lock")).expect("JSON serialises");
+        let meta = {
+            let m = self.metadata.lock().expect("metadata lock");
+            match &self.bulk {
+                // The runs written so far: `store.commit` syncs them before the meta page.
+                Some(b) => {
+                    let mut m = m.clone();
+                    m.insert(super::bulk::RUNS_KEY.into(), b.runs_json());
+                    serde_json::to_vec(&m)
+                }
+                None => serde_json::to_vec(&*m),
+            }
+            .expect("JSON serialises")
+        };
         let commit = self.store.commit(CommitParts {
             chunks,
             n_rows,
@@ -130,7 +142,9 @@ impl Accumulator {
             memory: budget as u64,
             threads: opts.threads,
         };
-        let w = if opts.symmetric {
+        let w = if opts.bulk.is_some() {
+            super::bulk::rewrite_bulk(&path, opts.dtype, opts.codec, opts.zstd_level, work, &opts.watch)?
+        } else if opts.symmetric {
             symmetric::rewrite_symmetric(
                 &path,
                 opts.dtype,
@@ -210,7 +224,11 @@ pub(crate) fn compact_watched(
     crate::publish::remove_stale_temporaries(path, &[]);
     let dtype = marked_dtype(m.metadata()).unwrap_or(m.dtype());
     let symmetric = marked_symmetric(m.metadata());
+    let bulk = super::bulk::marked_codes(m.metadata()).is_some();
     drop(m);
+    if bulk {
+        return super::bulk::rewrite_bulk(path, dtype, codec, zstd_level, Work::with_memory(memory), watch);
+    }
     if symmetric {
         return symmetric::rewrite_symmetric(path, dtype, codec, zstd_level, Work::with_memory(memory), None, watch);
     }
@@ -331,6 +349,7 @@ pub(super) fn start_rewrite(
         None => {
             meta.remove(WORKING_KEY);
             meta.remove(super::RESUME_KEY);
+            meta.remove(super::bulk::RUNS_KEY);
         }
     }
     if !meta.is_empty() {

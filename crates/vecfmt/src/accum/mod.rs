@@ -38,6 +38,7 @@ macro_rules! dispatch {
     };
 }
 
+mod bulk;
 mod commit;
 mod flush;
 mod huge;
@@ -60,6 +61,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::{Axis, Codec, Commit, Error, Result};
 
+pub use bulk::RUNS_KEY;
 pub(crate) use commit::{cast_push, compact_watched};
 pub use commit::{compact, compact_with_memory};
 pub use huge::HugeBuf;
@@ -100,6 +102,10 @@ pub struct AccumulatorStats {
     /// Bytes of the file, and how many of them are free space awaiting reuse.
     pub file_bytes: u64,
     pub free_bytes: u64,
+    /// A bulk build's runs ([`AccumulatorOptions::bulk`]): how many the file holds, and
+    /// their bytes.
+    pub runs: u64,
+    pub run_bytes: u64,
 }
 
 /// What [`Accumulator::finish`] produced.

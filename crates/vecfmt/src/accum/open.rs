@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::bulk::{self, Bulk, Codes};
 use super::commit::rewrite;
 use super::options::{default_memory_budget, AccumulatorOptions};
 use super::part::{Part, Slot, PART_OVERHEAD};
@@ -199,10 +200,27 @@ impl Accumulator {
                 "symmetric updates can only start a new file (this one holds a full matrix); build the new data into another file and merge the two"
             })));
         }
+        let file_codes = bulk::marked_codes(metadata.as_ref());
+        let marked_bulk = file_codes.is_some();
+        if marked_bulk != opts.bulk.is_some() && (marked_bulk || commit.nnz > 0) {
+            return Err(io_err(path, "open for update")(std::io::Error::other(if marked_bulk {
+                "the file holds the runs of an unfinished bulk build: open it with the bulk option, or finish it with compact"
+            } else {
+                "bulk accumulation can only start a new file (this one holds chunks); build the new data into another file and merge the two"
+            })));
+        }
         let working = pending::working_dtype(target);
         if commit.dtype != working {
             return Ok(Opened::Rewrite(working, opts));
         }
+        let bulk = match &opts.bulk {
+            None => None,
+            Some(exact) => {
+                // The file's own table decodes its runs, and codes the new ones.
+                let codes = file_codes.unwrap_or_else(|| Codes::new(exact));
+                Some(Bulk::new(codes, bulk::committed_runs(path, metadata.as_ref())?))
+            }
+        };
         let (n_rows, n_cols) = (commit.n_rows, commit.n_cols);
         if n_rows > u32::MAX as u64 || n_cols > u32::MAX as u64 {
             return Err(Error::LengthMismatch {
@@ -217,7 +235,13 @@ impl Accumulator {
             Some(serde_json::Value::Object(o)) => o,
             _ => serde_json::Map::new(),
         };
-        metadata.insert(WORKING_KEY.into(), working_marker(&opts));
+        let mut marker = working_marker(&opts);
+        if let (Some(b), Some(m)) = (&bulk, marker.as_object_mut()) {
+            m.insert("bulk".into(), serde_json::json!({ "values": b.codes.to_json() }));
+        }
+        metadata.insert(WORKING_KEY.into(), marker);
+        // A commit lists the runs afresh.
+        metadata.remove(bulk::RUNS_KEY);
         let store = Store::new(path, storage, lock, commit, &catalog, free, WORKING_CODEC, 1);
 
         let mk_vocab =
@@ -286,6 +310,7 @@ impl Accumulator {
                     spills: AtomicU64::new(0),
                     commits: AtomicU64::new(0),
                     entries_per_chunk,
+                    bulk,
                     opts,
                 })
             };
@@ -305,11 +330,24 @@ impl Accumulator {
 }
 
 fn working_marker(opts: &AccumulatorOptions) -> serde_json::Value {
-    if opts.symmetric {
-        serde_json::json!({ "dtype": opts.dtype.name(), "symmetric": "upper triangle" })
-    } else {
-        serde_json::json!({ "dtype": opts.dtype.name() })
+    let mut m = serde_json::Map::new();
+    m.insert("dtype".into(), opts.dtype.name().into());
+    match (&opts.bulk, opts.symmetric) {
+        (None, true) => {
+            m.insert("symmetric".into(), "upper triangle".into());
+        }
+        (None, false) => {}
+        (Some(exact), symmetric) => {
+            if symmetric {
+                m.insert("symmetric".into(), "both triangles, in the runs".into());
+            }
+            m.insert(
+                "bulk".into(),
+                serde_json::json!({ "values": Codes::new(exact).to_json() }),
+            );
+        }
     }
+    serde_json::Value::Object(m)
 }
 
 /// The dtype a working file's marker says the finished file will have.

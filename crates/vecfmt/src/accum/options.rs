@@ -39,6 +39,7 @@ pub struct AccumulatorOptions {
     pub(super) scratch_dir: Option<std::path::PathBuf>,
     pub(super) threads: usize,
     pub(super) watch: crate::cancel::Watch,
+    pub(super) bulk: Option<Vec<f64>>,
 }
 
 impl AccumulatorOptions {
@@ -64,6 +65,7 @@ impl AccumulatorOptions {
             scratch_dir: None,
             threads: crate::ranges::default_threads(),
             watch: crate::cancel::Watch::default(),
+            bulk: None,
         }
     }
     /// Memory budget in bytes: pending sums, cached chunks and labels together. The default
@@ -150,6 +152,19 @@ impl AccumulatorOptions {
     /// square shape (shared labels, or ids).
     pub fn symmetric(mut self, yes: bool) -> Self {
         self.symmetric = yes;
+        self
+    }
+    /// Bulk accumulation, for one long build finished at the end (what `cooccur` does): each
+    /// producer sorts a large buffer and writes it to the file as a compact run, commits
+    /// record the runs instead of merging them, and [`Accumulator::finish`](super::Accumulator::finish)
+    /// (or [`compact`](crate::compact) of a killed build) sums all of them once, split by
+    /// row range across threads. Much less work than the cache's merges when the matrix is
+    /// far larger than the budget; but until it is finished, the file shows no values to a
+    /// reader (its chunks stay empty), and it starts a new file. A value in `exact` (up to
+    /// 255 of them; say, the weights a co-occurrence can add) is stored in one byte instead
+    /// of its eight. `None` turns it off (the default).
+    pub fn bulk(mut self, exact: Option<Vec<f64>>) -> Self {
+        self.bulk = exact;
         self
     }
     /// A flag that stops [`Accumulator::finish`](super::Accumulator::finish): it then

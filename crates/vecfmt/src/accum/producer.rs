@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::huge::HugeBuf;
-use super::pending::{key, radix_sort, row_of, sum_sorted, Entry, Val};
+use super::pending::{key, radix_sort, radix_sort_big, row_of, sum_sorted, Entry, Val};
 use super::shared::Shared;
 use super::Inner;
 use crate::{Axis, Error, Result};
@@ -145,6 +145,10 @@ struct ProducerImpl<V: Val> {
     max_row: u64,
     max_col: u64,
     buf: Vec<Entry<V>>,
+    /// A bulk producer's sort scratch, which then holds a run's transposed copy, and the
+    /// counting sort's counts (see `bulk.rs`).
+    scratch: Vec<Entry<V>>,
+    counts: Vec<usize>,
     accounted: i64,
 }
 
@@ -248,6 +252,15 @@ impl<V: Val> ProducerImpl<V> {
         while cap > 1024 && cap * entry * 2 > share {
             cap /= 2;
         }
+        if shared.bulk.is_some() {
+            // A bulk producer's buffer is written as one run when full: it and its sort
+            // scratch take this producer's share of three quarters of what the caller's own
+            // memory leaves of the budget. Fewer, larger runs make a cheaper finish.
+            let held = shared.external.load(Ordering::Relaxed) + shared.vocab_accounted.load(Ordering::Relaxed);
+            let free = (shared.budget - held).max(shared.budget / 4).max(0) as usize;
+            let threads = shared.opts.threads.max(1);
+            cap = (free / 4 * 3 / threads / (entry * 2)).max(1 << 16);
+        }
         let symmetric = shared.opts.symmetric;
         let dense = DenseTable::new(shared.opts.dense_block, symmetric, share);
         // The buffer, and the radix sort's scratch of the same size.
@@ -265,6 +278,8 @@ impl<V: Val> ProducerImpl<V> {
             max_row: 0,
             max_col: 0,
             buf: Vec::with_capacity(cap),
+            scratch: Vec::new(),
+            counts: Vec::new(),
             accounted,
         }
     }
@@ -324,6 +339,15 @@ impl<V: Val> ProducerImpl<V> {
     fn drain(&mut self) -> Result<()> {
         self.shared.rows_seen.fetch_max(self.max_row, Ordering::Relaxed);
         self.shared.cols_seen.fetch_max(self.max_col, Ordering::Relaxed);
+        if let Some(bulk) = self.shared.bulk.as_ref() {
+            radix_sort_big(&mut self.buf, &mut self.scratch);
+            sum_sorted(&mut self.buf)?;
+            let r = self
+                .shared
+                .write_bulk_run(bulk, &self.buf, &mut self.scratch, &mut self.counts);
+            self.buf.clear();
+            return r;
+        }
         radix_sort(&mut self.buf);
         sum_sorted(&mut self.buf)?;
         let r = self.shared.route(&self.buf);

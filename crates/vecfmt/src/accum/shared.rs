@@ -52,6 +52,8 @@ pub(super) struct Shared<V> {
     pub(super) spills: AtomicU64,
     pub(super) commits: AtomicU64,
     pub(super) entries_per_chunk: usize,
+    /// Set for a bulk build: its runs (see `bulk.rs`).
+    pub(super) bulk: Option<super::bulk::Bulk>,
 }
 
 impl<V: Val> Shared<V> {
@@ -195,7 +197,10 @@ impl<V: Val> Shared<V> {
 
     pub(super) fn stats(&self) -> AccumulatorStats {
         let (free_bytes, file_bytes) = self.store.free_bytes();
+        let (runs, run_bytes) = self.bulk.as_ref().map_or((0, 0), |b| b.totals());
         AccumulatorStats {
+            runs,
+            run_bytes,
             evictions: self.evictions.load(Ordering::Relaxed),
             eviction_rounds: self.rounds.load(Ordering::Relaxed),
             reloads: self.reloads.load(Ordering::Relaxed),
