@@ -438,9 +438,9 @@ fn cooccur_resume_starts_afresh_and_refuses_what_it_cannot_resume() {
     assert!(err.contains("'--resume' cannot be used with '--force'"), "{err}");
 }
 
-/// Issue 19: a `kill -9` in the finish leaves the spill runs and the unfinished rewrite
-/// behind (nothing can delete them then). They are named after the output, so the next
-/// run on it finds them: `--resume` removes them, says so, and finishes the file.
+/// Issue 19: a `kill -9` in the finish leaves the unfinished rewrite behind (nothing can
+/// delete it then). It is named after the output, so the next run on it finds it:
+/// `--resume` removes it, says so, and finishes the file from the runs of its last commit.
 #[test]
 fn a_cooccur_killed_in_its_finish_is_resumed_and_its_temporaries_removed() {
     let dir = tempfile::tempdir().unwrap();
@@ -464,17 +464,20 @@ fn a_cooccur_killed_in_its_finish_is_resumed_and_its_temporaries_removed() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // The finish's rewrite: a temporary beside the working file (the one that creates the
+    // working file comes before it exists).
     let spill = |d: &Path| {
-        std::fs::read_dir(d)
-            .unwrap()
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with(".o.vfm.vecfmt-spill-"))
+        d.join("o.vfm").exists()
+            && std::fs::read_dir(d).unwrap().flatten().any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(".o.vfm.") && name.ends_with(".tmp")
+            })
     };
     let start = std::time::Instant::now();
     while !spill(dir.path()) {
         assert!(
             child.try_wait().unwrap().is_none(),
-            "finished before its finish spilled"
+            "finished before its finish started its rewrite"
         );
         assert!(start.elapsed().as_secs() < 600);
         std::thread::sleep(std::time::Duration::from_millis(5));
