@@ -62,8 +62,9 @@ def cooccur(
     ``resume=True`` continues a run that was killed or interrupted, from its last commit,
     without the vocabulary pass: the same inputs and options are required (a difference is
     an error naming it), and the result is that of an uninterrupted run. With no output yet
-    it starts afresh, so a job script can always pass it. ``scratch_dir`` puts the finish's
-    sorted runs (about the size of the result) on another disk. Temporaries that killed
+    it starts afresh, so a job script can always pass it. ``scratch_dir`` is for
+    temporaries other than the output; ``cooccur`` makes none now (its sorted runs are inside
+    the working file, at ``output``), so it has no effect. Temporaries that killed
     runs on the same output left behind are removed, and listed in the summary's
     ``removed_temporaries``.
 

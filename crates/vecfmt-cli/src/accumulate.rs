@@ -51,9 +51,10 @@ pub struct AccumArgs {
     /// OUTPUT yet, start afresh. Not for stdin.
     #[arg(long)]
     pub resume: bool,
-    /// Put temporaries other than OUTPUT (the finish's sorted runs, about the size of the
-    /// result) in DIR, on another disk. OUTPUT's disk holds the file being built and the
-    /// finished file.
+    /// Put temporaries other than OUTPUT in DIR, on another disk. Neither command makes any
+    /// now: `cooccur` keeps its sorted runs inside OUTPUT while it is being built, so
+    /// OUTPUT's disk holds all of its scratch (the file being built, then the finished file
+    /// beside it).
     #[arg(long, value_name = "DIR")]
     pub tmp: Option<PathBuf>,
     /// Eviction policy of the chunk cache: scored (default) or lru (the baseline, for

@@ -205,8 +205,10 @@ impl CooccurOptions {
         self.resume = yes;
         self
     }
-    /// Where the finish's sorted runs go (default: beside the output); see
-    /// [`vecfmt::AccumulatorOptions::scratch_dir`].
+    /// Where temporaries other than the output go; see
+    /// [`vecfmt::AccumulatorOptions::scratch_dir`]. A bulk build makes none: its sorted runs
+    /// are inside the working file (the output, until it is finished), so this has no
+    /// effect on `cooccur` today.
     pub fn scratch_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.scratch_dir = Some(dir.into());
         self
