@@ -194,6 +194,15 @@ pub fn merge<P: AsRef<Path>>(inputs: &[P], output: impl AsRef<Path>, opts: &Merg
     // What killed merges into this output left behind (a live one's are locked).
     crate::publish::remove_stale_temporaries(output, &[]);
     let ms: Vec<Matrix> = paths.iter().map(Matrix::open).collect::<Result<_>>()?;
+    // An unfinished bulk build holds its sums in runs, not chunks: merged as it is, it would
+    // add nothing.
+    for (m, p) in ms.iter().zip(&paths) {
+        if m.metadata().and_then(|v| v.get(crate::accum::RUNS_KEY)).is_some() {
+            return Err(crate::error::io_err(p.as_ref(), "merge")(std::io::Error::other(
+                "an unfinished bulk build (its sums are sorted runs, not chunks): finish it with compact first",
+            )));
+        }
+    }
     let Some(first) = ms.first() else {
         // No input: an empty result, as summing nothing gives.
         let s =

@@ -152,6 +152,11 @@ fn a_bulk_build_reopens_at_its_last_commit_and_compact_finishes_it() {
         "{e}"
     );
 
+    // Nor is it merged as it is: it would add nothing.
+    let e = vecfmt::merge(&[&path], dir.path().join("m.vfm"), &vecfmt::MergeOptions::new()).unwrap_err();
+    assert!(e.to_string().contains("unfinished bulk build"), "{e}");
+    assert!(!dir.path().join("m.vfm").exists());
+
     let copy = dir.path().join("killed.vfm");
     std::fs::copy(&path, &copy).unwrap();
     vecfmt::accum::compact_with_memory(&copy, vecfmt::Codec::Zstd, 1, 1 << 20).unwrap();
