@@ -198,7 +198,7 @@ pub fn merge<P: AsRef<Path>>(inputs: &[P], output: impl AsRef<Path>, opts: &Merg
     // add nothing.
     for (m, p) in ms.iter().zip(&paths) {
         if m.metadata().and_then(|v| v.get(crate::accum::RUNS_KEY)).is_some() {
-            return Err(crate::error::io_err(p.as_ref(), "merge")(std::io::Error::other(
+            return Err(crate::error::io_err(p, "merge")(std::io::Error::other(
                 "an unfinished bulk build (its sums are sorted runs, not chunks): finish it with compact first",
             )));
         }
