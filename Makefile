@@ -89,6 +89,7 @@ bench-convert: deps venv
 ## 2,000 truncations and rewrites under a reader (`make test`: 100; .npy: 40).
 stress: deps
 	VECFMT_CRASH_TRIALS=20000 $(CARGO) test --release --locked -p vecfmt-cli --test crash -- --nocapture
+	VECFMT_RESUME_TRIALS=1000 $(CARGO) test --release --locked -p vecfmt-cli --test resume_crash -- --nocapture
 	VECFMT_POWER_SEEDS=64 $(CARGO) test --release --locked -p vecfmt --test power_loss -- --nocapture
 	VECFMT_TRUNCATE_TRIALS=2000 $(CARGO) test --release --locked -p vecfmt --test truncate_under_reader -- --nocapture
 	VECFMT_TRUNCATE_TRIALS=500 $(CARGO) test --release --locked -p vecfmt-npy --test truncate_under_reader -- --nocapture
