@@ -85,7 +85,8 @@ bench-convert: deps venv
 	$(CARGO) run --release --locked -p vecfmt-benches --bin convert_report -- --breakdown --memory-check
 
 ## Durability under stress (issue 5): the SIGKILL crash loop with 20,000 trials (`make test`
-## runs 1,000), simulated power loss with 64 crash images per cut point (`make test`: 8), and
+## runs 1,000), `cooccur` killed and resumed 1,000 times (issue 19; `make test`: 50), simulated
+## power loss with 64 crash images per cut point (`make test`: 8), and
 ## 2,000 truncations and rewrites under a reader (`make test`: 100; .npy: 40).
 stress: deps
 	VECFMT_CRASH_TRIALS=20000 $(CARGO) test --release --locked -p vecfmt-cli --test crash -- --nocapture
