@@ -393,14 +393,19 @@ struct BlockRef {
 /// Reads and checks a run's index.
 fn read_index(file: &File, path: &Path, run: &RunRef) -> Result<Vec<BlockRef>> {
     use std::os::unix::fs::FileExt;
-    let len = run.blocks.checked_mul(INDEX_ENTRY as u64).filter(|&l| l <= 1 << 34);
     let corrupt = |detail: String| Error::Corrupt {
         path: path.to_owned(),
         what: "run index",
         offset: run.index_offset,
         detail,
     };
-    let len = len.ok_or_else(|| corrupt(format!("{} blocks", run.blocks)))?;
+    // The index lies inside the file: a damaged run list must not ask for more memory.
+    let file_len = file.metadata().map_err(io_err(path, "stat"))?.len();
+    let len = run
+        .blocks
+        .checked_mul(INDEX_ENTRY as u64)
+        .filter(|&l| run.index_offset.checked_add(l).is_some_and(|end| end <= file_len));
+    let len = len.ok_or_else(|| corrupt(format!("{} blocks do not fit in the file", run.blocks)))?;
     let mut buf = vec![0u8; len as usize];
     file.read_exact_at(&mut buf, run.index_offset)
         .map_err(io_err(path, "read run index"))?;
@@ -432,6 +437,15 @@ fn read_index(file: &File, path: &Path, run: &RunRef) -> Result<Vec<BlockRef>> {
 /// Reads block `b` of a run into `buf`, checking its checksum.
 fn read_block(file: &File, path: &Path, b: &BlockRef, buf: &mut Vec<u8>) -> Result<()> {
     use std::os::unix::fs::FileExt;
+    // A block is sealed once it reaches BLOCK_BYTES, with one entry at most past it.
+    if b.len as usize > BLOCK_BYTES * 2 {
+        return Err(Error::Corrupt {
+            path: path.to_owned(),
+            what: "run block",
+            offset: b.offset,
+            detail: format!("a block of {} bytes", b.len),
+        });
+    }
     buf.clear();
     buf.resize(b.len as usize, 0);
     file.read_exact_at(buf, b.offset).map_err(io_err(path, "read run"))?;
@@ -783,6 +797,31 @@ mod tests {
         }
         assert!(dumps[0].len() > 200_000, "{}", dumps[0].len());
         assert!(dumps[0] == dumps[1] && dumps[0] == dumps[2]);
+    }
+
+    /// A damaged run list (a run claiming more blocks than the file holds) is an error that
+    /// names the file, before any memory is asked for it.
+    #[test]
+    fn a_run_index_past_the_end_of_the_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, [0u8; 4096]).unwrap();
+        let file = File::open(&path).unwrap();
+        let run = RunRef {
+            index_offset: 64,
+            blocks: u64::MAX / 8,
+            index_crc: 0,
+            nnz: 1,
+            bytes: 1,
+        };
+        let e = read_index(&file, &path, &run).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { what: "run index", .. }), "{e}");
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+        let run = RunRef { blocks: 200, ..run };
+        assert!(read_index(&file, &path, &run).is_err());
+        let run = RunRef { blocks: 2, ..run };
+        let e = read_index(&file, &path, &run).unwrap_err();
+        assert!(e.to_string().contains("checksum"), "{e}");
     }
 
     #[test]
