@@ -107,6 +107,16 @@ bench-accum: deps
 	$(CARGO) run --release --locked -p vecfmt-benches --bin c1_gen -- --bytes $(ACCUM_SIZE)
 	$(CARGO) run --release --locked -p vecfmt-benches --bin accum_report -- --no-build --size $(ACCUM_SIZE) $(ACCUM_ARGS)
 
+## Issue 19's scale run (BENCHMARKS.md, issue 19): cooccur on C1-5GB and C1-1GB at --memory
+## 2G -j 2, side by side, with wall, CPU, peak RSS and peak scratch. Generates C1 first. About
+## 10 minutes at today's speed, and 30 GB of free disk beside target/bench-data.
+.PHONY: bench-scale
+bench-scale: deps
+	$(CARGO) build --release --locked -p vecfmt-cli
+	$(CARGO) run --release --locked -p vecfmt-benches --bin c1_gen -- --bytes 5G
+	$(CARGO) run --release --locked -p vecfmt-benches --bin c1_gen -- --bytes 1G
+	$(CARGO) run --release --locked -p vecfmt-benches --bin scale_report -- --corpus target/bench-data/c1-5g.txt --corpus target/bench-data/c1-1g.txt --memory 2G --threads 2
+
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV)
