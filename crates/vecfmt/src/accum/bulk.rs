@@ -22,7 +22,7 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 use super::commit::{start_rewrite, Work};
@@ -146,7 +146,6 @@ pub(super) struct Bulk {
     pub(super) codes: Codes,
     /// Every run written, the committed ones first.
     pub(super) runs: Mutex<Vec<RunRef>>,
-    pub(super) written: AtomicU64,
 }
 
 impl Bulk {
@@ -154,7 +153,6 @@ impl Bulk {
         Bulk {
             codes,
             runs: Mutex::new(runs),
-            written: AtomicU64::new(0),
         }
     }
 
@@ -311,7 +309,6 @@ impl<V: Val> Shared<V> {
         let r = write_run(&self.store, &bulk.codes, entries, self.opts.symmetric, t, counts);
         let run = self.poison(r)?;
         if let Some(run) = run {
-            bulk.written.fetch_add(run.bytes, Ordering::Relaxed);
             bulk.runs.lock().expect("runs lock").push(run);
             self.spills.fetch_add(1, Ordering::Relaxed);
         }
@@ -390,8 +387,8 @@ struct BlockRef {
     crc: u32,
 }
 
-/// Reads and checks a run's index.
-fn read_index(file: &File, path: &Path, run: &RunRef) -> Result<Vec<BlockRef>> {
+/// Reads and checks a run's index from `file`, `file_len` bytes long.
+fn read_index(file: &File, file_len: u64, path: &Path, run: &RunRef) -> Result<Vec<BlockRef>> {
     use std::os::unix::fs::FileExt;
     let corrupt = |detail: String| Error::Corrupt {
         path: path.to_owned(),
@@ -400,7 +397,6 @@ fn read_index(file: &File, path: &Path, run: &RunRef) -> Result<Vec<BlockRef>> {
         detail,
     };
     // The index lies inside the file: a damaged run list must not ask for more memory.
-    let file_len = file.metadata().map_err(io_err(path, "stat"))?.len();
     let len = run
         .blocks
         .checked_mul(INDEX_ENTRY as u64)
@@ -602,9 +598,10 @@ fn rewrite_typed<V: Val>(
         one_range,
     } = job;
     let file = File::open(path).map_err(io_err(path, "open"))?;
+    let file_len = file.metadata().map_err(io_err(path, "stat"))?.len();
     let index = runs
         .iter()
-        .map(|r| read_index(&file, path, r))
+        .map(|r| read_index(&file, file_len, path, r))
         .collect::<Result<Vec<_>>>()?;
     // A symmetric build's shape is that of its upper triangle's ids: square it.
     let (n_rows, n_cols) = if super::open::marked_symmetric(m.metadata()) {
@@ -814,13 +811,13 @@ mod tests {
             nnz: 1,
             bytes: 1,
         };
-        let e = read_index(&file, &path, &run).unwrap_err();
+        let e = read_index(&file, 4096, &path, &run).unwrap_err();
         assert!(matches!(e, Error::Corrupt { what: "run index", .. }), "{e}");
         assert!(e.to_string().contains(&path.display().to_string()), "{e}");
         let run = RunRef { blocks: 200, ..run };
-        assert!(read_index(&file, &path, &run).is_err());
+        assert!(read_index(&file, 4096, &path, &run).is_err());
         let run = RunRef { blocks: 2, ..run };
-        let e = read_index(&file, &path, &run).unwrap_err();
+        let e = read_index(&file, 4096, &path, &run).unwrap_err();
         assert!(e.to_string().contains("checksum"), "{e}");
     }
 
